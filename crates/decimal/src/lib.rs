@@ -170,7 +170,10 @@ impl Decimal {
     pub fn to_f64(&self) -> f64 {
         // Via text so that the result is the f64 closest to the exact value.
         let mut buf = TextBuf::new();
-        let _ = fmt::write(&mut buf, format_args!("{}e{}", self.mantissa, self.exponent));
+        let _ = fmt::write(
+            &mut buf,
+            format_args!("{}e{}", self.mantissa, self.exponent),
+        );
         buf.as_str().parse::<f64>().unwrap_or(f64::NAN)
     }
 
@@ -383,7 +386,15 @@ mod tests {
 
     #[test]
     fn parses_what_it_prints() {
-        for s in ["55.006", "-0.57", "0.0", "1.9591204e24", "255000", "0.0005", "-123.45"] {
+        for s in [
+            "55.006",
+            "-0.57",
+            "0.0",
+            "1.9591204e24",
+            "255000",
+            "0.0005",
+            "-123.45",
+        ] {
             let v: Decimal = s.parse().unwrap();
             assert!(v.eq_value(&v.to_string().parse().unwrap()), "{s}");
         }
@@ -399,7 +410,10 @@ mod tests {
     #[test]
     fn subtraction_is_exact() {
         // 53.65 − 30.2 would be 23.449999999999996 in f64.
-        assert_eq!(d(5365, -2).checked_sub(&d(302, -1)).unwrap().to_string(), "23.45");
+        assert_eq!(
+            d(5365, -2).checked_sub(&d(302, -1)).unwrap().to_string(),
+            "23.45"
+        );
         assert_eq!(d(6811, -2).checked_sub(&d(3366, -2)).unwrap(), d(3445, -2));
     }
 

@@ -1,0 +1,163 @@
+//! Printing readings and failures as a table, JSON or CSV, and the exit codes scripts rely on.
+//! The JSON shape is a contract: each register has `id`, `name`, `value` (exact string), `unit`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use kamstrup_meter::{Reading, RegisterValue};
+use serde::Serialize;
+
+use crate::Format;
+
+/// Every asked register was read.
+pub(crate) const EXIT_OK: u8 = 0;
+/// Nothing usable: no reply, corrupt reply, port problem.
+pub(crate) const EXIT_FAILED: u8 = 1;
+/// Bad input on the command line (clap uses 2 as well).
+pub(crate) const EXIT_USAGE: u8 = 2;
+/// The meter answered, but without some of the asked registers.
+pub(crate) const EXIT_PARTIAL: u8 = 3;
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    kind: &'a str,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct ErrorDoc<'a> {
+    error: ErrorBody<'a>,
+}
+
+/// Reports a failure: a JSON object on stdout for `--format json` (scripts parse stdout), else
+/// a line on stderr. Returns the exit code to use.
+pub(crate) fn fail(format: Format, kind: &str, message: impl Into<String>, code: u8) -> ExitCode {
+    let message = message.into();
+    if format == Format::Json {
+        let doc = ErrorDoc {
+            error: ErrorBody { kind, message },
+        };
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        eprintln!("error: {message}");
+    }
+    ExitCode::from(code)
+}
+
+/// Prints a reading in the chosen format.
+pub(crate) fn print_reading(reading: &Reading, format: Format) -> std::io::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, reading)?;
+            writeln!(out)?;
+        }
+        Format::Csv => write_csv(&mut out, reading)?,
+        Format::Table => {
+            let who = match reading.meter.serial {
+                Some(s) => format!("meter {s} on {}", reading.meter.port),
+                None => format!("meter on {}", reading.meter.port),
+            };
+            writeln!(
+                out,
+                "{who} at {}",
+                reading.taken_at.format("%Y-%m-%d %H:%M:%S UTC")
+            )?;
+            write_table(&mut out, &reading.registers)?;
+            if !reading.missing.is_empty() {
+                let ids: Vec<String> = reading.missing.iter().map(u16::to_string).collect();
+                writeln!(out, "not answered by the meter: {}", ids.join(", "))?;
+            }
+        }
+    }
+    out.flush()
+}
+
+/// Aligned table of registers.
+pub(crate) fn write_table(
+    out: &mut impl Write,
+    registers: &[RegisterValue],
+) -> std::io::Result<()> {
+    let rows: Vec<[String; 5]> = registers
+        .iter()
+        .map(|r| {
+            let value = match &r.text {
+                Some(text) => format!("{text} ({})", r.value),
+                None => r.value.to_string(),
+            };
+            let note = if r.derived { "derived" } else { "" };
+            [
+                r.id.to_string(),
+                format!("{} ({})", r.name, r.short),
+                value,
+                r.unit.clone(),
+                note.to_string(),
+            ]
+        })
+        .collect();
+    let header = ["id", "register", "value", "unit", ""];
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; 5]| {
+        // Numbers right-aligned so decimal places line up for equal resolutions.
+        format!(
+            "{:>w0$}  {:<w1$}  {:>w2$}  {:<w3$}  {}",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            cells[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3],
+        )
+        .trim_end()
+        .to_string()
+    };
+    writeln!(out, "{}", line(header))?;
+    for row in &rows {
+        writeln!(
+            out,
+            "{}",
+            line([&row[0], &row[1], &row[2], &row[3], &row[4]])
+        )?;
+    }
+    Ok(())
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn write_csv(out: &mut impl Write, reading: &Reading) -> std::io::Result<()> {
+    writeln!(out, "taken_at,serial,id,name,value,unit,derived")?;
+    let serial = reading
+        .meter
+        .serial
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    for r in &reading.registers {
+        writeln!(
+            out,
+            "{},{},{},{},{},{},{}",
+            reading.taken_at.to_rfc3339(),
+            serial,
+            r.id,
+            csv_field(&r.name),
+            r.value,
+            csv_field(&r.unit),
+            r.derived
+        )?;
+    }
+    Ok(())
+}

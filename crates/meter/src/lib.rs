@@ -4,8 +4,10 @@
 #![warn(missing_docs)]
 
 pub mod kmp_driver;
-pub mod reading;
 pub mod sim;
+
+/// The domain types, re-exported from `kamstrup-reading`.
+pub use kamstrup_reading as reading;
 
 use std::time::Duration;
 

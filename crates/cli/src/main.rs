@@ -8,10 +8,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use kamstrup_mc66c::ProgramNumber;
 
 const ABOUT: &str =
-    "Read Kamstrup heat meters (MULTICAL 30x/40x/60x over KMP) through an optical IR head, \
-exactly: values keep the meter's own resolution, nothing is rounded through floating point.";
+    "Read Kamstrup heat meters (MULTICAL 30x/40x/60x over KMP, MULTICAL 66C over its \"/#1\" \
+protocol) through an optical IR head, exactly: values keep the meter's own resolution, nothing \
+is rounded through floating point.";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -21,10 +23,13 @@ Examples:
   kamstrup scan --port /dev/serial/by-id/usb-FTDI_...-port0
   kamstrup decode 403F0201234567E9560D
   kamstrup simulate --model multical-403 --pty --link /tmp/meter --pace
+  kamstrup read --port sim:multical-66c            a simulated MULTICAL 66C (\"/#1\" protocol)
+  kamstrup read --port /dev/ttyUSB0 --protocol mc66c --program 4-2-119
+  kamstrup read --port /dev/ttyUSB0 --protocol auto   try KMP, then the 66C's /#1
 
 Ports: a serial device (/dev/ttyUSB0, /dev/serial/by-id/..., COM3), tcp://HOST:PORT for a raw
 TCP bridge (ser2net, esp-link), or sim:MODEL for an in-process simulated meter
-(models: multical-402, multical-403, multical-602).";
+(models: multical-402, multical-403, multical-602, multical-66c).";
 
 /// Top-level command line.
 #[derive(Parser, Debug)]
@@ -45,12 +50,15 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Read registers once and print them (exit 0 only if every asked register was read).
+    /// MULTICAL 66C: the ten fields of "/#1".
     #[command(after_help = cmd::read::HELP)]
     Read(cmd::read::ReadArgs),
-    /// Identify the meter and probe every catalogued register, in batches of 8.
+    /// Identify the meter and probe every catalogued register, in batches of 8 (MULTICAL 66C:
+    /// every data set and the EN 61107 readout).
     #[command(after_help = cmd::scan::HELP)]
     Scan(cmd::scan::ScanArgs),
-    /// Decode captured KMP frames (hex), or say exactly what is wrong with them.
+    /// Decode captured KMP frames (hex) or MULTICAL 66C replies (text), or say exactly what is
+    /// wrong with them.
     #[command(after_help = cmd::decode::HELP)]
     Decode(cmd::decode::DecodeArgs),
     /// Run a virtual meter on a pseudo-terminal or a TCP port, for trying the tool and for tests.
@@ -65,17 +73,54 @@ pub(crate) struct PortArgs {
     #[arg(short, long, env = "KAMSTRUP_PORT")]
     pub(crate) port: String,
 
-    /// Baud rate of the IR link (KMP meters: 1200; some accept 2400).
+    /// Protocol: kmp (MULTICAL 30x/40x/60x), mc66c (MULTICAL 66C "/#1"), or auto (try KMP
+    /// GetSerialNo, then "/#1"). Default: the model's protocol for sim: ports, else kmp.
+    #[arg(long, value_enum)]
+    pub(crate) protocol: Option<ProtocolArg>,
+
+    /// Baud rate of the IR link (KMP meters: 1200; some accept 2400). The 66C's rates are fixed.
     #[arg(long, default_value_t = 1200)]
     pub(crate) baud: u32,
 
-    /// How long to wait for the meter's first reply byte (e.g. 2s, 500ms).
+    /// KMP: how long to wait for the meter's first reply byte (e.g. 2s, 500ms). The 66C's reply
+    /// deadline is fixed (3.5 s after the request).
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub(crate) timeout: Duration,
 
     /// KMP destination address (0x3F = heat meter; 0x7F/0xBF = logger modules).
     #[arg(long, default_value = "0x3F", value_parser = parse_u8)]
     pub(crate) destination: u8,
+
+    /// MULTICAL 66C: the program number A-B-CCC from the meter's label or display (e.g.
+    /// 4-2-119). Its digit B gives the energy unit (2 GJ, 3 kWh, 4 MWh, 5 Gcal) and CCC the
+    /// decimals. Without it the number is read from the meter (/#2) once.
+    #[arg(long, value_name = "A-B-CCC", value_parser = parse_program)]
+    pub(crate) program: Option<ProgramNumber>,
+
+    /// MULTICAL 66C: retries after a lost or corrupt reply (default: read 3, scan 0).
+    #[arg(long, value_name = "N")]
+    pub(crate) retries: Option<u32>,
+
+    /// MULTICAL 66C: least time from a failed request to its retry (the meter's manual asks
+    /// for 5 s or more).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub(crate) retry_interval: Duration,
+}
+
+/// `--protocol` of `read` and `scan`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ProtocolArg {
+    /// Kamstrup Meter Protocol (MULTICAL 30x/40x/60x).
+    Kmp,
+    /// The MULTICAL 66C's "/#n" protocol.
+    Mc66c,
+    /// Try KMP GetSerialNo, then the 66C's "/#1"; report what answered.
+    Auto,
+}
+
+pub(crate) fn parse_program(s: &str) -> Result<ProgramNumber, String> {
+    s.parse::<ProgramNumber>()
+        .map_err(|e| format!("{e} (write it as A-B-CCC, e.g. 4-2-119)"))
 }
 
 /// Output formats of `read` and `scan`.

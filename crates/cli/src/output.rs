@@ -4,7 +4,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use kamstrup_meter::{Reading, RegisterValue};
+use kamstrup_meter::mc66c_driver::DataField;
+use kamstrup_meter::{Protocol, Reading, RegisterValue};
 use serde::Serialize;
 
 use crate::Format;
@@ -55,15 +56,22 @@ pub(crate) fn print_reading(reading: &Reading, format: Format) -> std::io::Resul
         }
         Format::Csv => write_csv(&mut out, reading)?,
         Format::Table => {
-            let who = match reading.meter.serial {
-                Some(s) => format!("meter {s} on {}", reading.meter.port),
-                None => format!("meter on {}", reading.meter.port),
+            let who = match (reading.meter.protocol, reading.meter.serial) {
+                // The 66C has no serial number; this is the utility's customer number.
+                (Protocol::Mc66c, Some(s)) => {
+                    format!("meter (customer no. {s}) on {}", reading.meter.port)
+                }
+                (_, Some(s)) => format!("meter {s} on {}", reading.meter.port),
+                (_, None) => format!("meter on {}", reading.meter.port),
             };
             writeln!(
                 out,
                 "{who} at {}",
                 reading.taken_at.format("%Y-%m-%d %H:%M:%S UTC")
             )?;
+            if let Some(kind) = &reading.meter.meter_type {
+                writeln!(out, "{kind}")?;
+            }
             write_table(&mut out, &reading.registers)?;
             if !reading.missing.is_empty() {
                 let ids: Vec<String> = reading.missing.iter().map(u16::to_string).collect();
@@ -126,6 +134,54 @@ pub(crate) fn write_table(
             out,
             "{}",
             line([&row[0], &row[1], &row[2], &row[3], &row[4]])
+        )?;
+    }
+    Ok(())
+}
+
+/// Aligned table of named 66C fields (value shown with its human form, if any).
+pub(crate) fn write_fields(out: &mut impl Write, fields: &[DataField]) -> std::io::Result<()> {
+    let rows: Vec<[String; 3]> = fields
+        .iter()
+        .map(|f| {
+            let value = match (&f.value, &f.text) {
+                (Some(v), Some(t)) if t != &v.to_string() => format!("{t} ({v})"),
+                (Some(v), _) => v.to_string(),
+                (None, Some(t)) => t.clone(),
+                (None, None) => String::new(),
+            };
+            [f.name.clone(), value, f.unit.clone()]
+        })
+        .collect();
+    let mut widths = [5usize, 5, 4];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    writeln!(
+        out,
+        "{}",
+        format!(
+            "  {:<w0$}  {:>w1$}  {}",
+            "field",
+            "value",
+            "unit",
+            w0 = widths[0],
+            w1 = widths[1]
+        )
+        .trim_end()
+    )?;
+    for [name, value, unit] in &rows {
+        writeln!(
+            out,
+            "{}",
+            format!(
+                "  {name:<w0$}  {value:>w1$}  {unit}",
+                w0 = widths[0],
+                w1 = widths[1]
+            )
+            .trim_end()
         )?;
     }
     Ok(())

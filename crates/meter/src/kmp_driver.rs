@@ -13,6 +13,7 @@ use kamstrup_kmp::{
 use kamstrup_optical::{Link, LinkError, LinkStats, TimeoutPhase, Timeouts, Transceiver};
 use tracing::{debug, warn};
 
+pub use crate::error::MeterError;
 use crate::reading::{MeterIdentity, Protocol, Reading, RegisterValue};
 
 /// KMP register id of T1 − T2, which we derive when it was not read.
@@ -58,90 +59,6 @@ pub struct DriverStats {
     pub echoes: u64,
     /// Bytes on the wire, both directions, from the link.
     pub link: LinkStats,
-}
-
-/// Why a meter read failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum MeterError {
-    /// Nothing came back at all.
-    #[error(
-        "no reply from the meter on {port} within {:.1} s: is the head on the meter's eye, with the \
-         cable side as the meter's label shows and the magnet turned the right way? A MULTICAL 40x \
-         switches its IR port off ~30 min after the last read: press a button on the meter and try \
-         again",
-        waited.as_secs_f64()
-    )]
-    NoReply {
-        /// Port description.
-        port: String,
-        /// How long we waited for the first byte.
-        waited: Duration,
-    },
-    /// Only the IR head's reflection of our request came back.
-    #[error(
-        "only the echo of our own request came back on {port}: the IR head works, but the meter \
-         did not answer — check the head's alignment on the eye and wake the meter with a button press"
-    )]
-    EchoOnly {
-        /// Port description.
-        port: String,
-    },
-    /// The reply started but stopped before its end.
-    #[error(
-        "the reply from the meter on {port} stopped after {received} bytes: the head may have moved, \
-         or the baud rate is wrong (KMP meters use 1200 8N2)"
-    )]
-    Truncated {
-        /// Port description.
-        port: String,
-        /// Bytes that did arrive.
-        received: usize,
-    },
-    /// A reply arrived but was corrupt or not KMP.
-    #[error("bad reply from the meter on {port}: {source}")]
-    Protocol {
-        /// Port description.
-        port: String,
-        /// What the KMP layer found wrong.
-        source: kamstrup_kmp::Error,
-    },
-    /// The reply was valid KMP but not an answer to what we asked.
-    #[error("the meter on {port} answered with {what}, which does not fit the request")]
-    Unexpected {
-        /// Port description.
-        port: String,
-        /// What came back.
-        what: String,
-    },
-    /// The link itself failed (port gone, permission, TCP reset).
-    #[error(transparent)]
-    Link(#[from] LinkError),
-}
-
-impl MeterError {
-    /// Stable machine name of the failure, used as `error.kind` in JSON output.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            MeterError::NoReply { .. } => "timeout",
-            MeterError::EchoOnly { .. } => "echo-only",
-            MeterError::Truncated { .. } => "truncated",
-            MeterError::Protocol { source, .. } => source.kind(),
-            MeterError::Unexpected { .. } => "unexpected",
-            MeterError::Link(e) => e.kind(),
-        }
-    }
-
-    /// Whether one more attempt may help (timeouts and corrupt replies do; a missing port doesn't).
-    fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            MeterError::NoReply { .. }
-                | MeterError::EchoOnly { .. }
-                | MeterError::Truncated { .. }
-                | MeterError::Protocol { .. }
-        )
-    }
 }
 
 /// What one `receive` call ended with.

@@ -1,9 +1,12 @@
-//! Meter drivers that join a protocol crate to an IR link and produce [`Reading`]s, plus a
-//! simulator that answers with the real protocol bytes so that nothing needs a meter to test.
+//! Meter drivers that join a protocol crate to an IR link and produce [`Reading`]s (KMP and the
+//! MULTICAL 66C), plus a simulator that answers with the real protocol bytes, so that nothing
+//! needs a meter to test.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod error;
 pub mod kmp_driver;
+pub mod mc66c_driver;
 pub mod sim;
 
 /// The domain types, re-exported from `kamstrup-reading`.
@@ -13,7 +16,9 @@ use std::time::Duration;
 
 use kamstrup_optical::{LineSettings, Link, LinkError, PortSpec};
 
-pub use kmp_driver::{DriverStats, KmpMeter, KmpOptions, MeterError};
+pub use error::MeterError;
+pub use kmp_driver::{DriverStats, KmpMeter, KmpOptions};
+pub use mc66c_driver::{Mc66cMeter, Mc66cOptions, ScalingInfo, ScalingSource};
 pub use reading::{MeterIdentity, Protocol, Reading, RegisterValue};
 pub use sim::{sim_link, SimModel, SimOptions};
 
@@ -29,7 +34,8 @@ pub enum OpenError {
 }
 
 /// Opens any port a user can name: a serial device, `tcp://host:port`, or `sim:MODEL` (an
-/// in-process simulated meter with default behaviour).
+/// in-process simulated meter with the model's default behaviour, [`SimOptions::for_model`];
+/// `settings` do not apply to it).
 pub async fn open_port(
     spec: &PortSpec,
     settings: LineSettings,
@@ -38,7 +44,7 @@ pub async fn open_port(
     match spec {
         PortSpec::Sim { model } => {
             let model: SimModel = model.parse()?;
-            Ok(sim_link(model, SimOptions::default()))
+            Ok(sim_link(model, SimOptions::for_model(model)))
         }
         other => Ok(kamstrup_optical::open(other, settings, connect_timeout).await?),
     }

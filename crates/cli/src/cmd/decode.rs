@@ -1,18 +1,25 @@
-//! `kamstrup decode`: turn captured KMP bytes (hex) into meaning — requests, replies, echoes —
-//! or say exactly what is wrong (CRC, stuffing, missing stop byte) with a non-zero exit.
+//! `kamstrup decode`: turn captured KMP bytes (hex) or MULTICAL 66C replies (escaped text) into
+//! meaning, or say exactly what is wrong (CRC, stuffing, a garbled field) with a non-zero exit.
 
 use std::process::ExitCode;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use kamstrup_kmp::decoder::{Decoder, Event};
 use kamstrup_kmp::physical::{START_FROM_METER, START_TO_METER};
 use kamstrup_kmp::registers;
 use kamstrup_kmp::{Direction, Frame, Request, Response};
+use kamstrup_mc66c::{
+    unescape, EnergyUnit, ProgramNumber, Provenance, Reply, Request as Mc66cRequest, Resolution,
+    Scaling,
+};
 use kamstrup_meter::kmp_driver::register_value;
+use kamstrup_meter::mc66c_driver::{
+    readout_fields, reply_fields, standard_registers, DataField, ReadoutReply,
+};
 use kamstrup_meter::RegisterValue;
 use serde::Serialize;
 
-use crate::output::{fail, write_table, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use crate::output::{fail, write_fields, write_table, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::Format;
 
 pub(crate) const HELP: &str = "\
@@ -20,24 +27,59 @@ Give the bytes as hex, with or without spaces (as --trace-frames or a logic anal
 them). Several frames in a row are fine, e.g. an echoed request followed by the reply. Each
 frame is checked completely: start and stop byte, byte stuffing, CRC-16, then the command.
 
+MULTICAL 66C (--protocol mc66c): give the reply as text with C-style escapes — \\r, \\n, \\xNN
+(and \\x5c for a backslash), the form of the vectors file and of the driver's error messages —
+and say which request it answers with --request (default /#1; /#2 … /#9, /#B, /#C, /#D, /#J,
+or /?! for the EN 61107 readout). Several arguments are joined with one space. The reply is
+parsed strictly (exact field count and widths, T1 − T2 = ΔT) and rejected, never salvaged.
+Decimals come from --program A-B-CCC, else from the reply itself (/#2, /#D), else the CCC-119
+family in GJ is assumed with a loud warning.
+
 Exit status: 0 every frame decoded; 1 a frame is corrupt (error.kind: crc, stuffing,
-truncated, framing, protocol, value); 2 the input is not hex.
+truncated, framing, protocol, value; 66C: fields, field-format, garbage-prefix, dt-mismatch,
+truncated, bcc, …); 2 the input is not hex (66C: a bad escape, request or program number).
 
 Examples:
   kamstrup decode 80 3F 10 01 00 3C B2 5F 0D
   kamstrup decode 403F1000592604C2000000396BBC0D --format json
-  kamstrup decode 403F0201234567E9570D            (CRC error: says expected and actual)";
+  kamstrup decode 403F0201234567E9570D            (CRC error: says expected and actual)
+  kamstrup decode --protocol mc66c --program 4-4-119 '0507109 1296626 0032673 0006811 0003366 0003445 0000031 0000079 0000093 0000000 \\r'
+  kamstrup decode --protocol mc66c --request /#2 '00000060017 0000000 0000000 0000000 0000000 0000000 0000000 0044119 1200000 0171028 \\r'
+  kamstrup decode --protocol mc66c '\\x27n\\x5c950 7322794 0165771 0005641 0005298 0000343 0000000 0000007 0000070 0000000 \\r'
+      (rejected: the start of the line was garbled by a late switch to 1200 Bd)";
 
 /// Arguments of `decode`.
 #[derive(Args, Debug)]
 pub(crate) struct DecodeArgs {
-    /// Frame bytes in hex; spaces, colons and 0x prefixes are ignored.
-    #[arg(required = true, value_name = "HEX")]
+    /// KMP: frame bytes in hex (spaces, colons and 0x prefixes are ignored). MULTICAL 66C: the
+    /// reply as escaped text (\r, \n, \xNN); after `--` if it starts with `-`.
+    #[arg(required = true, value_name = "HEX|TEXT")]
     hex: Vec<String>,
 
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     format: Format,
+
+    /// The protocol of the captured bytes.
+    #[arg(long, value_enum, default_value_t = DecodeProtocol::Kmp)]
+    protocol: DecodeProtocol,
+
+    /// MULTICAL 66C: the request the reply answers (/#1 … /#9, /#B, /#C, /#D, /#J, /?!).
+    #[arg(long, value_name = "REQUEST")]
+    request: Option<String>,
+
+    /// MULTICAL 66C: the meter's program number A-B-CCC (sets the decimals and energy unit).
+    #[arg(long, value_name = "A-B-CCC", value_parser = crate::parse_program)]
+    program: Option<ProgramNumber>,
+}
+
+/// `--protocol` of `decode`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DecodeProtocol {
+    /// KMP frames in hex.
+    Kmp,
+    /// A MULTICAL 66C reply as escaped text.
+    Mc66c,
 }
 
 #[derive(Serialize)]
@@ -199,7 +241,18 @@ fn print_table(items: &[Decoded]) {
 }
 
 pub(crate) fn run(args: DecodeArgs) -> ExitCode {
+    if args.protocol == DecodeProtocol::Mc66c {
+        return run_mc66c(&args);
+    }
     let format = args.format;
+    if args.request.is_some() || args.program.is_some() {
+        return fail(
+            format,
+            "usage",
+            "--request and --program belong to --protocol mc66c",
+            EXIT_USAGE,
+        );
+    }
     let bytes = match parse_hex(&args.hex) {
         Ok(b) if !b.is_empty() => b,
         Ok(_) => return fail(format, "bad-hex", "no bytes given", EXIT_USAGE),
@@ -267,6 +320,130 @@ pub(crate) fn run(args: DecodeArgs) -> ExitCode {
         );
     } else {
         print_table(&decoded);
+    }
+    ExitCode::from(EXIT_OK)
+}
+
+/// The decoded 66C reply, as printed with `--format json`.
+#[derive(Serialize)]
+struct Mc66cDecoded {
+    protocol: &'static str,
+    request: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    program: Option<String>,
+    scaling: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    registers: Vec<RegisterValue>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    fields: Vec<DataField>,
+}
+
+/// The scaling for a decoded reply: `--program`, else the reply's own program number, else a
+/// loudly flagged CCC-119 guess in GJ.
+fn decode_scaling(
+    given: Option<ProgramNumber>,
+    reply: &Reply,
+) -> Result<(Scaling, Option<ProgramNumber>, &'static str), kamstrup_mc66c::Error> {
+    let (program, origin) = match (given, reply.program()) {
+        (Some(p), _) => (p, "given"),
+        (None, Some(p)) => (p, "from the reply"),
+        (None, None) => {
+            tracing::warn!("!!! no --program: decimals and energy unit ASSUMED (CCC-119 family, GJ); give --program A-B-CCC from the meter's /#2 or label !!!");
+            return Ok((
+                Scaling::ccc119_fallback(EnergyUnit::GJ),
+                None,
+                "assumed (CCC-119 family, GJ)",
+            ));
+        }
+    };
+    match Scaling::resolve(&program)? {
+        Resolution::Known(s) => Ok((s, Some(program), origin)),
+        Resolution::UnknownCcc { ccc, energy_unit } => {
+            tracing::warn!("!!! flow-meter code CCC {ccc:03} is not in the table: ASSUMING the CCC-119 family !!!");
+            let s = Scaling::ccc119_fallback(energy_unit);
+            debug_assert_eq!(s.provenance, Provenance::Fallback);
+            Ok((s, Some(program), "assumed (CCC-119 family)"))
+        }
+    }
+}
+
+fn run_mc66c(args: &DecodeArgs) -> ExitCode {
+    let format = args.format;
+    let text = args.hex.join(" ");
+    let bytes = match unescape(&text) {
+        Ok(b) => b,
+        Err(e) => {
+            return fail(
+                format,
+                e.kind(),
+                format!("{e}: write the reply as in the vectors file (\\r, \\n, \\xNN)"),
+                EXIT_USAGE,
+            )
+        }
+    };
+    let request: Mc66cRequest = match args.request.as_deref().unwrap_or("/#1").parse() {
+        Ok(r) => r,
+        Err(e) => return fail(format, e.kind(), e.to_string(), EXIT_USAGE),
+    };
+    let mut doc = Mc66cDecoded {
+        protocol: "mc66c",
+        request: request.to_string(),
+        program: None,
+        scaling: "not needed",
+        registers: Vec::new(),
+        fields: Vec::new(),
+    };
+    match request {
+        Mc66cRequest::Readout => match ReadoutReply::parse(&bytes) {
+            Ok(r) => {
+                doc.scaling = "in the readout";
+                doc.fields = readout_fields(&r);
+            }
+            Err(e) => return fail(format, e.kind(), format!("{request}: {e}"), EXIT_FAILED),
+        },
+        Mc66cRequest::Data(data_set) => {
+            let reply = match Reply::parse(data_set, &bytes) {
+                Ok(r) => r,
+                Err(e) => return fail(format, e.kind(), format!("{request}: {e}"), EXIT_FAILED),
+            };
+            let (scaling, program, origin) = match decode_scaling(args.program, &reply) {
+                Ok(s) => s,
+                Err(e) => return fail(format, e.kind(), e.to_string(), EXIT_USAGE),
+            };
+            doc.program = program.map(|p| p.to_string());
+            doc.scaling = origin;
+            let converted = match &reply {
+                Reply::Standard1(d) => standard_registers(d, &scaling).map(|r| doc.registers = r),
+                other => reply_fields(other, &scaling).map(|f| doc.fields = f),
+            };
+            if let Err(e) = converted {
+                return fail(format, e.kind(), format!("{request}: {e}"), EXIT_FAILED);
+            }
+        }
+    }
+    if format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        let program = doc
+            .program
+            .as_deref()
+            .map(|p| format!(", program {p}"))
+            .unwrap_or_default();
+        println!(
+            "MULTICAL 66C reply to {}{program} (scaling {})",
+            doc.request, doc.scaling
+        );
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        let written = if doc.registers.is_empty() {
+            write_fields(&mut out, &doc.fields)
+        } else {
+            write_table(&mut out, &doc.registers)
+        };
+        if let Err(e) = written {
+            eprintln!("error: cannot write output: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
     }
     ExitCode::from(EXIT_OK)
 }

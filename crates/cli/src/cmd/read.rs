@@ -1,11 +1,14 @@
 //! `kamstrup read`: one reading of the asked registers (default: the standard set of 8, in one
-//! request), printed as a table, JSON or CSV; the exit code says whether everything was read.
+//! request; MULTICAL 66C: the ten fields of "/#1"), as a table, JSON or CSV; the exit code says
+//! whether everything was read.
 
 use std::process::ExitCode;
 
 use clap::Args;
 use kamstrup_kmp::registers::DEFAULT_SET;
+use kamstrup_meter::{KmpMeter, KmpOptions, Mc66cMeter, MeterError, Reading};
 
+use super::Opened;
 use crate::output::{fail, print_reading, EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE};
 use crate::{Format, PortArgs};
 
@@ -15,18 +18,33 @@ volume V1 (68), T1 (86), T2 (87), power (80), flow (74), hour counter (1004), in
 ΔT is then derived exactly as T1 − T2 and marked \"derived\". More than 8 registers are split
 into requests of at most 8. Units come from the meter's reply, never from a table.
 
-Exit status: 0 every asked register was read; 1 no usable reply (timeout, CRC error, port
-problem); 2 bad command line; 3 the meter answered but left out some asked registers.
+MULTICAL 66C (--protocol mc66c, or a sim:multical-66c port): one \"/#1\" request (300 Bd out,
+1200 Bd back, answered 0.3–2 s later) gives ten fields under the KMP names and ids:
+heat_energy (60), volume (68), hours (1004), t1 (86), t2 (87), t1_t2 (89, sent by the meter),
+power (80), flow (74), peak_power (143) and info (99). The registers carry no decimal point:
+the decimals and the energy unit come from the program number A-B-CCC — --program, else read
+once from the meter (/#2, or /#D), else an EN 61107 readout. The serial is the customer number
+from /#2. Failed requests are retried at least --retry-interval (5 s) apart, --retries (3) times.
+
+--protocol auto tries KMP GetSerialNo, then \"/#1\", and says on stderr what it found.
+
+Exit status: 0 every asked register was read; 1 no usable reply (timeout, CRC error, corrupt
+66C reply, port problem); 2 bad command line; 3 the meter answered but left out some asked
+registers.
 
 JSON output: {\"meter\":{\"protocol\",\"port\",\"serial\"},\"taken_at\",\"registers\":[{\"id\":60,
 \"name\":\"heat_energy\",\"short\":\"E1\",\"value\":\"121.89\",\"unit\":\"GJ\",\"unit_code\":8}],
 \"missing\":[ids]}. value is the exact decimal as a string. On failure: {\"error\":{\"kind\":
-\"timeout|crc|stuffing|truncated|echo-only|not-found|busy|...\",\"message\":\"...\"}}.
+\"timeout|crc|stuffing|truncated|echo-only|field-format|fields|not-found|busy|...\",
+\"message\":\"...\"}}.
 
 Examples:
   kamstrup read --port sim:multical-602
   kamstrup read --port /dev/ttyUSB0 heat_energy volume t1 t2 --format json
   kamstrup read --port tcp://10.0.0.5:4001 60 0x44 1004 --format csv
+  kamstrup read --port sim:multical-66c
+  kamstrup read --port /dev/ttyUSB0 --protocol mc66c --program 4-4-119 --format json
+  kamstrup read --port /dev/ttyUSB0 --protocol auto
   kamstrup --trace-frames read --port /dev/ttyUSB0      (hex of every frame on stderr)";
 
 /// Arguments of `read`.
@@ -35,7 +53,8 @@ pub(crate) struct ReadArgs {
     #[command(flatten)]
     port: PortArgs,
 
-    /// Registers by name (heat_energy), short name (E1) or id (60, 0x3C); default: the standard 8.
+    /// Registers by name (heat_energy), short name (E1) or id (60, 0x3C); default: the standard 8
+    /// (MULTICAL 66C: the ten /#1 fields).
     #[arg(value_name = "REGISTER")]
     registers: Vec<String>,
 
@@ -43,12 +62,67 @@ pub(crate) struct ReadArgs {
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     format: Format,
 
-    /// Skip asking for the serial number (one request less).
+    /// Skip asking for the serial number (one request less; 66C: the customer number).
     #[arg(long)]
     no_serial: bool,
 }
 
 pub(crate) async fn run(args: ReadArgs) -> ExitCode {
+    let retries = u32::from(kamstrup_mc66c::timing::MAX_RETRIES);
+    let opened = match super::open_meter(&args.port, args.format, retries, !args.no_serial).await {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    match opened {
+        Opened::Kmp(meter) => read_kmp(meter, &args, None).await,
+        Opened::Mc66c(meter) => read_mc66c(meter, &args).await,
+        Opened::Auto(link) => {
+            let port = args.port.port.clone();
+            // One quick try: a KMP meter answers within 150 ms; a 66C never does.
+            let probe_options = KmpOptions {
+                retries: 0,
+                ..super::kmp_options(&args.port)
+            };
+            let mut probe = KmpMeter::new(link, port.clone(), probe_options);
+            match probe.get_serial().await {
+                Ok(serial) => {
+                    eprintln!("found a KMP meter, serial {serial}, on {port}");
+                    let meter =
+                        KmpMeter::new(probe.into_link(), port, super::kmp_options(&args.port));
+                    read_kmp(meter, &args, Some(serial)).await
+                }
+                Err(e @ MeterError::Link(_)) => {
+                    fail(args.format, e.kind(), e.to_string(), EXIT_FAILED)
+                }
+                Err(kmp_error) => {
+                    tracing::info!(error = %kmp_error, "no KMP reply; trying the MULTICAL 66C's /#1");
+                    let options = super::mc66c_options(&args.port, retries, !args.no_serial);
+                    let mut meter = Mc66cMeter::new(probe.into_link(), port.clone(), options);
+                    match meter.read_standard().await {
+                        Ok(reading) => {
+                            eprintln!(
+                                "found a MULTICAL 66C (/#1) on {port}: {}",
+                                reading.meter.meter_type.as_deref().unwrap_or("")
+                            );
+                            finish_mc66c(&meter, reading, &args)
+                        }
+                        Err(e) => fail(
+                            args.format,
+                            e.kind(),
+                            format!(
+                                "no meter answered on {port}: KMP GetSerialNo: {kmp_error}; \
+                                 MULTICAL 66C /#1: {e}"
+                            ),
+                            EXIT_FAILED,
+                        ),
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn read_kmp(mut meter: KmpMeter, args: &ReadArgs, known_serial: Option<u32>) -> ExitCode {
     let ids = if args.registers.is_empty() {
         DEFAULT_SET.to_vec()
     } else {
@@ -57,12 +131,14 @@ pub(crate) async fn run(args: ReadArgs) -> ExitCode {
             Err(message) => return fail(args.format, "bad-register", message, EXIT_USAGE),
         }
     };
-    let mut meter = match super::open_kmp(&args.port, args.format).await {
-        Ok(m) => m,
-        Err(code) => return code,
-    };
-    match meter.read(&ids, !args.no_serial).await {
-        Ok(reading) => {
+    let identify = !args.no_serial && known_serial.is_none();
+    match meter.read(&ids, identify).await {
+        Ok(mut reading) => {
+            if !args.no_serial {
+                if let Some(serial) = known_serial {
+                    reading.meter.serial = Some(u64::from(serial));
+                }
+            }
             if let Err(e) = print_reading(&reading, args.format) {
                 eprintln!("error: cannot write output: {e}");
                 return ExitCode::from(EXIT_FAILED);
@@ -82,5 +158,50 @@ pub(crate) async fn run(args: ReadArgs) -> ExitCode {
             }
         }
         Err(e) => fail(args.format, e.kind(), e.to_string(), EXIT_FAILED),
+    }
+}
+
+async fn read_mc66c(mut meter: Mc66cMeter, args: &ReadArgs) -> ExitCode {
+    if let Err(message) = super::resolve_mc66c_registers(&args.registers) {
+        return fail(args.format, "bad-register", message, EXIT_USAGE);
+    }
+    match meter.read_standard().await {
+        Ok(reading) => finish_mc66c(&meter, reading, args),
+        Err(e) => fail(args.format, e.kind(), e.to_string(), EXIT_FAILED),
+    }
+}
+
+/// Keeps the asked registers (all ten by default), prints, and picks the exit code.
+fn finish_mc66c(meter: &Mc66cMeter, mut reading: Reading, args: &ReadArgs) -> ExitCode {
+    if !args.registers.is_empty() {
+        let ids = match super::resolve_mc66c_registers(&args.registers) {
+            Ok(ids) => ids,
+            Err(message) => return fail(args.format, "bad-register", message, EXIT_USAGE),
+        };
+        let mut kept = Vec::with_capacity(ids.len());
+        for id in &ids {
+            match reading.registers.iter().find(|r| r.id == *id) {
+                Some(r) => kept.push(r.clone()),
+                None => reading.missing.push(*id),
+            }
+        }
+        reading.registers = kept;
+    }
+    if let Err(e) = print_reading(&reading, args.format) {
+        eprintln!("error: cannot write output: {e}");
+        return ExitCode::from(EXIT_FAILED);
+    }
+    let stats = meter.stats();
+    tracing::info!(
+        requests = stats.requests,
+        retries = stats.retries,
+        bytes_sent = stats.link.bytes_sent,
+        bytes_received = stats.link.bytes_received,
+        "read done"
+    );
+    if reading.missing.is_empty() {
+        ExitCode::from(EXIT_OK)
+    } else {
+        ExitCode::from(EXIT_PARTIAL)
     }
 }

@@ -1,5 +1,5 @@
-//! `kamstrup simulate`: a virtual meter on a pseudo-terminal or a TCP port that answers with the
-//! real protocol bytes, optionally paced, echoing or faulty; runs until Ctrl-C or SIGTERM.
+//! `kamstrup simulate`: a virtual meter (KMP or MULTICAL 66C) on a pseudo-terminal or a TCP port
+//! that answers with the real protocol bytes, paced, echoing or faulty; runs until stopped.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -8,8 +8,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use kamstrup_meter::sim::{self, FaultPlan, SimModel, SimOptions};
-use kamstrup_optical::{open_pty, LineSettings, Link, TcpLink};
+use kamstrup_mc66c::ProgramNumber;
+use kamstrup_meter::sim::{self, FaultPlan, Mc66cModel, SimModel, SimOptions};
+use kamstrup_optical::{open_pty_with, Link, TcpLink};
 use tokio::net::TcpListener;
 
 use crate::output::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
@@ -23,21 +24,37 @@ registers out of replies, says nothing to a bad CRC or another address, and igno
 It prints one line saying where it is (the pty path or the TCP address), then serves until
 stopped. Point `kamstrup read --port` (or any KMP tool, e.g. PyKMP) at that path or address.
 
+The MULTICAL 66C (--model multical-66c, program number set with --program, default 4-2-119)
+answers /#1 … /#9, /#B, /#C, /#D, /#J and the EN 61107 readout /?! (with or without CR / CR LF
+after the request) 0.3–2 s after the request's air time at 300 Bd (a fixed --latency-ms
+overrides), at 1200 Bd 7E1 (the readout at 300 Bd), paced like the wire unless --no-pace. On a
+pty it sees the client's baud rate: whatever it sends while the client is not yet at 1200 Bd
+arrives garbled, exactly what a reader that switches late gets from a real meter. Its loggers
+are short (a few lines) so that a scan stays quick.
+
 Faults (--faults): comma-separated KIND, KIND=PROBABILITY or KIND@N (only the N-th reply), with
-KIND one of drop, corrupt, truncate, delay. E.g. \"drop@1\" drops the first reply only (a reader
-that retries still succeeds); \"corrupt=0.1\" corrupts one reply in ten.
+KIND one of drop, corrupt, truncate, delay, late-baud. E.g. \"drop@1\" drops the first reply
+only (a reader that retries still succeeds); \"corrupt=0.1\" corrupts one reply in ten;
+\"late-baud@1\" (66C) garbles the start of the first reply like a late switch to 1200 Bd.
 
 Examples:
   kamstrup simulate --pty --link /tmp/meter                       then: kamstrup read --port /tmp/meter
   kamstrup simulate --model multical-602 --listen 127.0.0.1:4001  then: kamstrup read --port tcp://127.0.0.1:4001
-  kamstrup simulate --pty --link /tmp/meter --pace --latency-ms 50 --echo --faults corrupt@2";
+  kamstrup simulate --pty --link /tmp/meter --pace --latency-ms 50 --echo --faults corrupt@2
+  kamstrup simulate --model multical-66c --program 4-4-119 --pty --link /tmp/mc66c
+                                                                  then: kamstrup read --port /tmp/mc66c --protocol mc66c";
 
 /// Arguments of `simulate`.
 #[derive(Args, Debug)]
 pub(crate) struct SimulateArgs {
-    /// Meter model: multical-402, multical-403 or multical-602.
+    /// Meter model: multical-402, multical-403, multical-602 or multical-66c.
     #[arg(short, long, default_value = "multical-403")]
     model: String,
+
+    /// MULTICAL 66C: the program number A-B-CCC the meter reports (digit B = energy unit,
+    /// CCC = flow-meter code, which sets the decimals).
+    #[arg(long, value_name = "A-B-CCC", value_parser = crate::parse_program)]
+    program: Option<ProgramNumber>,
 
     /// Serve on a new pseudo-terminal (prints its /dev/pts path).
     #[arg(long, required_unless_present = "listen", conflicts_with = "listen")]
@@ -51,13 +68,20 @@ pub(crate) struct SimulateArgs {
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
 
-    /// Send at the real baud rate (1200 8N2 = 9.17 ms a byte) and model the request's air time.
-    #[arg(long)]
+    /// Send at the real baud rate (1200 8N2 = 9.17 ms a byte) and model the request's air time
+    /// (default for the 66C; off for KMP models).
+    #[arg(long, conflicts_with = "no_pace")]
     pace: bool,
 
-    /// Delay between the end of a request and the start of the reply, in milliseconds.
-    #[arg(long, default_value_t = 50, value_name = "MS")]
-    latency_ms: u64,
+    /// Send replies at once instead of at the baud rate (the 66C still waits the request's air
+    /// time and its latency).
+    #[arg(long)]
+    no_pace: bool,
+
+    /// Delay between the end of a request and the start of the reply, in milliseconds
+    /// (default: KMP 50; the 66C a random 300–2000).
+    #[arg(long, value_name = "MS")]
+    latency_ms: Option<u64>,
 
     /// Reflect every request back before the reply, as some IR heads do.
     #[arg(long)]
@@ -132,9 +156,14 @@ fn announce(line: &str) {
 }
 
 pub(crate) async fn run(args: SimulateArgs) -> ExitCode {
-    let model: SimModel = match args.model.parse() {
-        Ok(m) => m,
-        Err(e) => {
+    let model: SimModel = match (args.model.parse(), args.program) {
+        (Ok(SimModel::Mc66c(_)), Some(program)) => SimModel::Mc66c(Mc66cModel::new(program)),
+        (Ok(_), Some(_)) => {
+            eprintln!("error: --program belongs to --model multical-66c");
+            return ExitCode::from(EXIT_USAGE);
+        }
+        (Ok(m), None) => m,
+        (Err(e), _) => {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
@@ -158,12 +187,24 @@ pub(crate) async fn run(args: SimulateArgs) -> ExitCode {
         eprintln!("error: --speed must be a positive number");
         return ExitCode::from(EXIT_USAGE);
     }
+    let defaults = SimOptions::for_model(model);
+    let (latency, latency_jitter) = match args.latency_ms {
+        Some(ms) => (Duration::from_millis(ms), Duration::ZERO),
+        None => (defaults.latency, defaults.latency_jitter),
+    };
     let mut options = SimOptions {
-        pace: args.pace,
-        latency: Duration::from_millis(args.latency_ms),
+        pace: (defaults.pace || args.pace) && !args.no_pace,
+        latency,
+        latency_jitter,
         echo: args.echo,
         faults,
         speed: args.speed,
+        // A TCP server cannot see the client's baud rate; a pty can (see serve_tcp).
+        baud_visible: true,
+    };
+    let name = match model {
+        SimModel::Mc66c(m) => format!("{} (program {})", model.name(), m.program),
+        SimModel::Kmp(_) => model.name().to_string(),
     };
     let served = if let Some(addr) = args.listen {
         let listener = match TcpListener::bind(addr).await {
@@ -176,16 +217,13 @@ pub(crate) async fn run(args: SimulateArgs) -> ExitCode {
         let local = listener
             .local_addr()
             .map_or_else(|_| addr.to_string(), |a| a.to_string());
-        announce(&format!(
-            "simulated {} listening on tcp://{local}",
-            model.name()
-        ));
+        announce(&format!("simulated {name} listening on tcp://{local}"));
         tokio::select! {
             r = serve_tcp(listener, model, &mut options) => r,
             _ = shutdown_signal() => Ok(()),
         }
     } else {
-        let (mut link, path) = match open_pty() {
+        let (mut link, path) = match open_pty_with(model.line_settings()) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("error: cannot open a pseudo-terminal: {e}");
@@ -206,7 +244,7 @@ pub(crate) async fn run(args: SimulateArgs) -> ExitCode {
             Some(l) => format!("{} (linked at {})", path.display(), l.display()),
             None => path.display().to_string(),
         };
-        announce(&format!("simulated {} on pty {shown}", model.name()));
+        announce(&format!("simulated {name} on pty {shown}"));
         tokio::select! {
             r = serve_pty(&mut link, model, &mut options) => r,
             _ = shutdown_signal() => Ok(()),
@@ -243,7 +281,8 @@ async fn serve_tcp(
     loop {
         let (stream, peer) = listener.accept().await.map_err(|e| e.to_string())?;
         tracing::info!(%peer, "simulator: client connected");
-        let mut link = TcpLink::from_stream(stream, LineSettings::KMP);
+        let mut link = TcpLink::from_stream(stream, model.line_settings());
+        options.baud_visible = false;
         // One client at a time, like a ser2net port: a meter has one optical eye.
         if let Err(e) = sim::serve(&mut link, model, options).await {
             tracing::info!(%peer, error = %e, "simulator: client link ended");

@@ -1,0 +1,575 @@
+//! End-to-end for the MULTICAL 66C: the real `kamstrup` binary reads `kamstrup simulate --model
+//! multical-66c` over a real pseudo-terminal (where the simulator sees the client's baud switch)
+//! and over TCP; late-baud faults, auto-detection, scan, and decode of every vectors-file row.
+
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+
+use kamstrup_decimal::Decimal;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_kamstrup");
+const TSV_PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/vectors/mc66c.tsv"
+);
+
+/// A running `kamstrup simulate --model multical-66c`, killed when dropped. Its log (run with
+/// -v) goes to a file in its temporary directory.
+struct Sim {
+    child: Child,
+    port: String,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Sim {
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sim.log")).unwrap_or_default()
+    }
+}
+
+fn spawn_sim(transport: &str, extra: &[&str]) -> Sim {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("meter");
+    let log = std::fs::File::create(dir.path().join("sim.log")).unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["-v", "simulate", "--model", "multical-66c"]);
+    match transport {
+        "pty" => {
+            cmd.args(["--pty", "--link"]).arg(&link);
+        }
+        "tcp" => {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        other => panic!("{other}"),
+    }
+    cmd.args(extra).stdout(Stdio::piped()).stderr(log);
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    assert!(line.contains("simulated multical-66c"), "announce: {line}");
+    let port = match transport {
+        "pty" => link.to_string_lossy().into_owned(),
+        _ => line.trim().rsplit(' ').next().unwrap().to_string(),
+    };
+    Sim { child, port, dir }
+}
+
+fn kamstrup(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            stderr(out)
+        )
+    })
+}
+
+fn register<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    doc["registers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no register {name} in {doc}"))
+}
+
+fn decimal(v: &Value) -> Decimal {
+    v.as_str().expect("value is a string").parse().unwrap()
+}
+
+/// All ten `/#1` fields, the JSON contract, the units and decimals of the program's energy unit.
+fn check_ten_fields(doc: &Value, energy_unit: &str, energy_decimals: i16) {
+    assert_eq!(doc["meter"]["protocol"], "mc66c", "{doc}");
+    let regs = doc["registers"].as_array().unwrap();
+    let names: Vec<&str> = regs.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "heat_energy",
+            "volume",
+            "hours",
+            "t1",
+            "t2",
+            "t1_t2",
+            "power",
+            "flow",
+            "peak_power",
+            "info"
+        ]
+    );
+    let units: Vec<&str> = regs.iter().map(|r| r["unit"].as_str().unwrap()).collect();
+    assert_eq!(
+        units,
+        [
+            energy_unit,
+            "m³",
+            "h",
+            "°C",
+            "°C",
+            "K",
+            "kW",
+            "l/h",
+            "kW",
+            ""
+        ]
+    );
+    for r in regs {
+        assert!(r["value"].is_string(), "exact decimal string: {r}");
+    }
+    assert_eq!(
+        decimal(&register(doc, "heat_energy")["value"]).exponent(),
+        -energy_decimals
+    );
+    assert_eq!(decimal(&register(doc, "volume")["value"]).exponent(), -2);
+    assert_eq!(decimal(&register(doc, "power")["value"]).exponent(), -1);
+    let t1 = decimal(&register(doc, "t1")["value"]);
+    let t2 = decimal(&register(doc, "t2")["value"]);
+    let dt = decimal(&register(doc, "t1_t2")["value"]);
+    assert_eq!(dt, t1.checked_sub(&t2).unwrap());
+}
+
+#[test]
+fn reads_every_field_over_a_real_pty_with_the_baud_switch_seen_by_the_meter() {
+    let sim = spawn_sim(
+        "pty",
+        &["--program", "4-2-119", "--pace", "--latency-ms", "300"],
+    );
+    let out = kamstrup(&[
+        "read",
+        "--port",
+        &sim.port,
+        "--protocol",
+        "mc66c",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc = json(&out);
+    check_ten_fields(&doc, "GJ", 2);
+    assert_eq!(
+        doc["meter"]["serial"], 5_310_017,
+        "customer number from /#2"
+    );
+    // The simulator read the client's termios on the pty: at 1200 Bd when each reply started.
+    let log = sim.log();
+    assert_eq!(log.matches("client_baud=1200").count(), 2, "{log}");
+    assert!(!log.contains("still at"), "{log}");
+}
+
+#[test]
+fn reads_over_tcp_like_ser2net_with_mwh() {
+    let sim = spawn_sim("tcp", &["--program", "4-4-119", "--latency-ms", "200"]);
+    let out = kamstrup(&[
+        "read",
+        "--port",
+        &sim.port,
+        "--protocol",
+        "mc66c",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc = json(&out);
+    check_ten_fields(&doc, "MWh", 3);
+    assert!(doc["meter"]["meter_type"]
+        .as_str()
+        .unwrap()
+        .contains("program 4-4-119 (read with /#2)"));
+}
+
+#[test]
+fn a_given_program_skips_reading_it() {
+    let sim = spawn_sim("pty", &["--program", "4-4-119", "--latency-ms", "200"]);
+    let out = kamstrup(&[
+        "-v",
+        "read",
+        "--port",
+        &sim.port,
+        "--protocol",
+        "mc66c",
+        "--program",
+        "4-4-119",
+        "--no-serial",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc = json(&out);
+    check_ten_fields(&doc, "MWh", 3);
+    assert!(doc["meter"]["serial"].is_null());
+    assert!(stderr(&out).contains("requests=1"), "{}", stderr(&out));
+    // A subset by name, including the 66C-only peak_power.
+    let out = kamstrup(&[
+        "read",
+        "--port",
+        &sim.port,
+        "--protocol",
+        "mc66c",
+        "--program",
+        "4-4-119",
+        "--no-serial",
+        "--format",
+        "json",
+        "peak_power",
+        "E1",
+        "flow",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let names: Vec<String> = json(&out)["registers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["peak_power", "heat_energy", "flow"]);
+}
+
+#[test]
+fn late_baud_corruption_is_rejected_and_the_retry_succeeds() {
+    let sim = spawn_sim(
+        "pty",
+        &[
+            "--faults",
+            "late-baud@1",
+            "--latency-ms",
+            "200",
+            "--no-pace",
+        ],
+    );
+    let out = kamstrup(&[
+        "read",
+        "--port",
+        &sim.port,
+        "--protocol",
+        "mc66c",
+        "--retry-interval",
+        "300ms",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    check_ten_fields(&json(&out), "GJ", 2);
+    let log = stderr(&out);
+    assert!(log.contains("retrying"), "{log}");
+    assert!(
+        log.contains("1200 Bd too late"),
+        "the rejection says why: {log}"
+    );
+}
+
+#[test]
+fn persistent_late_baud_fails_with_the_parser_kind() {
+    let sim = spawn_sim(
+        "tcp",
+        &["--faults", "late-baud", "--latency-ms", "150", "--no-pace"],
+    );
+    let out = kamstrup(&[
+        "read",
+        "--port",
+        &sim.port,
+        "--protocol",
+        "mc66c",
+        "--program",
+        "4-2-119",
+        "--retries",
+        "1",
+        "--retry-interval",
+        "200ms",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let doc = json(&out);
+    let kind = doc["error"]["kind"].as_str().unwrap();
+    assert!(
+        ["field-format", "fields", "garbage-prefix"].contains(&kind),
+        "{doc}"
+    );
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(message.contains("(2 attempts)"), "{message}");
+    assert!(message.contains("1200 Bd too late"), "{message}");
+}
+
+#[test]
+fn auto_detection_reports_what_it_found() {
+    let out = kamstrup(&[
+        "read",
+        "--protocol",
+        "auto",
+        "--port",
+        "sim:multical-403",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json(&out)["meter"]["protocol"], "kmp");
+    assert!(stderr(&out).contains("found a KMP meter, serial 71234567"));
+
+    let out = kamstrup(&[
+        "read",
+        "--protocol",
+        "auto",
+        "--timeout",
+        "300ms",
+        "--port",
+        "sim:multical-66c",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    check_ten_fields(&json(&out), "GJ", 2);
+    assert!(
+        stderr(&out).contains("found a MULTICAL 66C (/#1)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_sim_port_defaults_to_its_models_protocol() {
+    let out = kamstrup(&["read", "--port", "sim:multical-66c:4-4-119"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("customer no. 5310017"), "{text}");
+    assert!(text.contains("MULTICAL 66C, program 4-4-119"), "{text}");
+    for (name, unit) in [
+        ("heat_energy (E1)", "MWh"),
+        ("volume (V1)", "m³"),
+        ("hours (HourCounter)", "h"),
+        ("t1 (T1)", "°C"),
+        ("t2 (T2)", "°C"),
+        ("t1_t2 (T1-T2)", "K"),
+        ("power (Power1)", "kW"),
+        ("flow (Flow1)", "l/h"),
+        ("peak_power (P.pwr)", "kW"),
+        ("info (InfoCode)", ""),
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name} missing: {text}"));
+        assert!(line.trim_end().ends_with(unit), "{line}");
+    }
+}
+
+#[test]
+fn unknown_flow_meter_code_warns_loudly() {
+    let sim = spawn_sim("pty", &["--program", "4-3-999", "--latency-ms", "150"]);
+    let out = kamstrup(&[
+        "read",
+        "--port",
+        &sim.port,
+        "--protocol",
+        "mc66c",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = stderr(&out);
+    assert!(log.contains("WARN") && log.contains("CCC 999"), "{log}");
+    assert!(log.contains("CCC-119 family"), "{log}");
+    let doc = json(&out);
+    assert_eq!(register(&doc, "heat_energy")["unit"], "kWh");
+}
+
+#[test]
+fn scan_lists_every_data_set() {
+    let sim = spawn_sim("pty", &["--latency-ms", "150", "--no-pace"]);
+    let out = kamstrup(&[
+        "scan",
+        "--port",
+        &sim.port,
+        "--protocol",
+        "mc66c",
+        "--line-idle",
+        "300ms",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc = json(&out);
+    let sets = doc["data_sets"].as_array().unwrap();
+    let requests: Vec<&str> = sets
+        .iter()
+        .map(|d| d["request"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        requests,
+        [
+            "/#1", "/#2", "/#3", "/#4", "/#5", "/#6", "/#7", "/#8", "/#9", "/#B", "/#C", "/#D",
+            "/#J", "/?!"
+        ]
+    );
+    for d in sets {
+        assert_eq!(d["status"], "ok", "{d}");
+        assert!(d["raw"].is_string(), "{d}");
+    }
+    assert_eq!(doc["answered"], 14);
+    assert_eq!(doc["customer_no"], 5_310_017);
+    assert!(doc["meter_type"].as_str().unwrap().contains("4-2-119"));
+    assert_eq!(sets[0]["registers"].as_array().unwrap().len(), 10);
+    let field = |set: usize, name: &str| {
+        sets[set]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {}", sets[set]))
+            .clone()
+    };
+    assert_eq!(field(1, "abccc")["text"], "program 4-2-119");
+    assert_eq!(field(2, "energy")["unit"], "GJ");
+    assert_eq!(field(13, "ident")["text"], "KAM MC");
+    assert_eq!(field(13, "energy")["unit"], "GJ");
+    // A raw logger token keeps its TD name.
+    assert!(field(5, "t3_avg[1]")["value"].is_string());
+}
+
+fn program_for(source: &str) -> Option<&'static str> {
+    source.contains("ABCCC 44119").then_some("4-4-119")
+}
+
+fn request_for(column: &str) -> String {
+    if column.contains("/?!") {
+        return "/?!".to_string();
+    }
+    let at = column.find("/#").unwrap();
+    column[at..at + 3].to_string()
+}
+
+/// `name=value unit` pairs of the expected column, values that are decimals only.
+fn expected_pairs(column: &str) -> Vec<(String, Decimal, Option<String>)> {
+    let known_units = ["MWh", "GJ", "kWh", "m3", "h", "C", "K", "kW", "l/h"];
+    column
+        .split("; ")
+        .filter_map(|pair| {
+            let (key, rest) = pair.split_once('=')?;
+            let mut words = rest.split(' ');
+            let value: Decimal = words.next()?.parse().ok()?;
+            let unit = words
+                .next()
+                .filter(|u| known_units.contains(u))
+                .map(|u| match u {
+                    "m3" => "m³".to_string(),
+                    "C" => "°C".to_string(),
+                    other => other.to_string(),
+                });
+            Some((key.to_lowercase(), value, unit))
+        })
+        .collect()
+}
+
+#[test]
+fn decodes_every_vector_row_through_the_cli() {
+    let tsv = std::fs::read_to_string(TSV_PATH).unwrap();
+    let mut checked_values = 0;
+    let mut rows = 0;
+    for line in tsv.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let [source, request, raw, expected] = cols[..] else {
+            panic!("bad row {line}");
+        };
+        rows += 1;
+        let request = request_for(request);
+        let mut args = vec![
+            "decode",
+            "--protocol",
+            "mc66c",
+            "--request",
+            &request,
+            "--format",
+            "json",
+        ];
+        if let Some(p) = program_for(source) {
+            args.extend(["--program", p]);
+        }
+        args.extend(["--", raw]);
+        let out = kamstrup(&args);
+        if expected.starts_with("status=REJECT") {
+            assert_eq!(out.status.code(), Some(1), "{source}: {}", stderr(&out));
+            let doc = json(&out);
+            assert!(
+                doc["error"]["kind"].as_str().is_some_and(|k| !k.is_empty()),
+                "{doc}"
+            );
+            continue;
+        }
+        assert!(expected.starts_with("status=OK"), "{expected}");
+        assert!(out.status.success(), "{source}: {}", stderr(&out));
+        let doc = json(&out);
+        assert_eq!(doc["protocol"], "mc66c");
+        let items: Vec<Value> = doc["registers"]
+            .as_array()
+            .or(doc["fields"].as_array())
+            .unwrap()
+            .clone();
+        for (key, value, unit) in expected_pairs(expected) {
+            let name = match (request.as_str(), key.as_str()) {
+                ("/#1", "energy") => "heat_energy",
+                ("/#1", "dt") => "t1_t2",
+                (_, k) => k,
+            };
+            let Some(item) = items.iter().find(|i| i["name"] == name) else {
+                continue;
+            };
+            assert_eq!(decimal(&item["value"]), value, "{source} {name}: {item}");
+            if let Some(unit) = unit {
+                assert_eq!(item["unit"], unit.as_str(), "{source} {name}");
+            }
+            checked_values += 1;
+        }
+    }
+    assert_eq!(rows, 10, "every row of the vectors file");
+    assert!(checked_values > 40, "{checked_values}");
+}
+
+#[test]
+fn decode_explains_bad_input() {
+    // A bad escape is a usage error, named.
+    let out = kamstrup(&["decode", "--protocol", "mc66c", "--format", "json", "\\q"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json(&out)["error"]["kind"], "escape");
+    // An unknown request.
+    let out = kamstrup(&[
+        "decode",
+        "--protocol",
+        "mc66c",
+        "--request",
+        "/#Z",
+        "0000000 \\r",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    // A reply that stops before its CR.
+    let out = kamstrup(&[
+        "decode",
+        "--protocol",
+        "mc66c",
+        "--format",
+        "json",
+        "0507109 1296626",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&out)["error"]["kind"], "truncated");
+    // 66C options do not belong to KMP decoding.
+    let out = kamstrup(&["decode", "--program", "4-4-119", "403F0201234567E9560D"]);
+    assert_eq!(out.status.code(), Some(2));
+}

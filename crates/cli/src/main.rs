@@ -61,6 +61,14 @@ enum Command {
     /// wrong with them.
     #[command(after_help = cmd::decode::HELP)]
     Decode(cmd::decode::DecodeArgs),
+    /// The daemon: read every configured meter on schedule, store, deliver to every sink.
+    #[command(after_help = cmd::run::HELP)]
+    Run(cmd::run::RunArgs),
+    /// Validate the config and reach every meter and sink; a verdict per item.
+    #[command(after_help = cmd::check::HELP)]
+    Check(cmd::check::CheckArgs),
+    /// Stored readings: export them as CSV or JSON.
+    History(cmd::history::HistoryArgs),
     /// Run a virtual meter on a pseudo-terminal or a TCP port, for trying the tool and for tests.
     #[command(after_help = cmd::simulate::HELP)]
     Simulate(cmd::simulate::SimulateArgs),
@@ -183,6 +191,9 @@ fn main() -> ExitCode {
             Command::Scan(args) => cmd::scan::run(args).await,
             Command::Decode(args) => cmd::decode::run(args),
             Command::Simulate(args) => cmd::simulate::run(args).await,
+            Command::Run(args) => cmd::run::run(args).await,
+            Command::Check(args) => cmd::check::run(args).await,
+            Command::History(args) => cmd::history::run(args).await,
         }
     })
 }

@@ -42,7 +42,7 @@ fn spawn_sim(transport: &str, extra: &[&str]) -> Sim {
     let link = dir.path().join("meter");
     let log = std::fs::File::create(dir.path().join("sim.log")).unwrap();
     let mut cmd = Command::new(BIN);
-    cmd.args(["-v", "simulate", "--model", "multical-66c"]);
+    cmd.args(["-vv", "simulate", "--model", "multical-66c"]);
     match transport {
         "pty" => {
             cmd.args(["--pty", "--link"]).arg(&link);

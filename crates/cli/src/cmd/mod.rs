@@ -1,8 +1,12 @@
 //! One module per subcommand; each parses nothing itself (clap does) and returns an exit code.
 //! Shared pieces: opening the port named by the user for the right protocol, resolving names.
 
+pub(crate) mod check;
+pub(crate) mod config_file;
 pub(crate) mod decode;
+pub(crate) mod history;
 pub(crate) mod read;
+pub(crate) mod run;
 pub(crate) mod scan;
 pub(crate) mod simulate;
 

@@ -455,7 +455,7 @@ async fn send_paced_checked(
     tokio::time::sleep_until(start.into()).await;
     let client_baud = link.line_settings().baud;
     if client_baud == expected {
-        info!(
+        debug!(
             client_baud,
             "simulator: reply starts; the client's receiver is at the meter's baud rate"
         );

@@ -1,0 +1,73 @@
+//! Finding, reading and validating the config file for `run` and `check`, and building the sinks
+//! it names. The only place that reads the config file and the environment.
+
+use std::path::{Path, PathBuf};
+
+use kamstrup_config::Config;
+use kamstrup_sinks::{BuildContext, MeterContext, Sink};
+
+/// Where to look when `--config` is not given (after `$KAMSTRUP_CONFIG`).
+pub(crate) fn default_config_path() -> PathBuf {
+    let local = PathBuf::from("kamstrup.toml");
+    if local.exists() {
+        local
+    } else {
+        PathBuf::from("/etc/kamstrup/kamstrup.toml")
+    }
+}
+
+/// Reads and validates the config; every problem is printed, located, on stderr.
+pub(crate) fn load(path: &Path) -> Result<Config, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "cannot read the config file {}: {e}. Start from kamstrup.example.toml, or try \
+             `kamstrup demo` to see everything work with simulated meters",
+            path.display()
+        )
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    kamstrup_config::parse(&text, &path.display().to_string(), &base).map_err(|errors| {
+        let mut message = format!("{} has {} problem(s):", path.display(), errors.len());
+        for e in errors {
+            message.push_str("\n  ");
+            message.push_str(&e.to_string());
+        }
+        message
+    })
+}
+
+fn read_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Builds the sinks of a validated config. Secret files are read relative to the config file.
+pub(crate) fn build_sinks(
+    config: &Config,
+    config_path: &Path,
+) -> Result<Vec<Box<dyn Sink>>, String> {
+    let base = config_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let read_file = move |p: &Path| std::fs::read_to_string(base.join(p));
+    let mut ctx = BuildContext::new(&read_env, &read_file);
+    ctx.meters = config
+        .daemon
+        .meters
+        .iter()
+        .map(|m| MeterContext {
+            name: m.name.clone(),
+            interval: Some(m.schedule.longest_gap()),
+            registers: m
+                .registers
+                .iter()
+                .map(|id| {
+                    kamstrup_kmp::registers::by_id(*id)
+                        .map_or_else(|| format!("register_{id}"), |r| r.name.to_string())
+                })
+                .collect(),
+        })
+        .collect();
+    kamstrup_sinks::build(&config.sinks, &ctx)
+        .map_err(|e| format!("{}: sinks: {e}", config_path.display()))
+}

@@ -1,0 +1,390 @@
+//! End-to-end: the real `kamstrup run` daemon against simulated meters over TCP and a pty, a real
+//! SQLite file, `kill -9` and restart, and a real MQTT broker (rumqttd, in a child process so it
+//! can be stopped and started) that is down for several polls.
+
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kamstrup_store::{ReadingId, Store};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_kamstrup");
+const BROKER_PORT_ENV: &str = "KAMSTRUP_TEST_BROKER_PORT";
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.0.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "did not stop within 10 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Starts `kamstrup simulate` and returns it with the port to configure.
+fn simulator(args: &[&str], dir: &Path) -> (Proc, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("simulate")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = if let Some(addr) = line.split_whitespace().find(|w| w.starts_with("tcp://")) {
+        addr.to_string()
+    } else {
+        dir.join("meter66").to_string_lossy().into_owned()
+    };
+    (Proc(child), port)
+}
+
+fn start_daemon(config: &Path) -> Proc {
+    let child = Command::new(BIN)
+        .args(["-v", "run", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Proc(child)
+}
+
+/// Reading ids in a JSON-lines file written by the file sink.
+fn delivered_ids(path: &Path) -> Vec<i64> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["id"].as_i64())
+        .collect()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every deliverable reading id in the store.
+fn stored_ids(db: &Path) -> BTreeSet<i64> {
+    let store = Store::open_read_only(db).unwrap();
+    store
+        .readings_after(ReadingId(0), 100_000)
+        .unwrap()
+        .iter()
+        .map(|r| r.id.0)
+        .collect()
+}
+
+#[test]
+fn polls_kmp_over_tcp_and_66c_over_a_pty_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_kmp, kmp_port) = simulator(
+        &["--model", "multical-602", "--listen", "127.0.0.1:0"],
+        dir.path(),
+    );
+    let link = dir.path().join("meter66");
+    let (_mc, mc_port) = simulator(
+        &[
+            "--model",
+            "multical-66c",
+            "--program",
+            "4-4-119",
+            "--latency-ms",
+            "300",
+            "--pty",
+            "--link",
+            link.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let config = dir.path().join("kamstrup.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\npath = \"k.db\"\n\
+             [[meter]]\nname = \"heat\"\nport = \"{kmp_port}\"\ninterval = \"1s\"\n\
+             [[meter]]\nname = \"old\"\nport = \"{mc_port}\"\nprotocol = \"mc66c\"\ninterval = \"2s\"\n\
+             [file]\npath = \"out.jsonl\"\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out.jsonl");
+    let daemon = start_daemon(&config);
+    wait_for("readings of both meters", Duration::from_secs(40), || {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        text.matches("\"heat\"").count() >= 3 && text.matches("\"old\"").count() >= 2
+    });
+    let status = daemon.terminate();
+    assert!(status.success(), "clean exit on SIGTERM: {status}");
+
+    let text = std::fs::read_to_string(&out).unwrap();
+    let old: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["meter"] == "old")
+        .collect();
+    // 4-4-119: energy in MWh with 3 decimals, exactly as the 66C sends it.
+    assert_eq!(old[0]["units"]["heat_energy"], "MWh");
+    // Everything stored was delivered, once each, in order.
+    let ids = delivered_ids(&out);
+    let stored: Vec<i64> = stored_ids(&dir.path().join("k.db")).into_iter().collect();
+    assert_eq!(ids, stored);
+    // The exported history has the same readings.
+    let export = Command::new(BIN)
+        .args(["history", "export", "--format", "jsonl", "--db"])
+        .arg(dir.path().join("k.db"))
+        .output()
+        .unwrap();
+    assert!(export.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&export.stdout).lines().count(),
+        stored.len()
+    );
+}
+
+#[test]
+fn kill_9_and_restart_loses_nothing_that_was_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kamstrup.toml");
+    std::fs::write(
+        &config,
+        "[storage]\npath = \"k.db\"\n[[meter]]\nname = \"heat\"\nport = \"sim:multical-403\"\ninterval = \"1s\"\n\
+         [file]\npath = \"out.jsonl\"\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out.jsonl");
+    let db = dir.path().join("k.db");
+    let first = start_daemon(&config);
+    wait_for("three readings", Duration::from_secs(20), || {
+        delivered_ids(&out).len() >= 3
+    });
+    drop(first); // SIGKILL: no chance to flush or say goodbye
+    let before = stored_ids(&db);
+    assert!(before.len() >= 3);
+
+    let second = start_daemon(&config);
+    let target = before.len() + 2;
+    wait_for(
+        "more readings after the restart",
+        Duration::from_secs(20),
+        || stored_ids(&db).len() >= target,
+    );
+    assert!(second.terminate().success());
+    let after = stored_ids(&db);
+    assert!(
+        before.is_subset(&after),
+        "every reading stored before kill -9 is still there"
+    );
+    // At-least-once: every stored reading reached the sink (a reading whose delivery was cut by
+    // the kill may arrive twice, never zero times).
+    let delivered: BTreeSet<i64> = delivered_ids(&out).into_iter().collect();
+    assert_eq!(delivered, after);
+}
+
+// ---- a real MQTT broker that can be stopped and started --------------------------------------
+
+/// Runs rumqttd in this test binary as a child process (see `broker_child`).
+struct Broker {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Broker {
+    fn start() -> Broker {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut b = Broker { port, child: None };
+        b.restart();
+        b
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "broker_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(BROKER_PORT_ENV, self.port.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        wait_for("the broker", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+        });
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        wait_for("the broker to stop", Duration::from_secs(5), || {
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err()
+        });
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Not a test: the body of the broker child process. Runs until the parent closes stdin.
+#[test]
+#[ignore = "helper process for the broker tests"]
+fn broker_child() {
+    let Ok(port) = std::env::var(BROKER_PORT_ENV) else {
+        return;
+    };
+    std::thread::spawn(|| {
+        let mut buf = [0u8; 16];
+        while matches!(std::io::stdin().read(&mut buf), Ok(n) if n > 0) {}
+        std::process::exit(0);
+    });
+    let config = serde_json::json!({
+        "id": 0,
+        "router": { "max_connections": 100, "max_outgoing_packet_count": 500,
+                    "max_segment_size": 10485760, "max_segment_count": 10 },
+        "v4": { "1": { "name": "v4-1", "listen": format!("127.0.0.1:{port}"), "next_connection_delay_ms": 1,
+                       "connections": { "connection_timeout_ms": 60000, "max_payload_size": 1048576,
+                                        "max_inflight_count": 200, "dynamic_filters": true } } }
+    });
+    let config: rumqttd::Config = serde_json::from_value(config).unwrap();
+    rumqttd::Broker::new(config).start().unwrap();
+}
+
+/// Subscribes to `kamstrup/#` and collects the reading ids of the JSON messages it sees.
+fn observe(
+    port: u16,
+    seen: std::sync::Arc<std::sync::Mutex<BTreeSet<i64>>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut options = rumqttc::MqttOptions::new("observer", "127.0.0.1", port);
+        options.set_keep_alive(Duration::from_secs(5));
+        let (client, mut connection) = rumqttc::Client::new(options, 100);
+        for event in connection.iter() {
+            match event {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
+                    let _ = client.subscribe("kamstrup/#", rumqttc::QoS::AtLeastOnce);
+                }
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                    if let Ok(v) = serde_json::from_slice::<Value>(&p.payload) {
+                        if let Some(t) = v["taken_at"].as_str() {
+                            seen.lock().unwrap().insert(
+                                chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp(),
+                            );
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    })
+}
+
+#[test]
+fn a_sink_that_was_down_gets_every_missed_reading_when_the_broker_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::start();
+    let config = dir.path().join("kamstrup.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\npath = \"k.db\"\n[[meter]]\nname = \"heat\"\nport = \"sim:multical-403\"\ninterval = \"1s\"\n\
+             [mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n[mqtt_json]\ntopic = \"kamstrup/{{meter}}\"\npreset = \"full\"\n",
+            broker.port
+        ),
+    )
+    .unwrap();
+    let db = dir.path().join("k.db");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+    let _observer = observe(broker.port, seen.clone());
+    let daemon = start_daemon(&config);
+    wait_for("first deliveries", Duration::from_secs(20), || {
+        seen.lock().unwrap().len() >= 2
+    });
+
+    broker.stop();
+    let stored_when_down = stored_ids(&db).len();
+    wait_for(
+        "four polls while the broker is down",
+        Duration::from_secs(20),
+        || stored_ids(&db).len() >= stored_when_down + 4,
+    );
+    let cursor_when_down = Store::open_read_only(&db)
+        .unwrap()
+        .cursor("mqtt_json")
+        .unwrap();
+    assert!(
+        cursor_when_down.0 < *stored_ids(&db).iter().max().unwrap(),
+        "the outbox cursor stays behind while the broker is down"
+    );
+    broker.restart();
+    // The sink catches up: its cursor reaches the newest reading, and the observer sees every
+    // reading (by its timestamp) that was stored while the broker was away.
+    wait_for("the backlog", Duration::from_secs(40), || {
+        let store = Store::open_read_only(&db).unwrap();
+        let cursor = store.cursor("mqtt_json").unwrap();
+        cursor.0 >= *stored_ids(&db).iter().max().unwrap() - 1
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(daemon.terminate().success());
+    let store = Store::open_read_only(&db).unwrap();
+    let missed: Vec<i64> = store
+        .readings_after(cursor_when_down, 10_000)
+        .unwrap()
+        .iter()
+        .map(|r| r.reading.taken_at.timestamp())
+        .collect();
+    let got = seen.lock().unwrap().clone();
+    let lost: Vec<&i64> = missed.iter().filter(|t| !got.contains(t)).collect();
+    assert!(missed.len() >= 4, "{missed:?}");
+    assert!(
+        lost.is_empty(),
+        "readings stored while the broker was down never arrived: {lost:?}"
+    );
+}

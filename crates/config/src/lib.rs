@@ -1,0 +1,357 @@
+//! The kamstrup TOML config: raw serde structs → a validated [`Config`] whose every error names
+//! `file:line:column` and how to fix it. Reads no files or environment itself: callers pass those.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod raw;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::NaiveTime;
+use kamstrup_daemon::{DaemonConfig, MeterSettings, Plausibility, ProtocolChoice, Schedule};
+use kamstrup_kmp::registers;
+use kamstrup_optical::PortSpec;
+use toml::Spanned;
+
+pub use raw::RawConfig;
+
+/// A fully commented example configuration (shipped in the repo as `kamstrup.example.toml`).
+pub const EXAMPLE: &str = include_str!("../../../kamstrup.example.toml");
+
+/// Default poll interval: often enough to keep a MULTICAL 40x IR port awake, rare enough for the battery.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15 * 60);
+
+/// Where the web dashboard listens unless told otherwise: loopback only.
+pub const DEFAULT_WEB_LISTEN: &str = "127.0.0.1:8080";
+
+/// One thing wrong with a config file, located.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct ConfigError {
+    /// The file as the user named it.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// What the daemon runs.
+    pub daemon: DaemonConfig,
+    /// Dashboard/metrics address, when the web server is on.
+    pub web_listen: Option<SocketAddr>,
+    /// Sink sections, ready for `kamstrup_sinks::build` (which resolves their secrets).
+    pub sinks: kamstrup_sinks::SinksConfig,
+}
+
+struct Locator<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Locator<'_> {
+    fn at(&self, offset: usize, message: impl Into<String>) -> ConfigError {
+        let before = self.text.get(..offset.min(self.text.len())).unwrap_or("");
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        ConfigError {
+            file: self.file.to_string(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    fn span<T>(&self, value: &Spanned<T>, message: impl Into<String>) -> ConfigError {
+        self.at(value.span().start, message)
+    }
+}
+
+/// Parses and validates config text. `file` is how errors name it; a relative storage path is
+/// resolved against `base_dir` (the config file's folder).
+pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Config, Vec<ConfigError>> {
+    let loc = Locator { file, text };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        let message = e.message().replace('\n', " ");
+        vec![loc.at(offset, hint_for_toml_error(&message))]
+    })?;
+    let mut errors = Vec::new();
+
+    let store_path = match &raw.storage.as_ref().and_then(|s| s.path.clone()) {
+        Some(p) => base_dir.join(p.get_ref()),
+        None => base_dir.join("kamstrup.db"),
+    };
+    let retention = match raw.storage.as_ref().and_then(|s| s.retention.as_ref()) {
+        Some(r) => match parse_duration(r.get_ref()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                errors.push(loc.span(r, format!("retention {e}")));
+                None
+            }
+        },
+        None => None,
+    };
+
+    let web_listen = match &raw.web {
+        Some(web) if web.enabled.unwrap_or(true) => {
+            let text = web
+                .listen
+                .as_ref()
+                .map_or(DEFAULT_WEB_LISTEN, |l| l.get_ref().as_str());
+            match text.parse::<SocketAddr>() {
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    let at = web.listen.as_ref().map_or(0, |l| l.span().start);
+                    errors.push(loc.at(
+                        at,
+                        format!("web.listen {text:?} is not an address: write e.g. \"127.0.0.1:8080\" (use 0.0.0.0 only if the dashboard may be seen from your network)"),
+                    ));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+
+    let plausibility = {
+        let defaults = Plausibility::default();
+        let p = raw.plausibility.as_ref();
+        let mut checked = |v: Option<&Spanned<f64>>, default: f64, what: &str| match v {
+            Some(v) if !(v.get_ref().is_finite() && *v.get_ref() > 0.0) => {
+                errors.push(loc.span(v, format!("plausibility.{what} must be a positive number")));
+                default
+            }
+            Some(v) => *v.get_ref(),
+            None => default,
+        };
+        Plausibility {
+            max_power_kw: checked(
+                p.and_then(|p| p.max_power_kw.as_ref()),
+                defaults.max_power_kw,
+                "max_power_kw",
+            ),
+            max_flow_m3h: checked(
+                p.and_then(|p| p.max_flow_m3h.as_ref()),
+                defaults.max_flow_m3h,
+                "max_flow_m3h",
+            ),
+        }
+    };
+
+    if raw.meters.is_empty() {
+        errors.push(loc.at(
+            text.len(),
+            "no [[meter]] section: add one with at least `name` and `port` (see kamstrup.example.toml)",
+        ));
+    }
+    let mut meters = Vec::new();
+    for m in &raw.meters {
+        match validate_meter(&loc, m) {
+            Ok(meter) => {
+                if meters.iter().any(|x: &MeterSettings| x.name == meter.name) {
+                    errors.push(loc.span(
+                        &m.name,
+                        format!(
+                            "meter name {:?} is used twice; names must be unique",
+                            meter.name
+                        ),
+                    ));
+                }
+                meters.push(meter);
+            }
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+
+    // Relative paths in the file are relative to the file, wherever the daemon was started from.
+    let file = raw.file.map(|mut f| {
+        if f.path != Path::new("-") && f.path.is_relative() {
+            f.path = base_dir.join(&f.path);
+        }
+        f
+    });
+    let sinks = kamstrup_sinks::SinksConfig {
+        mqtt: raw.mqtt,
+        homeassistant: raw.homeassistant,
+        homeassistant_rest: raw.homeassistant_rest,
+        mqtt_json: raw.mqtt_json,
+        domoticz: raw.domoticz,
+        influxdb: raw.influxdb,
+        file,
+    };
+
+    match (errors.is_empty(), sinks) {
+        (true, sinks) => Ok(Config {
+            daemon: DaemonConfig {
+                store_path,
+                retention,
+                meters,
+                plausibility,
+                retry_scale: 1.0,
+            },
+            web_listen,
+            sinks,
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn hint_for_toml_error(message: &str) -> String {
+    if message.contains("unknown field") {
+        format!("{message} (check the spelling; kamstrup.example.toml lists every key)")
+    } else {
+        message.to_string()
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text.trim()).map_err(|_| {
+        format!("{text:?} is not a duration: write e.g. \"15m\", \"1h\", \"90s\", \"10y\"")
+    })?;
+    if d.is_zero() {
+        return Err(format!("{text:?} must be longer than zero"));
+    }
+    Ok(d)
+}
+
+fn validate_meter(loc: &Locator<'_>, m: &raw::RawMeter) -> Result<MeterSettings, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let name = m.name.get_ref().trim().to_string();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        errors.push(loc.span(
+            &m.name,
+            "meter name must be letters, digits, '-' or '_' (it is used in topics and URLs)",
+        ));
+    }
+    let port: Option<PortSpec> = match m.port.get_ref().parse() {
+        Ok(p) => Some(p),
+        Err(e) => {
+            errors.push(loc.span(&m.port, format!("port: {e}")));
+            None
+        }
+    };
+    let simulated_66c =
+        matches!(&port, Some(PortSpec::Sim { model }) if model.starts_with("multical-66c"));
+    let protocol = match m.protocol.as_ref().map(|p| p.get_ref().as_str()) {
+        None if simulated_66c => ProtocolChoice::Mc66c,
+        None | Some("kmp") => ProtocolChoice::Kmp,
+        Some("mc66c") => ProtocolChoice::Mc66c,
+        Some("auto") => ProtocolChoice::Auto,
+        Some(other) => {
+            if let Some(p) = &m.protocol {
+                errors.push(loc.span(
+                    p,
+                    format!("protocol {other:?} is not one of \"kmp\", \"mc66c\", \"auto\""),
+                ));
+            }
+            ProtocolChoice::Kmp
+        }
+    };
+    let schedule = match (&m.interval, &m.at) {
+        (Some(i), Some(_)) => {
+            errors.push(loc.span(i, "give either `interval` or `at`, not both"));
+            None
+        }
+        (Some(i), None) => match parse_duration(i.get_ref()) {
+            Ok(d) if d < Duration::from_secs(1) => {
+                errors.push(loc.span(i, "interval must be at least 1s"));
+                None
+            }
+            Ok(d) => Some(Schedule::Every(d)),
+            Err(e) => {
+                errors.push(loc.span(i, format!("interval {e}")));
+                None
+            }
+        },
+        (None, Some(at)) => {
+            let mut times = Vec::new();
+            for t in at.get_ref() {
+                match NaiveTime::parse_from_str(t.get_ref().trim(), "%H:%M") {
+                    Ok(time) => times.push(time),
+                    Err(_) => errors.push(loc.span(
+                        t,
+                        format!(
+                            "{:?} is not a time of day: write \"HH:MM\", e.g. \"00:00\"",
+                            t.get_ref()
+                        ),
+                    )),
+                }
+            }
+            if at.get_ref().is_empty() {
+                errors.push(loc.span(at, "`at` needs at least one time, e.g. at = [\"00:00\"]"));
+            }
+            times.sort();
+            times.dedup();
+            Some(Schedule::At(times))
+        }
+        (None, None) => Some(Schedule::Every(DEFAULT_INTERVAL)),
+    };
+    let registers = match &m.registers {
+        None => registers::DEFAULT_SET.to_vec(),
+        Some(list) => {
+            let mut ids = Vec::new();
+            for r in list.get_ref() {
+                let id = match r.get_ref() {
+                    raw::RegisterName::Id(id) => u16::try_from(*id).ok(),
+                    raw::RegisterName::Name(n) => registers::lookup(n)
+                        .map(|i| i.id)
+                        .or_else(|| n.parse().ok()),
+                };
+                match id {
+                    Some(id) if !ids.contains(&id) => ids.push(id),
+                    Some(_) => {}
+                    None => errors.push(loc.span(r, "unknown register: use a name such as heat_energy, volume, t1, t2, power, flow, hours, info, or a numeric id (`kamstrup scan` lists what your meter has)")),
+                }
+            }
+            if list.get_ref().is_empty() {
+                errors.push(loc.span(
+                    list,
+                    "registers is empty; leave it out to read the standard set",
+                ));
+            }
+            ids
+        }
+    };
+    let timeout = match &m.timeout {
+        Some(t) => match parse_duration(t.get_ref()) {
+            Ok(d) => d,
+            Err(e) => {
+                errors.push(loc.span(t, format!("timeout {e}")));
+                Duration::from_secs(2)
+            }
+        },
+        None => Duration::from_secs(2),
+    };
+    if let Some(p) = &m.program {
+        if protocol == ProtocolChoice::Kmp {
+            errors.push(loc.span(p, "`program` is for MULTICAL 66C meters (protocol = \"mc66c\"); a KMP meter reports its units itself"));
+        } else if let Err(e) = p.get_ref().parse::<kamstrup_mc66c::ProgramNumber>() {
+            errors.push(loc.span(p, format!("program {:?}: {e}; write the A-B-CCC number from the meter's label, e.g. \"4-2-119\"", p.get_ref())));
+        }
+    }
+    match (errors.is_empty(), port, schedule) {
+        (true, Some(port), Some(schedule)) => Ok(MeterSettings {
+            name,
+            port,
+            protocol,
+            registers,
+            schedule,
+            baud: m.baud,
+            timeout,
+            program: m.program.as_ref().map(|p| p.get_ref().clone()),
+        }),
+        _ => Err(errors),
+    }
+}

@@ -1,0 +1,185 @@
+//! The kamstrup daemon: per-meter pollers on schedules, plausibility, SQLite first, then every
+//! sink through its own outbox cursor — so a reading, once read, is never lost.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod db;
+pub mod outbox;
+pub mod plausibility;
+pub mod poller;
+pub mod schedule;
+pub mod status;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kamstrup_optical::PortSpec;
+use kamstrup_sinks::Sink;
+use kamstrup_store::{ReadingId, Store};
+use tokio::sync::{broadcast, watch};
+use tracing::{info, warn};
+
+pub use db::Db;
+pub use plausibility::Plausibility;
+pub use poller::probe;
+pub use schedule::Schedule;
+pub use status::{Status, StatusHandle};
+
+/// Which protocol to speak to a meter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProtocolChoice {
+    /// Kamstrup Meter Protocol.
+    Kmp,
+    /// MULTICAL 66C `/#1`.
+    Mc66c,
+    /// Try KMP, then the 66C protocol.
+    Auto,
+}
+
+/// One meter, as validated from the config.
+#[derive(Clone, Debug)]
+pub struct MeterSettings {
+    /// The user's name for it (`heat`).
+    pub name: String,
+    /// Where the head is.
+    pub port: PortSpec,
+    /// Protocol.
+    pub protocol: ProtocolChoice,
+    /// KMP register ids to read.
+    pub registers: Vec<u16>,
+    /// When to read.
+    pub schedule: Schedule,
+    /// Baud rate override.
+    pub baud: Option<u32>,
+    /// First-byte timeout.
+    pub timeout: Duration,
+    /// 66C program number (A-B-CCC), when given.
+    pub program: Option<String>,
+}
+
+/// Everything the daemon needs, already validated (secrets resolved, sinks built).
+#[derive(Clone, Debug)]
+pub struct DaemonConfig {
+    /// SQLite file.
+    pub store_path: PathBuf,
+    /// Readings older than this are pruned (none when `None`).
+    pub retention: Option<Duration>,
+    /// The meters.
+    pub meters: Vec<MeterSettings>,
+    /// Counter bounds.
+    pub plausibility: Plausibility,
+    /// Multiplies every retry delay; 1.0 in production, small in tests.
+    pub retry_scale: f64,
+}
+
+/// Something every sink task should hear about.
+#[derive(Clone, Debug)]
+pub enum SinkEvent {
+    /// A meter could not be read; state sinks may show it as unavailable (never as 0).
+    MeterUnavailable {
+        /// Meter name.
+        meter: String,
+        /// Its serial, if it was ever identified.
+        serial: Option<u64>,
+    },
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The store could not be opened.
+    #[error("cannot open the history database {path}: {source}")]
+    Store {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: kamstrup_store::StoreError,
+    },
+}
+
+/// Prints the start-up advice: IR sessions per day and sleep/battery warnings per meter.
+pub fn log_advice(meters: &[MeterSettings]) {
+    for m in meters {
+        let (line, warnings) =
+            schedule::advice(&m.name, m.protocol != ProtocolChoice::Mc66c, &m.schedule);
+        info!("{line}");
+        for w in warnings {
+            warn!("{w}");
+        }
+    }
+}
+
+/// Runs the daemon until `shutdown` completes: pollers stop after the poll in flight, sinks get
+/// one last chance to deliver, the store is closed cleanly.
+pub async fn run(
+    config: DaemonConfig,
+    sinks: Vec<Box<dyn Sink>>,
+    status: StatusHandle,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let store = Store::open(&config.store_path).map_err(|source| DaemonError::Store {
+        path: config.store_path.clone(),
+        source,
+    })?;
+    let db = Db::new(store);
+    log_advice(&config.meters);
+    let latest = db
+        .call(|s| s.max_reading_id())
+        .await
+        .unwrap_or(ReadingId(0));
+    let (new_reading, _) = watch::channel(latest);
+    let (events, _) = broadcast::channel(64);
+    let (stop, stopped) = watch::channel(false);
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for sink in sinks {
+        let name = sink.name().to_string();
+        info!(sink = %name, "sink ready");
+        tasks.spawn(outbox::run_sink(
+            sink,
+            db.clone(),
+            status.clone(),
+            new_reading.subscribe(),
+            events.subscribe(),
+            stopped.clone(),
+            config.retry_scale,
+        ));
+    }
+    for meter in config.meters.clone() {
+        let ctx = poller::PollerContext {
+            db: db.clone(),
+            status: status.clone(),
+            plausibility: config.plausibility,
+            new_reading: new_reading.clone(),
+            events: events.clone(),
+            retry_scale: config.retry_scale,
+        };
+        tasks.spawn(poller::run_meter(meter, ctx, stopped.clone()));
+    }
+    if let Some(keep) = config.retention {
+        let db = db.clone();
+        let mut stopped = stopped.clone();
+        tasks.spawn(async move {
+            loop {
+                let cutoff = chrono::Utc::now()
+                    - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::days(3650));
+                match db.call(move |s| s.prune(cutoff)).await {
+                    Ok(n) if n > 0 => info!(pruned = n, "old readings removed (retention)"),
+                    Ok(_) => {}
+                    Err(e) => warn!(error = %e, "retention pruning failed"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(6 * 3600)) => {}
+                    _ = stopped.changed() => break,
+                }
+            }
+        });
+    }
+    shutdown.await;
+    info!("shutting down: finishing reads in flight");
+    let _ = stop.send(true);
+    while tasks.join_next().await.is_some() {}
+    info!("stopped");
+    Ok(())
+}

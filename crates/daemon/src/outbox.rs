@@ -1,0 +1,175 @@
+//! One task per sink: deliver what the store holds beyond the sink's cursor, then move the cursor.
+//! A sink that is down keeps its cursor, so it gets what it missed when it returns, even after a
+//! restart; timestamped sinks get every reading, state sinks only the newest per meter.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use kamstrup_sinks::{Delivered, Delivery, Sink};
+use kamstrup_store::{ReadingId, StoredReading};
+use tokio::sync::{broadcast, watch};
+use tracing::{debug, info, warn};
+
+use crate::db::Db;
+use crate::status::{Failure, StatusHandle};
+use crate::SinkEvent;
+
+/// Most readings handed to a timestamped sink at once (a long backlog goes in several batches).
+const BATCH: usize = 200;
+
+/// Wait before retrying a sink after `failures` failed attempts: 1 s, 2 s, 4 s … at most 60 s.
+pub fn sink_backoff(failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(6);
+    Duration::from_secs(1u64 << exp).min(Duration::from_secs(60))
+}
+
+/// Runs one sink until shutdown; on shutdown makes one last attempt to deliver what is pending.
+pub async fn run_sink(
+    mut sink: Box<dyn Sink>,
+    db: Db,
+    status: StatusHandle,
+    mut new_reading: watch::Receiver<ReadingId>,
+    mut events: broadcast::Receiver<SinkEvent>,
+    mut shutdown: watch::Receiver<bool>,
+    retry_scale: f64,
+) {
+    let name = sink.name().to_string();
+    let mut failures: u32 = 0;
+    // A deadline, not a duration: new readings arriving during a back-off must not postpone it.
+    let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
+    let mut retry_at = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(retry_at) => {}
+            changed = new_reading.changed() => {
+                if changed.is_err() { break; }
+                if failures > 0 {
+                    // Still backing off: a new reading does not make a dead broker come back sooner.
+                    continue;
+                }
+            }
+            event = events.recv() => {
+                if let Ok(SinkEvent::MeterUnavailable { meter, serial: Some(serial) }) = event {
+                    if let Err(e) = sink.meter_unavailable(&meter, serial).await {
+                        debug!(sink = %name, error = %e, "could not mark meter unavailable");
+                    }
+                }
+                continue;
+            }
+            _ = shutdown.changed() => break,
+        }
+        match drain(&mut *sink, &db).await {
+            Ok(0) => {
+                failures = 0;
+                retry_at = far();
+            }
+            Ok(count) => {
+                if failures > 0 {
+                    info!(sink = %name, "sink reachable again; backlog delivered");
+                }
+                failures = 0;
+                retry_at = far();
+                let cursor = db.call({
+                    let n = name.clone();
+                    move |s| s.cursor(&n)
+                });
+                let cursor = cursor.await.map(|c| c.0).unwrap_or_default();
+                status.sink(&name, |s| {
+                    s.delivered += count as u64;
+                    s.last_ok = Some(Utc::now());
+                    s.cursor = cursor;
+                });
+            }
+            Err((kind, message)) => {
+                failures += 1;
+                let delay = sink_backoff(failures).mul_f64(retry_scale);
+                retry_at = tokio::time::Instant::now() + delay;
+                if failures == 1 || failures % 10 == 0 {
+                    warn!(sink = %name, error = %message, retry_in_s = delay.as_secs_f64(), "delivery failed; will retry (nothing is lost)");
+                }
+                status.sink(&name, |s| {
+                    s.failures += 1;
+                    s.last_error = Some(Failure {
+                        at: Utc::now(),
+                        kind,
+                        message,
+                    });
+                });
+            }
+        }
+    }
+    // Last chance for what is pending, bounded so that shutdown never hangs on a dead sink.
+    match tokio::time::timeout(Duration::from_secs(3), drain(&mut *sink, &db)).await {
+        Ok(Ok(n)) if n > 0 => debug!(sink = %name, delivered = n, "flushed before shutdown"),
+        Ok(Err((_, message))) => {
+            debug!(sink = %name, error = %message, "pending readings stay in the outbox")
+        }
+        _ => {}
+    }
+    sink.shutdown().await;
+    debug!(sink = %name, "sink stopped");
+}
+
+/// Delivers everything beyond the cursor; returns how many readings were delivered.
+async fn drain(sink: &mut dyn Sink, db: &Db) -> Result<usize, (String, String)> {
+    let name = sink.name().to_string();
+    let delivery = sink.delivery();
+    let mut total = 0;
+    loop {
+        let n = name.clone();
+        let batch: Vec<StoredReading> = db
+            .call(move |s| {
+                let cursor = s.cursor(&n)?;
+                match delivery {
+                    Delivery::Every => s.readings_after(cursor, BATCH),
+                    Delivery::Latest => s.latest_after(cursor),
+                }
+            })
+            .await
+            .map_err(|e| ("store".to_string(), e.to_string()))?;
+        let Some(last) = batch.iter().map(|r| r.id).max() else {
+            return Ok(total);
+        };
+        let models = db
+            .call(|s| s.meters())
+            .await
+            .map_err(|e| ("store".to_string(), e.to_string()))?;
+        let items: Vec<Delivered<'_>> = batch
+            .iter()
+            .map(|r| Delivered {
+                id: r.id.0,
+                meter_name: &r.meter_name,
+                serial: r.serial,
+                model: models
+                    .iter()
+                    .find(|m| m.id == r.meter)
+                    .and_then(|m| m.model.as_deref()),
+                reading: &r.reading,
+            })
+            .collect();
+        sink.deliver(&items)
+            .await
+            .map_err(|e| (e.kind().to_string(), e.to_string()))?;
+        total += batch.len();
+        let n = name.clone();
+        db.call(move |s| s.set_cursor(&n, last))
+            .await
+            .map_err(|e| ("store".to_string(), e.to_string()))?;
+        if delivery == Delivery::Latest || batch.len() < BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sink_backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn sink_backoff_caps_at_a_minute() {
+        assert_eq!(sink_backoff(1), Duration::from_secs(1));
+        assert_eq!(sink_backoff(3), Duration::from_secs(4));
+        assert_eq!(sink_backoff(100), Duration::from_secs(60));
+    }
+}

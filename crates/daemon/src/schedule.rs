@@ -1,0 +1,179 @@
+//! When each meter is read: a fixed interval or wall-clock times, and what that costs the battery.
+//! Also the start-up warnings about IR ports that fall asleep and reads that drain the battery.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Local, NaiveTime, TimeZone, Timelike};
+
+/// A meter's poll schedule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Schedule {
+    /// Every so often, starting at once.
+    Every(Duration),
+    /// At these local wall-clock times every day (sorted, unique).
+    At(Vec<NaiveTime>),
+}
+
+/// Intervals at or above this let a MULTICAL 40x switch its IR port off between reads.
+pub const KMP_SLEEP_AFTER: Duration = Duration::from_secs(30 * 60);
+
+/// Reads more often than this cost noticeable battery (every IR session wakes the optical circuit).
+pub const BATTERY_FRIENDLY: Duration = Duration::from_secs(5 * 60);
+
+impl Schedule {
+    /// IR sessions a day this schedule causes.
+    pub fn sessions_per_day(&self) -> f64 {
+        match self {
+            Schedule::Every(d) => 86_400.0 / d.as_secs_f64().max(1.0),
+            Schedule::At(times) => times.len() as f64,
+        }
+    }
+
+    /// The longest gap between two reads.
+    pub fn longest_gap(&self) -> Duration {
+        match self {
+            Schedule::Every(d) => *d,
+            Schedule::At(times) => {
+                let secs: Vec<i64> = times
+                    .iter()
+                    .map(|t| i64::from(t.num_seconds_from_midnight()))
+                    .collect();
+                let mut gap = 0;
+                for (i, s) in secs.iter().enumerate() {
+                    let next = secs
+                        .get(i + 1)
+                        .copied()
+                        .unwrap_or(secs.first().copied().unwrap_or(0) + 86_400);
+                    gap = gap.max(next - s);
+                }
+                Duration::from_secs(gap.max(0) as u64)
+            }
+        }
+    }
+
+    /// The first poll time strictly after `after` (for `Every`: `after + interval`).
+    pub fn next_after(&self, after: DateTime<Local>) -> DateTime<Local> {
+        match self {
+            Schedule::Every(d) => {
+                after + chrono::Duration::from_std(*d).unwrap_or(chrono::Duration::hours(1))
+            }
+            Schedule::At(times) => {
+                let day = after.date_naive();
+                for offset in 0..3 {
+                    let date = day + chrono::Days::new(offset);
+                    for t in times {
+                        // Around a DST change a local time may not exist or exist twice: take the earliest.
+                        if let Some(candidate) =
+                            Local.from_local_datetime(&date.and_time(*t)).earliest()
+                        {
+                            if candidate > after {
+                                return candidate;
+                            }
+                        }
+                    }
+                }
+                after + chrono::Duration::days(1)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Schedule::Every(d) => write!(f, "every {}", humanize(*d)),
+            Schedule::At(times) => {
+                let list: Vec<String> = times
+                    .iter()
+                    .map(|t| t.format("%H:%M").to_string())
+                    .collect();
+                write!(f, "daily at {}", list.join(", "))
+            }
+        }
+    }
+}
+
+/// `15m`, `1h`, `90s` — how durations are written in the config.
+pub fn humanize(d: Duration) -> String {
+    let s = d.as_secs();
+    if s > 0 && s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else if s > 0 && s % 60 == 0 {
+        format!("{}m", s / 60)
+    } else if d.subsec_millis() == 0 {
+        format!("{s}s")
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// Start-up advice for one meter: sessions per day, and warnings for sleep and battery.
+pub fn advice(meter: &str, kmp: bool, schedule: &Schedule) -> (String, Vec<String>) {
+    let per_day = schedule.sessions_per_day();
+    let info = format!("meter {meter}: read {schedule}, about {per_day:.0} IR sessions a day");
+    let mut warnings = Vec::new();
+    if kmp && schedule.longest_gap() >= KMP_SLEEP_AFTER {
+        warnings.push(format!(
+            "meter {meter}: {} between reads; a MULTICAL 40x switches its IR port off ~30 min after \
+             the last read and then needs a button press. Read more often than every 30 min, or \
+             keep a magnet on the eye",
+            humanize(schedule.longest_gap())
+        ));
+    }
+    if let Schedule::Every(d) = schedule {
+        if *d < BATTERY_FRIENDLY {
+            warnings.push(format!(
+                "meter {meter}: reading every {} means {per_day:.0} IR sessions a day, which shortens \
+                 the meter battery's life; 15m or more is kinder",
+                humanize(*d)
+            ));
+        }
+    }
+    (info, warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(h: u32, m: u32) -> NaiveTime {
+        NaiveTime::from_hms_opt(h, m, 0).unwrap()
+    }
+
+    #[test]
+    fn sessions_and_gaps() {
+        let every = Schedule::Every(Duration::from_secs(900));
+        assert_eq!(every.sessions_per_day(), 96.0);
+        let at = Schedule::At(vec![t(0, 0), t(6, 0), t(12, 0)]);
+        assert_eq!(at.sessions_per_day(), 3.0);
+        assert_eq!(at.longest_gap(), Duration::from_secs(12 * 3600));
+    }
+
+    #[test]
+    fn next_wall_clock_time() {
+        let at = Schedule::At(vec![t(0, 0), t(12, 30)]);
+        let morning = Local.with_ymd_and_hms(2026, 3, 10, 9, 0, 0).unwrap();
+        assert_eq!(
+            at.next_after(morning),
+            Local.with_ymd_and_hms(2026, 3, 10, 12, 30, 0).unwrap()
+        );
+        let evening = Local.with_ymd_and_hms(2026, 3, 10, 13, 0, 0).unwrap();
+        assert_eq!(
+            at.next_after(evening),
+            Local.with_ymd_and_hms(2026, 3, 11, 0, 0, 0).unwrap()
+        );
+    }
+
+    #[test]
+    fn warns_about_sleep_and_battery() {
+        let (info, w) = advice("heat", true, &Schedule::Every(Duration::from_secs(3600)));
+        assert!(info.contains("24 IR sessions"), "{info}");
+        assert!(w.iter().any(|w| w.contains("30 min")), "{w:?}");
+        let (_, w) = advice("heat", true, &Schedule::Every(Duration::from_secs(60)));
+        assert!(w.iter().any(|w| w.contains("battery")), "{w:?}");
+        let (_, w) = advice("heat", true, &Schedule::Every(Duration::from_secs(900)));
+        assert!(w.is_empty(), "{w:?}");
+        let (_, w) = advice("old", false, &Schedule::Every(Duration::from_secs(3600)));
+        assert!(w.is_empty(), "the 66C has no sleeping IR port: {w:?}");
+    }
+}

@@ -265,8 +265,8 @@ fn validate_meter(loc: &Locator<'_>, m: &raw::RawMeter) -> Result<MeterSettings,
             None
         }
         (Some(i), None) => match parse_duration(i.get_ref()) {
-            Ok(d) if d < Duration::from_secs(1) => {
-                errors.push(loc.span(i, "interval must be at least 1s"));
+            Ok(d) if d < Duration::from_millis(100) => {
+                errors.push(loc.span(i, "interval must be at least 100ms"));
                 None
             }
             Ok(d) => Some(Schedule::Every(d)),

@@ -72,6 +72,10 @@ enum Command {
     /// Run a virtual meter on a pseudo-terminal or a TCP port, for trying the tool and for tests.
     #[command(after_help = cmd::simulate::HELP)]
     Simulate(cmd::simulate::SimulateArgs),
+    /// Try it all with no meter and no config: two simulated meters, the daemon, weeks of
+    /// history and the web dashboard on 127.0.0.1.
+    #[command(after_help = cmd::demo::HELP)]
+    Demo(cmd::demo::DemoArgs),
 }
 
 /// How to reach the meter; shared by `read` and `scan`.
@@ -191,6 +195,7 @@ fn main() -> ExitCode {
             Command::Scan(args) => cmd::scan::run(args).await,
             Command::Decode(args) => cmd::decode::run(args),
             Command::Simulate(args) => cmd::simulate::run(args).await,
+            Command::Demo(args) => cmd::demo::run(args).await,
             Command::Run(args) => cmd::run::run(args).await,
             Command::Check(args) => cmd::check::run(args).await,
             Command::History(args) => cmd::history::run(args).await,

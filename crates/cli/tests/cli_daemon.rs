@@ -505,3 +505,66 @@ fn reconnects_when_the_tcp_head_goes_away_and_comes_back() {
         "the outage was recorded"
     );
 }
+
+/// A plain HTTP/1.1 GET over a real socket; returns (status, body).
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn run_serves_the_dashboard_api_and_metrics_when_web_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("kamstrup.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\npath = \"k.db\"\n[web]\nlisten = \"127.0.0.1:{port}\"\n\
+             [[meter]]\nname = \"heat\"\nport = \"sim:multical-602\"\ninterval = \"1s\"\n"
+        ),
+    )
+    .unwrap();
+    let db = dir.path().join("k.db");
+    let daemon = start_daemon(&config);
+    wait_for("a reading", Duration::from_secs(20), || {
+        !stored_ids(&db).is_empty()
+    });
+    let (status, body) = http_get(port, "/api/meters");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("5512345") && body.contains("heat_energy"),
+        "{body}"
+    );
+    let (status, metrics) = http_get(port, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("kamstrup_heat_energy_joules_total"),
+        "{metrics}"
+    );
+    let (status, page) = http_get(port, "/");
+    assert_eq!(status, 200);
+    assert!(page.contains("<html") || page.contains("<!doctype") || page.contains("<!DOCTYPE"));
+    assert!(daemon.terminate().success());
+}

@@ -66,11 +66,51 @@ pub(crate) async fn run(args: RunArgs) -> ExitCode {
     };
     tracing::info!(config = %path.display(), store = %config.daemon.store_path.display(), meters = config.daemon.meters.len(), sinks = sinks.len(), "starting");
     let status = StatusHandle::default();
-    match kamstrup_daemon::run(config.daemon, sinks, status, shutdown_signal()).await {
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let web = match config.web_listen {
+        None => None,
+        Some(addr) => {
+            let listener = match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("error: cannot listen on {addr} for the dashboard: {e}; change [web] listen, or set enabled = false");
+                    return ExitCode::from(EXIT_FAILED);
+                }
+            };
+            let status_fn: kamstrup_web::StatusFn = {
+                let status = status.clone();
+                std::sync::Arc::new(move || {
+                    serde_json::to_value(status.snapshot()).unwrap_or_default()
+                })
+            };
+            tracing::info!("dashboard on http://{addr}/ (metrics at /metrics)");
+            Some(tokio::spawn(kamstrup_web::serve(
+                listener,
+                config.daemon.store_path.clone(),
+                status_fn,
+                until_true(stop_rx),
+            )))
+        }
+    };
+    let result = kamstrup_daemon::run(config.daemon, sinks, status, shutdown_signal()).await;
+    let _ = stop.send(true);
+    if let Some(web) = web {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), web).await;
+    }
+    match result {
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// Completes when `stop` becomes true (or its sender is gone).
+async fn until_true(mut stop: tokio::sync::watch::Receiver<bool>) {
+    while !*stop.borrow_and_update() {
+        if stop.changed().await.is_err() {
+            return;
         }
     }
 }

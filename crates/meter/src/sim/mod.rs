@@ -2,6 +2,7 @@
 //! on a pseudo-terminal, or on a TCP port — with wire pacing, IR-head echo and injected faults.
 
 pub mod faults;
+pub mod history;
 pub mod kmp_model;
 pub mod mc66c_model;
 pub mod physics;

@@ -334,7 +334,7 @@ pub fn register_value(record: &RegisterRecord) -> RegisterValue {
 }
 
 /// ΔT = T1 − T2, exact, when both temperatures were read in °C and ΔT itself was not.
-fn derive_delta_t(values: &[RegisterValue]) -> Option<RegisterValue> {
+pub fn derive_delta_t(values: &[RegisterValue]) -> Option<RegisterValue> {
     if values.iter().any(|v| v.id == DELTA_T_ID) {
         return None;
     }

@@ -178,15 +178,6 @@ fn seed(db: &Path, weeks: u16) -> Result<usize, String> {
     Ok(items.len())
 }
 
-/// Completes when `stop` flips to true.
-async fn stopped(mut stop: watch::Receiver<bool>) {
-    while !*stop.borrow_and_update() {
-        if stop.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
 pub(crate) async fn run(args: DemoArgs) -> ExitCode {
     if args.interval < Duration::from_secs(1) {
         eprintln!("error: --interval must be at least 1s");
@@ -296,13 +287,13 @@ async fn demo(args: &DemoArgs, dir: &Path) -> ExitCode {
         config,
         sinks,
         status.clone(),
-        stopped(stop_rx.clone()),
+        super::run::until_true(stop_rx.clone()),
     ));
     let mut web = tokio::spawn(kamstrup_web::serve(
         listener,
         db.clone(),
         status_fn,
-        stopped(stop_rx),
+        super::run::until_true(stop_rx),
     ));
 
     // The page should open on live values: wait (briefly) for each meter's first poll.

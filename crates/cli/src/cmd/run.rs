@@ -107,7 +107,7 @@ pub(crate) async fn run(args: RunArgs) -> ExitCode {
 }
 
 /// Completes when `stop` becomes true (or its sender is gone).
-async fn until_true(mut stop: tokio::sync::watch::Receiver<bool>) {
+pub(crate) async fn until_true(mut stop: tokio::sync::watch::Receiver<bool>) {
     while !*stop.borrow_and_update() {
         if stop.changed().await.is_err() {
             return;

@@ -133,21 +133,6 @@ fn make_symlink(link: &Path, target: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot create symlink {}: {e}", link.display()))
 }
 
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
-
 fn announce(line: &str) {
     // Tests and scripts wait for this line, so it must not sit in a buffer.
     let mut out = std::io::stdout().lock();
@@ -220,7 +205,7 @@ pub(crate) async fn run(args: SimulateArgs) -> ExitCode {
         announce(&format!("simulated {name} listening on tcp://{local}"));
         tokio::select! {
             r = serve_tcp(listener, model, &mut options) => r,
-            _ = shutdown_signal() => Ok(()),
+            _ = super::run::shutdown_signal() => Ok(()),
         }
     } else {
         let (mut link, path) = match open_pty_with(model.line_settings()) {
@@ -247,7 +232,7 @@ pub(crate) async fn run(args: SimulateArgs) -> ExitCode {
         announce(&format!("simulated {name} on pty {shown}"));
         tokio::select! {
             r = serve_pty(&mut link, model, &mut options) => r,
-            _ = shutdown_signal() => Ok(()),
+            _ = super::run::shutdown_signal() => Ok(()),
         }
     };
     match served {

@@ -11,7 +11,6 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use kamstrup_kmp::registers;
 use kamstrup_mc66c::{DataSet, Reply, Request};
 
 use super::kmp_model::KmpModel;
@@ -188,7 +187,7 @@ pub fn kmp_history(
                 None => missing.push(id),
             }
         }
-        if let Some(dt) = delta_t(&values) {
+        if let Some(dt) = crate::kmp_driver::derive_delta_t(&values) {
             values.push(dt);
         }
         out.push(Reading {
@@ -204,30 +203,6 @@ pub fn kmp_history(
         });
     }
     Ok(out)
-}
-
-/// ΔT = T1 − T2 as the KMP driver derives it when register 89 was not read.
-fn delta_t(values: &[RegisterValue]) -> Option<RegisterValue> {
-    const DELTA_T: u16 = 89;
-    if values.iter().any(|v| v.id == DELTA_T) {
-        return None;
-    }
-    let t1 = values.iter().find(|v| v.id == 86)?;
-    let t2 = values.iter().find(|v| v.id == 87)?;
-    if t1.unit != t2.unit {
-        return None;
-    }
-    let info = registers::by_id(DELTA_T);
-    Some(RegisterValue {
-        id: DELTA_T,
-        name: info.map_or("t1_t2", |i| i.name).to_string(),
-        short: info.map_or("T1-T2", |i| i.short).to_string(),
-        value: t1.value.checked_sub(&t2.value)?,
-        unit: "K".to_string(),
-        unit_code: None,
-        text: None,
-        derived: true,
-    })
 }
 
 /// Readings of a simulated MULTICAL 66C as its driver makes them from `/#1`: the model formats

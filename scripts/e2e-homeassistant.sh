@@ -1,0 +1,275 @@
+#!/usr/bin/env bash
+# End to end with a real Home Assistant 2024.3.3: HA (own venv outside the repo, 127.0.0.1 only,
+# onboarded without a browser, MQTT integration on a private Mosquitto) gets readings from
+# `kamstrup run` with a simulated MULTICAL 403 and 66C through MQTT discovery (compat 2024.3) and
+# the REST sink. The checks go through HA's own APIs: device registry (manufacturer, model,
+# serial), entity registry, /api/states (unit, device_class, state_class, values equal to the
+# stored readings; ΔT without device class and flow in m³/h on 2024.3), the REST sink's states
+# (exact text, friendly name, icon); after an HA restart everything is back (retained states,
+# re-publish on HA's birth message); entities go unavailable when the bridge stops.
+#
+# The first run installs HA into $KAMSTRUP_HA_VENV (default /tmp/kamstrup-ha-venv, 0.8 GB,
+# about 100 s from PyPI); later runs reuse it and take about 25 s. Needs Python 3.11
+# (HA 2024.3 is the newest release for it).
+# Env: KAMSTRUP_HA_VENV, HA_PYTHON (default: python3.11, else python3 if it is 3.11), KAMSTRUP_BIN, E2E_RELEASE=1,
+#      E2E_KEEP=1 (keep the temp dir), E2E_VERBOSE=1 (print every check).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+# shellcheck source=e2e/lib.sh
+source scripts/e2e/lib.sh
+e2e_init homeassistant
+
+HA_VERSION=2024.3.3
+COMPAT=2024.3
+VENV=${KAMSTRUP_HA_VENV:-/tmp/kamstrup-ha-venv}
+W=$E2E_WORK
+
+case $VENV in "$ROOT" | "$ROOT"/*) die "KAMSTRUP_HA_VENV must be outside the repository" ;; esac
+
+install_ha() {
+  if [[ -f $VENV/.kamstrup-e2e-ready && -x $VENV/bin/hass ]] &&
+    [[ $("$VENV/bin/hass" --version 2>/dev/null) == "$HA_VERSION" ]]; then
+    log "reusing Home Assistant $HA_VERSION in $VENV"
+    return 0
+  fi
+  if [[ -e $VENV && ! -f $VENV/.kamstrup-e2e-venv ]]; then
+    die "$VENV exists but was not made by this script; remove it or set KAMSTRUP_HA_VENV"
+  fi
+  local py=${HA_PYTHON:-} cand
+  if [[ -z $py ]]; then
+    for cand in python3.11 python3; do
+      if command -v "$cand" >/dev/null &&
+        [[ $("$cand" -c 'import sys; print("%d.%d" % sys.version_info[:2])') == 3.11 ]]; then
+        py=$cand
+        break
+      fi
+    done
+  fi
+  [[ -n $py ]] || die "no Python 3.11 found (Home Assistant $HA_VERSION needs it); set HA_PYTHON"
+  log "installing Home Assistant $HA_VERSION into $VENV (a few minutes)"
+  local t0=$SECONDS pip="$VENV/bin/pip"
+  if [[ ! -x $VENV/bin/python ]]; then
+    "$py" -m venv "$VENV"
+  fi
+  touch "$VENV/.kamstrup-e2e-venv"
+  mkdir -p "$W/wheel"
+  "$pip" download -q --no-deps "homeassistant==$HA_VERSION" -d "$W/wheel" >"$W/pip.log" 2>&1 ||
+    die "pip download homeassistant failed (see $W/pip.log)"
+  local wheel
+  wheel=$(ls "$W"/wheel/homeassistant-"$HA_VERSION"-*.whl)
+  # HA's own pins: without them pip resolves newer transitive deps that break 2024.3.
+  "$VENV/bin/python" -c 'import sys, zipfile; sys.stdout.write(zipfile.ZipFile(sys.argv[1]).read("homeassistant/package_constraints.txt").decode())' \
+    "$wheel" >"$W/constraints.txt"
+  log "pip install homeassistant (with HA's package_constraints.txt)"
+  "$pip" install -q "$wheel" "josepy<2" -c "$W/constraints.txt" >>"$W/pip.log" 2>&1 ||
+    die "pip install homeassistant failed (see $W/pip.log)"
+  # HA runs with --skip-pip: install what the integrations it loads need (frontend pinned,
+  # MQTT and its camera platform's numpy/PyTurboJPEG/ha-av, recorder, …).
+  "$VENV/bin/python" "$ROOT/scripts/e2e/ha_requirements.py" >"$W/ha-requirements.txt" 2>>"$W/pip.log"
+  log "pip install integration requirements: $(tr '\n' ' ' <"$W/ha-requirements.txt")"
+  "$pip" install -q -r "$W/ha-requirements.txt" "josepy<2" -c "$W/constraints.txt" >>"$W/pip.log" 2>&1 ||
+    die "pip install of integration requirements failed (see $W/pip.log)"
+  "$VENV/bin/python" -c 'import acme.client, hass_nabucasa, hass_frontend, paho.mqtt.client, turbojpeg, av, numpy, sqlalchemy' ||
+    die "the HA venv misses a module"
+  touch "$VENV/.kamstrup-e2e-ready"
+  log "Home Assistant installed in $((SECONDS - t0)) s ($(du -sh "$VENV" | cut -f1))"
+}
+
+# Every listening socket of the HA process must be on loopback (read from /proc, no ss needed).
+check_loopback_only() {
+  local pid=$1 out
+  if ! out=$($HAC listeners --pid "$pid" 2>&1); then
+    stop_pid "$pid"
+    die "Home Assistant listens beyond loopback: $(tr '\n' ' ' <<<"$out")"
+  fi
+  LISTENERS=$(tr '\n' ' ' <<<"$out")
+}
+
+HAC="$VENV/bin/python $ROOT/scripts/e2e/ha_client.py"
+
+phase "install Home Assistant $HA_VERSION (reused when present)"
+install_ha
+
+phase "setup (mosquitto, cargo build, broker)"
+ensure_mosquitto
+build_kamstrup
+start_mosquitto
+printf '%s' "$MQTT_PASS" >"$W/mqtt-password"
+chmod 600 "$W/mqtt-password"
+
+phase "configure and start Home Assistant (127.0.0.1 only)"
+HA_PORT=$(free_port)
+HA_URL=http://127.0.0.1:$HA_PORT
+HA_DIR=$W/ha
+mkdir -p "$HA_DIR/.storage"
+cat >"$HA_DIR/configuration.yaml" <<EOF
+homeassistant:
+  name: kamstrup-e2e
+  latitude: 52.37
+  longitude: 4.89
+  elevation: 0
+  unit_system: metric
+  time_zone: Europe/Amsterdam
+  currency: EUR
+  country: NL
+  internal_url: "$HA_URL"
+http:
+  server_host: 127.0.0.1
+  server_port: $HA_PORT
+api:
+config:
+websocket_api:
+onboarding:
+history:
+sensor:
+recorder:
+  db_url: "sqlite:///$HA_DIR/home-assistant_v2.db"
+  commit_interval: 1
+logger:
+  default: warning
+EOF
+# Onboarding steps that would reach the internet are marked done; only the user step is left.
+cat >"$HA_DIR/.storage/onboarding" <<'EOF'
+{"version": 4, "minor_version": 1, "key": "onboarding", "data": {"done": ["core_config", "analytics", "integration"]}}
+EOF
+start_ha() {
+  "$VENV/bin/hass" -c "$HA_DIR" --skip-pip >>"$W/hass.out" 2>&1 &
+  HA_PID=$!
+  track "$HA_PID"
+  local rc
+  set +e
+  $HAC wait --url "$HA_URL" --log "$HA_DIR/home-assistant.log" --timeout 120
+  rc=$?
+  set -e
+  if [[ $rc -eq 3 ]]; then
+    stop_pid "$HA_PID"
+    die "Home Assistant fell into recovery mode (stopped at once; see $HA_DIR/home-assistant.log)"
+  elif [[ $rc -ne 0 ]]; then
+    die "Home Assistant did not become ready (see $W/hass.out)"
+  fi
+  check_loopback_only "$HA_PID"
+}
+start_ha
+pass "Home Assistant $HA_VERSION ready on $HA_URL, listening on loopback only ($LISTENERS)"
+
+phase "onboard, long-lived token, MQTT integration"
+$HAC onboard --url "$HA_URL" --token-out "$W/ha-token" || die "onboarding failed"
+pass "onboarded; long-lived token created"
+$HAC mqtt-entry --url "$HA_URL" --token-file "$W/ha-token" --port "$MQTT_PORT" \
+  --username "$MQTT_USER" --password-file "$W/mqtt-password" || die "MQTT config entry failed"
+pass "MQTT integration added (broker 127.0.0.1:$MQTT_PORT)"
+check_loopback_only "$HA_PID"
+
+phase "kamstrup run (MULTICAL 403 + 66C, discovery compat $COMPAT, REST sink)"
+REST_SPECS=(
+  "sensor.stadsverwarming_energy=heat_energy@heat:Stadsverwarming energie:mdi:radiator"
+  "sensor.old_heat_inlet=t1@old-heat:Old heat inlet:mdi:thermometer-chevron-up"
+  "sensor.heat_flow_rest=flow@heat:Heat flow (REST):mdi:pipe"
+)
+cat >"$W/kamstrup.toml" <<EOF
+[storage]
+path = "$W/kamstrup.db"
+
+[web]
+enabled = false
+
+[[meter]]
+name = "heat"
+port = "sim:multical-403"
+interval = "3s"
+
+[[meter]]
+name = "old-heat"
+port = "sim:multical-66c"
+interval = "3s"
+
+[mqtt]
+url = "mqtt://127.0.0.1:$MQTT_PORT"
+username = "$MQTT_USER"
+password_file = "$W/mqtt-password"
+
+[homeassistant]
+discovery_prefix = "homeassistant"
+compat = "$COMPAT"
+
+[homeassistant_rest]
+url = "$HA_URL"
+token_file = "$W/ha-token"
+compat = "$COMPAT"
+entities = [
+  { meter = "heat", register = "heat_energy", entity_id = "sensor.stadsverwarming_energy", friendly_name = "Stadsverwarming energie", icon = "mdi:radiator" },
+  { meter = "old-heat", register = "t1", entity_id = "sensor.old_heat_inlet", friendly_name = "Old heat inlet", icon = "mdi:thermometer-chevron-up" },
+  { meter = "heat", register = "flow", entity_id = "sensor.heat_flow_rest", friendly_name = "Heat flow (REST)", icon = "mdi:pipe" },
+]
+EOF
+"$KAMSTRUP" -v run --config "$W/kamstrup.toml" >"$W/kamstrup.log" 2>&1 &
+KPID=$!
+track "$KPID"
+export_json() { "$KAMSTRUP" history export --config "$W/kamstrup.toml" --format json >"$1" 2>>"$W/export.err"; }
+serials() {
+  export_json "$W/serials.json" &&
+    python3 -c 'import json,sys,collections; c=collections.Counter(r["serial"] for r in json.load(open(sys.argv[1]))); print(" ".join(str(s) for s,n in sorted(c.items()) if n >= 2))' "$W/serials.json"
+}
+wait_for '[[ $(serials | wc -w) -ge 2 ]]' 40 || die "both meters should have 2 readings after 40 s (see $W/kamstrup.log)"
+read -r -a SERIALS <<<"$(serials)"
+log "meters ${SERIALS[*]} are being read"
+REST_IDS=()
+for spec in "${REST_SPECS[@]}"; do REST_IDS+=("${spec%%=*}"); done
+if wait_for "$HAC entities --url '$HA_URL' --token-file '$W/ha-token' --serial ${SERIALS[*]} --rest ${REST_IDS[*]}" 60; then
+  pass "HA has the entities of both meters with values, and the REST states"
+else
+  fail "HA entities incomplete after 60 s"
+fi
+
+phase "assert through HA's REST API and websocket registries"
+run_checks "devices, entities, states, REST sink ($COMPAT)" $HAC check --url "$HA_URL" \
+  --token-file "$W/ha-token" --export "$W/export.json" --kamstrup "$KAMSTRUP" \
+  --config "$W/kamstrup.toml" --db "$W/kamstrup.db" --compat "$COMPAT" \
+  --meters 2 --rest "${REST_SPECS[@]}" --show
+check_loopback_only "$HA_PID"
+
+phase "restart Home Assistant → entities back with values (retained states, birth re-publish)"
+stop_pid "$HA_PID"
+wait "$HA_PID" 2>/dev/null || true
+start_ha
+if wait_for "$HAC entities --url '$HA_URL' --token-file '$W/ha-token' --serial ${SERIALS[*]} --rest ${REST_IDS[*]}" 60; then
+  pass "after an HA restart every entity is back with a value, REST states re-posted"
+else
+  fail "entities incomplete 60 s after the HA restart"
+fi
+if wait_for "grep -q 'Home Assistant came online: re-publishing' '$W/kamstrup.log'" 10; then
+  pass "the bridge re-published on HA's birth message"
+else
+  fail "no re-publish on HA's birth message in the bridge log"
+fi
+run_checks "states after the restart" $HAC check --url "$HA_URL" \
+  --token-file "$W/ha-token" --export "$W/export2.json" --kamstrup "$KAMSTRUP" \
+  --config "$W/kamstrup.toml" --db "$W/kamstrup.db" --compat "$COMPAT" \
+  --meters 2 --rest "${REST_SPECS[@]}"
+
+phase "SIGTERM kamstrup → HA shows its entities unavailable"
+kill -TERM "$KPID"
+wait_for "! kill -0 $KPID" 10 || fail "kamstrup still running 10 s after SIGTERM"
+set +e
+wait "$KPID"
+KRC=$?
+set -e
+if [[ $KRC -eq 0 ]]; then pass "kamstrup exited 0 on SIGTERM"; else fail "kamstrup exit code $KRC"; fi
+if wait_for "$HAC unavailable --url '$HA_URL' --token-file '$W/ha-token' --serial ${SERIALS[*]}" 10; then
+  pass "all MQTT entities unavailable after the bridge stopped (last will / offline)"
+else
+  fail "MQTT entities still available 10 s after the bridge stopped"
+fi
+# Both HA runs (the log of the first one was rotated to .log.1 by the restart).
+if cat "$HA_DIR"/home-assistant.log* | grep -E 'WARNING|ERROR' |
+  grep -iE 'mqtt|kamstrup|sensor\.|value_json|template' >"$W/ha-problems.txt"; then
+  fail "HA logged warnings/errors about MQTT or our sensors: $(head -c 600 "$W/ha-problems.txt")"
+else
+  pass "HA logs (both runs) have no MQTT/sensor warning or error"
+fi
+if grep -q ' ERROR \|panicked' "$W/kamstrup.log"; then
+  fail "kamstrup logged errors: $(grep -m3 ' ERROR \|panicked' "$W/kamstrup.log" | tr '\n' ' ')"
+else
+  pass "kamstrup log has no ERROR"
+fi

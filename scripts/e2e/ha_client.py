@@ -1,0 +1,428 @@
+"""Drives and checks a real Home Assistant for scripts/e2e-homeassistant.sh.
+
+Runs with the HA venv's python (it uses aiohttp, which HA ships). Subcommands:
+
+  wait       --url U --log F --timeout S     until GET /auth/providers answers (abort on recovery mode)
+  onboard    --url U --token-out F           first user via onboarding, then a long-lived token
+  mqtt-entry --url U --token-file F --port P --username N --password-file F
+  check      --url U --token-file F --export E --kamstrup K --config T --db D --compat C
+             --meters N --rest ENTITY=REG@METER:NAME:ICON … [--show]
+             devices (registry), MQTT entities (registry + /api/states) and the REST sink's states
+  entities   --url U --token-file F --serial S… [--rest E…]   exit 0 once all entities have values
+  listeners  --pid P                      sockets P listens on; exit 1 unless all are loopback
+  unavailable --url U --token-file F --serial S…   exit 0 once every MQTT entity is unavailable
+"""
+
+import argparse
+import asyncio
+import decimal
+import json
+import os
+import sqlite3
+import sys
+import time
+
+import aiohttp
+
+from expect import Checks, expected, load_export, second, version
+
+CLIENT_ID = "http://127.0.0.1/kamstrup-e2e"
+
+
+def recovery(log_path):
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return False
+    return "recovery mode" in text.lower() or "safe mode" in text.lower()
+
+
+async def cmd_wait(a):
+    deadline = time.monotonic() + a.timeout
+    async with aiohttp.ClientSession() as s:
+        while time.monotonic() < deadline:
+            if recovery(a.log):
+                print("Home Assistant entered recovery mode", file=sys.stderr)
+                return 3
+            try:
+                async with s.get(f"{a.url}/auth/providers", timeout=aiohttp.ClientTimeout(total=2)) as r:
+                    # Before onboarding HA answers 400 "onboarding_required": up all the same.
+                    if r.status == 200 or "onboarding_required" in await r.text():
+                        return 0
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                pass
+            await asyncio.sleep(0.25)
+    print(f"no answer from {a.url}/auth/providers within {a.timeout} s", file=sys.stderr)
+    return 1
+
+
+async def ws_call(url, token, *messages):
+    """Authenticates on the websocket and returns the result of each message, in order."""
+    ws_url = url.replace("http://", "ws://") + "/api/websocket"
+    results = []
+    async with aiohttp.ClientSession() as s:
+        async with s.ws_connect(ws_url) as ws:
+            msg = await ws.receive_json()
+            assert msg["type"] == "auth_required", msg
+            await ws.send_json({"type": "auth", "access_token": token})
+            msg = await ws.receive_json()
+            if msg["type"] != "auth_ok":
+                raise RuntimeError(f"websocket auth failed: {msg.get('type')}")
+            for i, m in enumerate(messages, start=1):
+                await ws.send_json({"id": i, **m})
+                while True:
+                    msg = await ws.receive_json()
+                    if msg.get("id") == i and msg.get("type") == "result":
+                        break
+                if not msg.get("success"):
+                    raise RuntimeError(f"{m['type']}: {msg.get('error')}")
+                results.append(msg["result"])
+    return results
+
+
+async def cmd_onboard(a):
+    async with aiohttp.ClientSession() as s:
+        body = {
+            "name": "Kamstrup E2E",
+            "username": "kamstrup",
+            "password": os.urandom(12).hex(),
+            "client_id": CLIENT_ID,
+            "language": "en",
+        }
+        async with s.post(f"{a.url}/api/onboarding/users", json=body) as r:
+            if r.status != 200:
+                print(f"onboarding/users: HTTP {r.status} {await r.text()}", file=sys.stderr)
+                return 1
+            code = (await r.json())["auth_code"]
+        form = {"grant_type": "authorization_code", "code": code, "client_id": CLIENT_ID}
+        async with s.post(f"{a.url}/auth/token", data=form) as r:
+            if r.status != 200:
+                print(f"auth/token: HTTP {r.status} {await r.text()}", file=sys.stderr)
+                return 1
+            access = (await r.json())["access_token"]
+    (token,) = await ws_call(
+        a.url, access,
+        {"type": "auth/long_lived_access_token", "client_name": "kamstrup-e2e", "lifespan": 30},
+    )
+    fd = os.open(a.token_out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token)
+    return 0
+
+
+def read_token(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read().strip()
+
+
+async def cmd_mqtt_entry(a):
+    token = read_token(a.token_file)
+    with open(a.password_file, encoding="utf-8") as f:
+        password = f.read()
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(headers=headers) as s:
+        async with s.post(f"{a.url}/api/config/config_entries/flow", json={"handler": "mqtt"}) as r:
+            flow = await r.json()
+            if r.status != 200 or flow.get("type") != "form":
+                print(f"mqtt flow start: HTTP {r.status} {flow}", file=sys.stderr)
+                return 1
+        data = {"broker": "127.0.0.1", "port": a.port, "username": a.username, "password": password}
+        async with s.post(f"{a.url}/api/config/config_entries/flow/{flow['flow_id']}", json=data) as r:
+            res = await r.json()
+            if r.status != 200 or res.get("type") != "create_entry":
+                print(f"mqtt flow: HTTP {r.status} {res}", file=sys.stderr)
+                return 1
+    return 0
+
+
+async def get_states(url, token):
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as s:
+        async with s.get(f"{url}/api/states") as r:
+            r.raise_for_status()
+            return {st["entity_id"]: st for st in await r.json()}
+
+
+async def cmd_entities(a):
+    """Exit 0 once each serial's entities exist and none is unknown/unavailable."""
+    token = read_token(a.token_file)
+    (ents,) = await ws_call(a.url, token, {"type": "config/entity_registry/list"})
+    states = await get_states(a.url, token)
+    for serial in a.serial:
+        mine = [e for e in ents if (e.get("unique_id") or "").startswith(f"kamstrup_{serial}_")]
+        if len(mine) < a.min:
+            return 1
+        for e in mine:
+            st = states.get(e["entity_id"])
+            if st is None or st["state"] in ("unknown", "unavailable"):
+                return 1
+    for eid in a.rest:
+        if eid not in states:
+            return 1
+    return 0
+
+
+async def cmd_unavailable(a):
+    """Exit 0 once every MQTT entity of the given serials is unavailable."""
+    token = read_token(a.token_file)
+    (ents,) = await ws_call(a.url, token, {"type": "config/entity_registry/list"})
+    states = await get_states(a.url, token)
+    prefixes = tuple(f"kamstrup_{s}_" for s in a.serial)
+    mine = [e for e in ents if (e.get("unique_id") or "").startswith(prefixes)]
+    if not mine:
+        return 1
+    return 0 if all(states.get(e["entity_id"], {}).get("state") == "unavailable" for e in mine) else 1
+
+
+def _proc_addr(hexaddr):
+    """Decodes a /proc/net/{tcp,udp}[6] local address (host byte order, little-endian here)."""
+    import ipaddress
+    host, port = hexaddr.split(":")
+    raw = bytes.fromhex(host)
+    if len(raw) == 4:
+        ip = ipaddress.IPv4Address(raw[::-1])
+    else:
+        ip = ipaddress.IPv6Address(b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4)))
+        if ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+    return ip, int(port, 16)
+
+
+def cmd_listeners(a):
+    """Lists the sockets process PID listens on (TCP LISTEN, bound UDP); exit 1 if any is not
+    on loopback. Reads /proc directly, so it needs no ss/netstat."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{a.pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{a.pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    bad = []
+    for table in ("tcp", "tcp6", "udp", "udp6"):
+        try:
+            with open(f"/proc/net/{table}", encoding="ascii") as f:
+                rows = f.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            cols = row.split()
+            local, state, inode = cols[1], cols[3], cols[9]
+            if inode not in inodes or (table.startswith("tcp") and state != "0A"):
+                continue
+            ip, port = _proc_addr(local)
+            print(f"{table} {ip}:{port}")
+            if not ip.is_loopback:
+                bad.append(f"{table} {ip}:{port}")
+    if bad:
+        print("not loopback: " + ", ".join(bad), file=sys.stderr)
+        return 1
+    return 0
+
+
+def ha_float_text(text):
+    """How HA prints a JSON number it got through value_json: parsed as a float (or int), then
+    rendered by Jinja, i.e. Python's shortest repr (`66.00` → `66.0`)."""
+    if any(ch in text for ch in ".eE"):
+        return repr(float(text))
+    return str(int(text))
+
+
+def store_models(db):
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return {int(s): m for s, m in con.execute("select serial, model from meters")}
+    finally:
+        con.close()
+
+
+def slug(text):
+    out = ""
+    for ch in text:
+        if ch.isascii() and ch.isalnum():
+            out += ch.lower()
+        elif not out.endswith("_"):
+            out += "_"
+    return out.strip("_") or "x"
+
+
+def parse_rest(spec):
+    # ENTITY=REGISTER@METER:FRIENDLY NAME:ICON   (icon may contain ':', e.g. mdi:radiator)
+    entity, rest = spec.split("=", 1)
+    reg_meter, name_icon = rest.split(":", 1)
+    register, meter = reg_meter.split("@", 1)
+    friendly, icon = name_icon.split(":", 1)
+    return entity, register, meter, friendly, icon
+
+
+async def cmd_check(a):
+    c = Checks()
+    token = read_token(a.token_file)
+    devices, ents = await ws_call(
+        a.url, token,
+        {"type": "config/device_registry/list"},
+        {"type": "config/entity_registry/list"},
+    )
+    states = await get_states(a.url, token)
+    # Export only now: every state HA holds comes from a reading stored before this moment.
+    import subprocess
+    with open(a.export, "wb") as f:
+        subprocess.run([a.kamstrup, "history", "export", "--config", a.config, "--format", "json"],
+                       stdout=f, check=True)
+    readings = load_export(a.export)
+    models = store_models(a.db)
+    meters = {}
+    for r in readings:
+        meters[int(r["serial"])] = r["meter_name"]
+    c.ok(len(meters) == a.meters, f"store holds {a.meters} meters", f"got {sorted(meters)}")
+
+    for serial, meter_name in sorted(meters.items()):
+        tag = f"[{meter_name} {serial}]"
+        dev = [d for d in devices if ["mqtt", f"kamstrup_{serial}"] in d.get("identifiers", [])]
+        if not c.ok(len(dev) == 1, f"{tag} one HA device with identifier kamstrup_{serial}", f"found {len(dev)}"):
+            continue
+        dev = dev[0]
+        if a.show:
+            print(f"{tag} HA device: name={dev.get('name')!r} manufacturer={dev.get('manufacturer')!r} "
+                  f"model={dev.get('model')!r} serial_number={dev.get('serial_number')!r} "
+                  f"sw_version={dev.get('sw_version')!r}")
+        c.eq(dev.get("manufacturer"), "Kamstrup", f"{tag} device manufacturer")
+        c.eq(dev.get("model"), models.get(serial), f"{tag} device model = stored model")
+        c.eq(dev.get("serial_number"), str(serial), f"{tag} device serial_number")
+        c.eq(dev.get("name"), f"Kamstrup {meter_name}", f"{tag} device name")
+
+        # Every register delivered since start is an entity of this device.
+        mine = [r for r in readings if int(r["serial"]) == serial and not r.get("implausible")]
+        registers = {}
+        for r in mine:
+            for reg in r["reading"]["registers"]:
+                registers[reg["name"]] = reg
+        by_uid = {e.get("unique_id"): e for e in ents if e.get("platform") == "mqtt"}
+        entity_ids = {}
+        for name in sorted(registers):
+            uid = f"kamstrup_{serial}_{slug(name)}"
+            e = by_uid.get(uid)
+            if not c.ok(e is not None, f"{tag} entity {uid} registered"):
+                continue
+            entity_ids[name] = e["entity_id"]
+            c.eq(e.get("device_id"), dev["id"], f"{tag} {name} belongs to the device")
+            diag = expected(name, registers[name]["unit"], registers[name]["value"], a.compat)[3]
+            c.eq(e.get("entity_category"), "diagnostic" if diag else None, f"{tag} {name} entity_category")
+            if version(a.compat) < (2025, 10):
+                c.eq(e["entity_id"], f"sensor.kamstrup_{slug(meter_name)}_{slug(name)}",
+                     f"{tag} {name} entity_id from object_id")
+
+        # Attributes and values: all states of one meter must be those of one stored reading.
+        for name, eid in sorted(entity_ids.items()):
+            st = states.get(eid)
+            if not c.ok(st is not None, f"{tag} {eid} has a state"):
+                continue
+            reg = registers[name]
+            dc, unit, sc, _, _ = expected(name, reg["unit"], reg["value"], a.compat)
+            attrs = st["attributes"]
+            c.eq(attrs.get("unit_of_measurement"), unit, f"{tag} {eid} unit_of_measurement")
+            c.eq(attrs.get("device_class"), dc, f"{tag} {eid} device_class")
+            c.eq(attrs.get("state_class"), sc, f"{tag} {eid} state_class")
+        matched = None
+        for r in reversed(mine):
+            regs = {x["name"]: x for x in r["reading"]["registers"]}
+            good = True
+            for name, eid in entity_ids.items():
+                st = states.get(eid)
+                if name not in regs or st is None:
+                    good = False
+                    break
+                want = expected(name, regs[name]["unit"], regs[name]["value"], a.compat)[4]
+                if st["state"] != ha_float_text(want):
+                    good = False
+                    break
+            if good:
+                matched = r
+                break
+        if c.ok(matched is not None, f"{tag} every entity state equals one stored reading",
+                "; ".join(f"{eid}={states.get(eid, {}).get('state')}" for eid in entity_ids.values())):
+            regs = {x["name"]: x for x in matched["reading"]["registers"]}
+            for name, eid in sorted(entity_ids.items()):
+                want = expected(name, regs[name]["unit"], regs[name]["value"], a.compat)[4]
+                got = states[eid]["state"]
+                c.ok(decimal.Decimal(got) == decimal.Decimal(want),
+                     f"{tag} {eid} = {got} (stored {regs[name]['value']} {regs[name]['unit']}"
+                     f" at {second(matched['reading']['taken_at'])}, sent {want})")
+
+    # The REST sink's states: exact text, friendly name, icon.
+    for spec in a.rest:
+        entity, register, meter, friendly, icon = parse_rest(spec)
+        st = states.get(entity)
+        if not c.ok(st is not None, f"REST {entity} exists"):
+            continue
+        attrs = st["attributes"]
+        c.eq(attrs.get("friendly_name"), friendly, f"REST {entity} friendly_name")
+        c.eq(attrs.get("icon"), icon, f"REST {entity} icon")
+        mine = [r for r in readings if r["meter_name"] == meter and not r.get("implausible")]
+        vals = []
+        for r in reversed(mine):
+            for reg in r["reading"]["registers"]:
+                if reg["name"] == register:
+                    vals.append((reg, expected(register, reg["unit"], reg["value"], a.compat)))
+        if not c.ok(bool(vals), f"REST {entity}: store has {meter}/{register}"):
+            continue
+        reg, (dc, unit, sc, _, _) = vals[0]
+        c.eq(attrs.get("unit_of_measurement"), unit, f"REST {entity} unit_of_measurement")
+        c.eq(attrs.get("device_class"), dc, f"REST {entity} device_class")
+        c.eq(attrs.get("state_class"), sc, f"REST {entity} state_class")
+        texts = [e[4] for _, e in vals]
+        c.ok(st["state"] in texts, f"REST {entity} = {st['state']!r}, exactly a stored {register} text",
+             f"stored (newest first): {texts[:5]}")
+    return 1 if c.failed else 0
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("wait")
+    w.add_argument("--url", required=True)
+    w.add_argument("--log", required=True)
+    w.add_argument("--timeout", type=float, default=120)
+    o = sub.add_parser("onboard")
+    o.add_argument("--url", required=True)
+    o.add_argument("--token-out", required=True)
+    m = sub.add_parser("mqtt-entry")
+    m.add_argument("--url", required=True)
+    m.add_argument("--token-file", required=True)
+    m.add_argument("--port", type=int, required=True)
+    m.add_argument("--username", required=True)
+    m.add_argument("--password-file", required=True)
+    e = sub.add_parser("entities")
+    e.add_argument("--url", required=True)
+    e.add_argument("--token-file", required=True)
+    e.add_argument("--serial", nargs="+", required=True)
+    e.add_argument("--rest", nargs="*", default=[])
+    e.add_argument("--min", type=int, default=9)
+    u = sub.add_parser("unavailable")
+    u.add_argument("--url", required=True)
+    u.add_argument("--token-file", required=True)
+    u.add_argument("--serial", nargs="+", required=True)
+    li = sub.add_parser("listeners")
+    li.add_argument("--pid", type=int, required=True)
+    k = sub.add_parser("check")
+    k.add_argument("--url", required=True)
+    k.add_argument("--token-file", required=True)
+    k.add_argument("--export", required=True, help="where to write the store's export")
+    k.add_argument("--kamstrup", required=True, help="the kamstrup binary")
+    k.add_argument("--config", required=True, help="the daemon's config")
+    k.add_argument("--db", required=True)
+    k.add_argument("--compat", required=True)
+    k.add_argument("--meters", type=int, required=True)
+    k.add_argument("--rest", nargs="*", default=[])
+    k.add_argument("--show", action="store_true", help="print what HA made of each device")
+    a = p.parse_args()
+    if a.cmd == "listeners":
+        sys.exit(cmd_listeners(a))
+    fn = {"wait": cmd_wait, "onboard": cmd_onboard, "mqtt-entry": cmd_mqtt_entry,
+          "entities": cmd_entities, "unavailable": cmd_unavailable, "check": cmd_check}[a.cmd]
+    sys.exit(asyncio.run(fn(a)))
+
+
+if __name__ == "__main__":
+    main()

@@ -15,7 +15,10 @@ trap 'kill $sim 2>/dev/null || true; rm -rf "$work"' EXIT
 sim=$!
 for _ in $(seq 50); do [ -e "$work/meter" ] && break; sleep 0.1; done
 
-serial=$("$venv/bin/pykmp-tool" -d "$work/meter" get-serial 2>&1 | tee /dev/stderr | grep -Eo '[0-9]{6,}' | head -1)
+# Capture, then show: `tee /dev/stderr` would reopen (and truncate) a CI log file.
+pykmp_out=$("$venv/bin/pykmp-tool" -d "$work/meter" get-serial 2>&1 || true)
+printf '%s\n' "$pykmp_out" | tr -s ' ' | tail -3
+serial=$(printf '%s\n' "$pykmp_out" | grep -Eo '[0-9]{6,}' | head -1)
 ours=$(./target/debug/kamstrup read --port "$work/meter" --format json serial_number | python3 -c 'import json,sys; print(json.load(sys.stdin)["meter"]["serial"])')
 echo "PyKMP serial: $serial, kamstrup serial: $ours"
 [ "$serial" = "$ours" ] || { echo "serial numbers differ"; exit 1; }

@@ -132,7 +132,9 @@ pub(crate) const ENERGY_UNITS: &[&str] = &[
 
 /// True for registers that only ever grow: energy, volume, mass and hour counters.
 pub(crate) fn is_counter(reg: &RegisterValue) -> bool {
-    if reg.text.is_some() {
+    // Derived values (usage today/this month/this year) restart at each period by design:
+    // a drop there is a new period, not a glitch. Dates and times are not quantities.
+    if reg.text.is_some() || reg.derived {
         return false;
     }
     ENERGY_UNITS.contains(&reg.unit.as_str())
@@ -322,6 +324,20 @@ mod tests {
         let r3 = reading(&[("heat_energy", "10.00", "GJ")]);
         assert_eq!(guard.admit(1, &r3, &mut up).len(), 1);
         assert_eq!(guard.admit(2, &r2, &mut up).len(), 2);
+    }
+
+    #[test]
+    fn guard_lets_derived_usage_restart_with_its_period() {
+        let mut guard = CounterGuard::default();
+        let mut up = CounterUpdates::default();
+        let mut evening = reading(&[("heat_energy_today", "0.84", "GJ")]);
+        evening.registers[0].derived = true;
+        assert_eq!(guard.admit(1, &evening, &mut up).len(), 1);
+        guard.commit(up);
+        let mut up = CounterUpdates::default();
+        let mut after_midnight = reading(&[("heat_energy_today", "0.01", "GJ")]);
+        after_midnight.registers[0].derived = true;
+        assert_eq!(guard.admit(1, &after_midnight, &mut up).len(), 1);
     }
 
     #[test]

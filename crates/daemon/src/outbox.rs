@@ -59,21 +59,16 @@ pub async fn run_sink(
             _ = shutdown.changed() => break,
         }
         match drain(&mut *sink, &db).await {
-            Ok(0) => {
+            Ok((0, _)) => {
                 failures = 0;
                 retry_at = far();
             }
-            Ok(count) => {
+            Ok((count, cursor)) => {
                 if failures > 0 {
                     info!(sink = %name, "sink reachable again; backlog delivered");
                 }
                 failures = 0;
                 retry_at = far();
-                let cursor = db.call({
-                    let n = name.clone();
-                    move |s| s.cursor(&n)
-                });
-                let cursor = cursor.await.map(|c| c.0).unwrap_or_default();
                 status.sink(&name, |s| {
                     s.delivered += count as u64;
                     s.last_ok = Some(Utc::now());
@@ -100,7 +95,7 @@ pub async fn run_sink(
     }
     // Last chance for what is pending, bounded so that shutdown never hangs on a dead sink.
     match tokio::time::timeout(Duration::from_secs(3), drain(&mut *sink, &db)).await {
-        Ok(Ok(n)) if n > 0 => debug!(sink = %name, delivered = n, "flushed before shutdown"),
+        Ok(Ok((n, _))) if n > 0 => debug!(sink = %name, delivered = n, "flushed before shutdown"),
         Ok(Err((_, message))) => {
             debug!(sink = %name, error = %message, "pending readings stay in the outbox")
         }
@@ -110,11 +105,15 @@ pub async fn run_sink(
     debug!(sink = %name, "sink stopped");
 }
 
-/// Delivers everything beyond the cursor; returns how many readings were delivered.
-async fn drain(sink: &mut dyn Sink, db: &Db) -> Result<usize, (String, String)> {
+/// Delivers everything beyond the cursor; returns how many readings were delivered and the
+/// cursor after them.
+async fn drain(sink: &mut dyn Sink, db: &Db) -> Result<(usize, i64), (String, String)> {
     let name = sink.name().to_string();
     let delivery = sink.delivery();
     let mut total = 0;
+    let mut cursor = 0;
+    // Meter models change only when a meter is (re)identified: once per drain is enough.
+    let mut models: Option<Vec<kamstrup_store::MeterRecord>> = None;
     loop {
         let n = name.clone();
         let batch: Vec<StoredReading> = db
@@ -128,12 +127,16 @@ async fn drain(sink: &mut dyn Sink, db: &Db) -> Result<usize, (String, String)> 
             .await
             .map_err(|e| ("store".to_string(), e.to_string()))?;
         let Some(last) = batch.iter().map(|r| r.id).max() else {
-            return Ok(total);
+            return Ok((total, cursor));
         };
-        let models = db
-            .call(|s| s.meters())
-            .await
-            .map_err(|e| ("store".to_string(), e.to_string()))?;
+        if models.is_none() {
+            models = Some(
+                db.call(|s| s.meters())
+                    .await
+                    .map_err(|e| ("store".to_string(), e.to_string()))?,
+            );
+        }
+        let models = models.as_deref().unwrap_or_default();
         let items: Vec<Delivered<'_>> = batch
             .iter()
             .map(|r| Delivered {
@@ -155,8 +158,9 @@ async fn drain(sink: &mut dyn Sink, db: &Db) -> Result<usize, (String, String)> 
         db.call(move |s| s.set_cursor(&n, last))
             .await
             .map_err(|e| ("store".to_string(), e.to_string()))?;
+        cursor = last.0;
         if delivery == Delivery::Latest || batch.len() < BATCH {
-            return Ok(total);
+            return Ok((total, cursor));
         }
     }
 }

@@ -139,23 +139,7 @@ async fn read_kmp(mut meter: KmpMeter, args: &ReadArgs, known_serial: Option<u32
                     reading.meter.serial = Some(u64::from(serial));
                 }
             }
-            if let Err(e) = print_reading(&reading, args.format) {
-                eprintln!("error: cannot write output: {e}");
-                return ExitCode::from(EXIT_FAILED);
-            }
-            let stats = meter.stats();
-            tracing::info!(
-                requests = stats.requests,
-                retries = stats.retries,
-                bytes_sent = stats.link.bytes_sent,
-                bytes_received = stats.link.bytes_received,
-                "read done"
-            );
-            if reading.missing.is_empty() {
-                ExitCode::from(EXIT_OK)
-            } else {
-                ExitCode::from(EXIT_PARTIAL)
-            }
+            report(&reading, meter.stats(), args.format)
         }
         Err(e) => fail(args.format, e.kind(), e.to_string(), EXIT_FAILED),
     }
@@ -187,11 +171,15 @@ fn finish_mc66c(meter: &Mc66cMeter, mut reading: Reading, args: &ReadArgs) -> Ex
         }
         reading.registers = kept;
     }
-    if let Err(e) = print_reading(&reading, args.format) {
+    report(&reading, meter.stats(), args.format)
+}
+
+/// Prints a reading, logs the traffic it cost, and picks the exit code (3 if registers are missing).
+fn report(reading: &Reading, stats: kamstrup_meter::DriverStats, format: Format) -> ExitCode {
+    if let Err(e) = print_reading(reading, format) {
         eprintln!("error: cannot write output: {e}");
         return ExitCode::from(EXIT_FAILED);
     }
-    let stats = meter.stats();
     tracing::info!(
         requests = stats.requests,
         retries = stats.retries,

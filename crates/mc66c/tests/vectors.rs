@@ -1,4 +1,4 @@
-//! Every row of `shared/vectors/mc66c.tsv` as a test, plus the key rows as literals named
+//! Every row of `testdata/vectors/mc66c.tsv` as a test, plus the key rows as literals named
 //! after their source (mc66c.md §9), with byte-exact re-formatting where we parse.
 #![cfg(feature = "alloc")]
 // Helpers outside #[test] fns panic on purpose: a panic is a test failure.
@@ -10,10 +10,9 @@ use kamstrup_mc66c::{
     StandardData1, StandardData2, TargetData,
 };
 
-const TSV_PATH: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/vectors/mc66c.tsv"
-);
+/// The vectors file, copied into the repository from the shared research folder (its `source`
+/// column names where each row came from); compiled in, so no test reads outside the checkout.
+const TSV: &str = include_str!("../../../testdata/vectors/mc66c.tsv");
 
 fn kenanv_scaling() -> Scaling {
     let program: ProgramNumber = "4-4-119".parse().unwrap();
@@ -233,7 +232,7 @@ struct Row {
 
 fn rows() -> Vec<Row> {
     let text =
-        std::fs::read_to_string(TSV_PATH).unwrap_or_else(|e| panic!("cannot read {TSV_PATH}: {e}"));
+        TSV;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate().skip(1) {
         if line.trim().is_empty() {

@@ -44,3 +44,41 @@ impl Db {
         .map_err(|e| DbError::Cancelled(e.to_string()))?
     }
 }
+
+/// The store as a sink's durable memory ([`kamstrup_sinks::SinkMemory`]): a sink that must
+/// remember what it sent (Domoticz' add-delta) keeps it beside its cursor, in the same file.
+pub struct StoreMemory(pub Db);
+
+#[async_trait::async_trait]
+impl kamstrup_sinks::SinkMemory for StoreMemory {
+    async fn load(
+        &self,
+        sink: &str,
+        key: &str,
+    ) -> Result<Option<String>, kamstrup_sinks::SinkError> {
+        let (sink, key) = (sink.to_owned(), key.to_owned());
+        self.0
+            .call(move |s| s.sink_memory(&sink, &key))
+            .await
+            .map_err(|e| kamstrup_sinks::SinkError::Io {
+                target: "history database".into(),
+                detail: e.to_string(),
+            })
+    }
+
+    async fn save(
+        &self,
+        sink: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), kamstrup_sinks::SinkError> {
+        let (sink, key, value) = (sink.to_owned(), key.to_owned(), value.to_owned());
+        self.0
+            .call(move |s| s.set_sink_memory(&sink, &key, &value))
+            .await
+            .map_err(|e| kamstrup_sinks::SinkError::Io {
+                target: "history database".into(),
+                detail: e.to_string(),
+            })
+    }
+}

@@ -133,7 +133,8 @@ pub async fn run(
     let (stop, stopped) = watch::channel(false);
 
     let mut tasks = tokio::task::JoinSet::new();
-    for sink in sinks {
+    for mut sink in sinks {
+        sink.use_memory(std::sync::Arc::new(db::StoreMemory(db.clone())));
         let name = sink.name().to_string();
         info!(sink = %name, "sink ready");
         tasks.spawn(outbox::run_sink(

@@ -14,6 +14,10 @@ use crate::db::Db;
 use crate::status::{Failure, StatusHandle};
 use crate::SinkEvent;
 
+/// A sink that keeps failing is logged at WARN at least this often (with the cause), so a
+/// delivery problem never hides at debug level.
+const WARN_EVERY: Duration = Duration::from_secs(120);
+
 /// Most readings handed to a timestamped sink at once (a long backlog goes in several batches).
 const BATCH: usize = 200;
 
@@ -38,6 +42,7 @@ pub async fn run_sink(
     // A deadline, not a duration: new readings arriving during a back-off must not postpone it.
     let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
     let mut retry_at = tokio::time::Instant::now();
+    let mut last_warn: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(retry_at) => {}
@@ -65,25 +70,34 @@ pub async fn run_sink(
             }
             Ok((count, cursor)) => {
                 if failures > 0 {
-                    info!(sink = %name, "sink reachable again; backlog delivered");
+                    info!(sink = %name, failed_attempts = failures, "sink reachable again; backlog delivered");
                 }
                 failures = 0;
+                last_warn = None;
                 retry_at = far();
                 status.sink(&name, |s| {
                     s.delivered += count as u64;
                     s.last_ok = Some(Utc::now());
                     s.cursor = cursor;
+                    s.failing_since = None;
+                    s.consecutive_failures = 0;
                 });
             }
             Err((kind, message)) => {
                 failures += 1;
                 let delay = sink_backoff(failures).mul_f64(retry_scale);
-                retry_at = tokio::time::Instant::now() + delay;
-                if failures == 1 || failures % 10 == 0 {
-                    warn!(sink = %name, error = %message, retry_in_s = delay.as_secs_f64(), "delivery failed; will retry (nothing is lost)");
+                let now = tokio::time::Instant::now();
+                retry_at = now + delay;
+                if last_warn.is_none_or(|at| now.duration_since(at) >= WARN_EVERY) {
+                    last_warn = Some(now);
+                    warn!(sink = %name, error = %message, failed_attempts = failures, retry_in_s = delay.as_secs_f64(), "delivery failed; will retry (nothing is lost)");
+                } else {
+                    debug!(sink = %name, error = %message, failed_attempts = failures, "delivery failed again");
                 }
                 status.sink(&name, |s| {
                     s.failures += 1;
+                    s.consecutive_failures = failures;
+                    s.failing_since.get_or_insert_with(Utc::now);
                     s.last_error = Some(Failure {
                         at: Utc::now(),
                         kind,

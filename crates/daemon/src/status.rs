@@ -54,6 +54,10 @@ pub struct SinkStatus {
     pub delivered: u64,
     /// Failed delivery attempts since start.
     pub failures: u64,
+    /// Failed attempts since the last success (0 when the sink is fine).
+    pub consecutive_failures: u32,
+    /// When the current run of failures began (`None` when the sink is fine).
+    pub failing_since: Option<DateTime<Utc>>,
 }
 
 /// Everything the daemon knows about itself right now.

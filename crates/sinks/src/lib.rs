@@ -28,7 +28,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -54,6 +56,7 @@ pub mod mqtt_json;
 pub use domoticz::{
     DomoticzConfig, DomoticzDevice, DomoticzMode, DomoticzSink, DomoticzTransport, DomoticzType,
 };
+
 pub use error::SinkError;
 pub use file::{FileConfig, FileFormat, FileSink};
 pub use ha_map::{HaVersion, VolumeClass};
@@ -137,6 +140,13 @@ pub trait Sink: Send {
     /// error kind in the detail); `Err` is reserved for a check that could not run at all.
     async fn check(&mut self) -> Result<Vec<CheckLine>, SinkError>;
 
+    /// Hands the sink durable memory (the daemon's store) before its first delivery. Sinks that
+    /// must remember what they sent across restarts (Domoticz' add-delta) keep it there; the
+    /// default memory lives only as long as the process.
+    fn use_memory(&mut self, memory: Arc<dyn SinkMemory>) {
+        let _ = memory;
+    }
+
     /// The meter could not be read: state sinks mark it unavailable (never a 0).
     async fn meter_unavailable(&mut self, meter_name: &str, serial: u64) -> Result<(), SinkError> {
         let _ = (meter_name, serial);
@@ -145,6 +155,41 @@ pub trait Sink: Send {
 
     /// Clean stop: publish "offline" where that means something, disconnect.
     async fn shutdown(&mut self) {}
+}
+
+/// Durable key/value memory for a sink, so that what it sent survives a restart or a crash. The
+/// daemon backs it with its SQLite store; a save is committed before it returns.
+#[async_trait::async_trait]
+pub trait SinkMemory: Send + Sync {
+    /// The value saved under `key` for `sink`, if any.
+    async fn load(&self, sink: &str, key: &str) -> Result<Option<String>, SinkError>;
+    /// Saves `value` under `key` for `sink`, replacing what was there.
+    async fn save(&self, sink: &str, key: &str, value: &str) -> Result<(), SinkError>;
+}
+
+/// [`SinkMemory`] that lives as long as the process: for `kamstrup check`, tests, and sinks used
+/// without a store.
+#[derive(Debug, Default)]
+pub struct VolatileMemory(Mutex<HashMap<(String, String), String>>);
+
+#[async_trait::async_trait]
+impl SinkMemory for VolatileMemory {
+    async fn load(&self, sink: &str, key: &str) -> Result<Option<String>, SinkError> {
+        let map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(map.get(&(sink.to_owned(), key.to_owned())).cloned())
+    }
+
+    async fn save(&self, sink: &str, key: &str, value: &str) -> Result<(), SinkError> {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.insert((sink.to_owned(), key.to_owned()), value.to_owned());
+        Ok(())
+    }
 }
 
 /// What a configured meter looks like to the sinks, from the daemon's config.

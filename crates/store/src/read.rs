@@ -183,6 +183,15 @@ impl Store {
         Ok(ReadingId(id.unwrap_or(0)))
     }
 
+    /// What a sink saved under `key` with [`Store::set_sink_memory`], if anything.
+    pub fn sink_memory(&self, sink: &str, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT value FROM sink_memory WHERE sink = ?1 AND key = ?2")?
+            .query_row([sink, key], |row| row.get(0))
+            .optional()?)
+    }
+
     /// Every sink's cursor and when it last moved, by sink name (for the dashboard).
     pub fn cursors(&self) -> Result<Vec<(String, ReadingId, DateTime<Utc>)>, StoreError> {
         let mut stmt = self

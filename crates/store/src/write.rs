@@ -263,6 +263,24 @@ impl Store {
         Ok(())
     }
 
+    /// Saves a sink's memory under `key` (replacing it), committed when this returns.
+    pub fn set_sink_memory(
+        &mut self,
+        sink: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), StoreError> {
+        self.writable()?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO sink_memory (sink, key, value, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (sink, key) DO UPDATE SET
+                     value = excluded.value, updated_at = excluded.updated_at",
+            )?
+            .execute(rusqlite::params![sink, key, value, to_ms(Utc::now())])?;
+        Ok(())
+    }
+
     /// Records a failed read for the dashboard (the message is cut at 2 KiB).
     pub fn record_error(
         &mut self,

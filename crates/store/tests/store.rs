@@ -962,3 +962,30 @@ fn bulk_insert_is_all_or_nothing() {
         "2.5"
     );
 }
+
+#[test]
+fn sink_memory_survives_reopen_and_is_per_sink_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.sqlite");
+    {
+        let mut store = Store::open(&path).unwrap();
+        assert_eq!(store.sink_memory("domoticz", "state").unwrap(), None);
+        store
+            .set_sink_memory("domoticz", "state", "{\"a\":1}")
+            .unwrap();
+        store
+            .set_sink_memory("domoticz", "state", "{\"a\":2}")
+            .unwrap();
+        store.set_sink_memory("other", "state", "x").unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(
+        store.sink_memory("domoticz", "state").unwrap().as_deref(),
+        Some("{\"a\":2}")
+    );
+    assert_eq!(
+        store.sink_memory("other", "state").unwrap().as_deref(),
+        Some("x")
+    );
+    assert_eq!(store.sink_memory("domoticz", "other").unwrap(), None);
+}

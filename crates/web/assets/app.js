@@ -677,8 +677,10 @@ function renderStatus(status) {
     let state = "not running";
     let cls = "unknown";
     if (live) {
-      const failing = live.last_error && (!live.last_ok || live.last_error.at > live.last_ok);
-      state = failing ? "failing, retrying" : "delivering";
+      const failing = live.consecutive_failures > 0;
+      state = failing
+        ? `failing since ${ago((Date.now() - Date.parse(live.failing_since)) / 1000)} (${live.consecutive_failures} attempts), retrying`
+        : "delivering";
       cls = failing ? "bad" : "ok";
     }
     const badge = document.createElement("span");

@@ -143,6 +143,43 @@ const READ_ERRORS: Spec = Spec {
     counter: true,
 };
 
+const SINK_UP: Spec = Spec {
+    name: "sink_up",
+    help: "1 when the sink's last delivery attempt succeeded (or none failed), 0 while it keeps failing; only sinks the running daemon has",
+    unit: None,
+    counter: false,
+};
+
+const SINK_FAILURES: Spec = Spec {
+    name: "sink_delivery_failures",
+    help: "Failed delivery attempts of the sink since the daemon started",
+    unit: None,
+    counter: true,
+};
+
+const SINK_PENDING: Spec = Spec {
+    name: "sink_pending_readings",
+    help: "Readings stored beyond the sink's cursor (not yet delivered)",
+    unit: None,
+    counter: false,
+};
+
+const SINK_LAST_OK: Spec = Spec {
+    name: "sink_last_success_timestamp",
+    help: "When the sink last delivered successfully (Unix time)",
+    unit: Some("seconds"),
+    counter: false,
+};
+
+/// Live names of metric families that describe the daemon itself, not cached meter values.
+const LIVE: &[&str] = &[
+    READ_ERRORS.name,
+    SINK_UP.name,
+    SINK_FAILURES.name,
+    SINK_PENDING.name,
+    SINK_LAST_OK.name,
+];
+
 /// One family and its samples.
 #[derive(Debug)]
 struct Family {
@@ -185,7 +222,7 @@ fn unit_of(name: &str) -> Unit {
 impl Collector for Scrape {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         for family in &self.families {
-            let help = if family.spec.name == READ_ERRORS.name {
+            let help = if LIVE.contains(&family.spec.name) {
                 family.spec.help.to_string()
             } else {
                 format!("{} {CACHED}", family.spec.help)
@@ -270,17 +307,70 @@ fn collect(
     scrape
 }
 
+/// Each sink's state: from the store (cursor, backlog) and from the running daemon's status
+/// (`{"sinks": {name: {failures, consecutive_failures, last_ok, …}}}`).
+fn collect_sinks(scrape: &mut Scrape, sinks: &SinkRows, live: &serde_json::Value) {
+    let (cursors, max_id) = sinks;
+    let live = live.get("sinks").and_then(serde_json::Value::as_object);
+    let mut names: Vec<&str> = cursors.iter().map(|(n, _)| n.as_str()).collect();
+    if let Some(live) = live {
+        names.extend(live.keys().map(String::as_str));
+    }
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let labels = vec![("sink".to_string(), name.to_string())];
+        let cursor = cursors
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, c)| *c);
+        scrape.add(
+            SINK_PENDING,
+            labels.clone(),
+            max_id.saturating_sub(cursor).max(0) as f64,
+        );
+        let Some(state) = live.and_then(|l| l.get(name)) else {
+            continue;
+        };
+        let number = |key: &str| state.get(key).and_then(serde_json::Value::as_f64);
+        let failing = number("consecutive_failures").unwrap_or(0.0) > 0.0;
+        scrape.add(SINK_UP, labels.clone(), if failing { 0.0 } else { 1.0 });
+        scrape.add(
+            SINK_FAILURES,
+            labels.clone(),
+            number("failures").unwrap_or(0.0),
+        );
+        if let Some(at) = state
+            .get("last_ok")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        {
+            scrape.add(SINK_LAST_OK, labels, at.timestamp_millis() as f64 / 1000.0);
+        }
+    }
+}
+
+/// Sink cursors by name, and the newest reading id.
+type SinkRows = (Vec<(String, i64)>, i64);
+
 type Rows = (
     Vec<MeterRecord>,
     Vec<StoredReading>,
     Vec<(String, String, u64)>,
+    SinkRows,
 );
 
 fn load(store: &Store) -> Result<Rows, ApiError> {
+    let cursors = store
+        .cursors()?
+        .into_iter()
+        .map(|(name, id, _)| (name, id.0))
+        .collect();
     Ok((
         store.meters()?,
         store.latest_deliverable()?,
         store.error_counts()?,
+        (cursors, store.max_reading_id()?.0),
     ))
 }
 
@@ -289,6 +379,8 @@ pub(crate) fn render(
     meters: &[MeterRecord],
     latest: &[StoredReading],
     errors: &[(String, String, u64)],
+    sinks: &SinkRows,
+    live: &serde_json::Value,
 ) -> Result<String, ApiError> {
     let mut registry = Registry::with_prefix("kamstrup");
     registry.register(
@@ -299,7 +391,9 @@ pub(crate) fn render(
             env!("CARGO_PKG_VERSION").to_string(),
         )]),
     );
-    registry.register_collector(Box::new(collect(meters, latest, errors)));
+    let mut scrape = collect(meters, latest, errors);
+    collect_sinks(&mut scrape, sinks, live);
+    registry.register_collector(Box::new(scrape));
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry)
         .map_err(|_| ApiError::internal("the metrics could not be encoded"))?;
@@ -307,8 +401,9 @@ pub(crate) fn render(
 }
 
 pub(crate) async fn metrics(State(app): State<App>) -> Result<Response, ApiError> {
-    let (meters, latest, errors) = app.pool.with(load).await?;
-    let text = render(&meters, &latest, &errors)?;
+    let (meters, latest, errors, sinks) = app.pool.with(load).await?;
+    let live = (app.status)();
+    let text = render(&meters, &latest, &errors, &sinks, &live)?;
     Ok((
         [(CONTENT_TYPE, CONTENT_TYPE_OPENMETRICS)],
         crate::no_store(),

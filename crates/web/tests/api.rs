@@ -157,6 +157,7 @@ fn daemon_status() -> Value {
             "file": { "cursor": 101, "last_ok": "2026-03-15T23:45:00Z", "last_error": null,
                       "delivered": 101, "failures": 0 },
             "mqtt": { "cursor": 0, "last_ok": null, "delivered": 0, "failures": 4,
+                      "consecutive_failures": 4, "failing_since": "2026-03-15T23:30:00Z",
                       "last_error": { "at": "2026-03-15T23:40:00Z", "kind": "connect",
                                       "message": "connection refused" } }
         }
@@ -761,4 +762,33 @@ async fn metrics_are_base_units_from_the_stored_values() {
         .iter()
         .all(|(_, l, _)| l["serial"] != "5310017"));
     server.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_show_each_sinks_backlog_and_whether_it_keeps_failing() {
+    let server = Server::start().await;
+    let (_, _, text) = server.get("/metrics").await;
+    let families = parse_exposition(&text);
+    let file = [("sink", "file")];
+    let mqtt = [("sink", "mqtt")];
+    assert_eq!(sample(&families, "kamstrup_sink_up", &file).2, 1.0);
+    assert_eq!(sample(&families, "kamstrup_sink_up", &mqtt).2, 0.0);
+    assert_eq!(
+        sample(&families, "kamstrup_sink_delivery_failures", &mqtt).2,
+        4.0
+    );
+    let file_backlog = sample(&families, "kamstrup_sink_pending_readings", &file).2;
+    let mqtt_backlog = sample(&families, "kamstrup_sink_pending_readings", &mqtt).2;
+    assert!(mqtt_backlog > file_backlog, "{text}");
+    assert_eq!(
+        sample(
+            &families,
+            "kamstrup_sink_last_success_timestamp_seconds",
+            &file
+        )
+        .2,
+        1_773_618_300.0
+    );
+    assert_eq!(families["kamstrup_sink_up"].kind, "gauge");
+    assert_eq!(families["kamstrup_sink_delivery_failures"].kind, "counter");
 }

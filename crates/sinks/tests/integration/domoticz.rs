@@ -1,212 +1,141 @@
-//! Domoticz against a server that follows its `json.htm?type=command` API (errors as HTTP 200 with
-//! `"status":"ERR"`, 404 for the removed `type=devices`, Basic auth, getdevices), and over MQTT.
+//! Domoticz over HTTP and MQTT against [`FakeDomoticz`], a server that behaves as a real
+//! Domoticz 2025.1 was seen to (connections closed after each answer, 401s, display strings):
+//! every mapping type and mode, the user's counter types, exactness, exactly-once across restarts.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
-use axum::{Json, Router};
-use kamstrup_sinks::{BuildContext, DomoticzConfig, DomoticzSink, MqttConfig, Sink};
+use kamstrup_sinks::{
+    BuildContext, DomoticzConfig, DomoticzSink, MqttConfig, Sink, SinkMemory, VolatileMemory,
+};
 
-use crate::common::{ctx, delivered, no_files, observe, reading, reg, Broker};
-
-#[derive(Clone)]
-struct Device {
-    name: String,
-    kind: &'static str,
-    svalue: String,
-}
-
-#[derive(Default)]
-struct Dz {
-    devices: BTreeMap<u64, Device>,
-    updates: Vec<(u64, String, String)>,
-    /// idx → how many more udevice calls answer ERR.
-    fail: HashMap<u64, usize>,
-    basic: Option<String>,
-}
-
-type Shared = Arc<Mutex<Dz>>;
-
-fn data(d: &Device) -> String {
-    match d.kind {
-        "temperature" => format!("{} C", d.svalue),
-        "counter" => {
-            let n: i64 = d.svalue.parse().unwrap_or(0);
-            format!("{}.{:03} m3", n / 1000, n % 1000)
-        }
-        "kwh" => {
-            let wh: i64 = d
-                .svalue
-                .split(';')
-                .nth(1)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            format!("{}.{:03} kWh", wh / 1000, wh % 1000)
-        }
-        _ => format!("{} GJ", d.svalue),
-    }
-}
-
-async fn json_htm(
-    State(dz): State<Shared>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> (StatusCode, Json<serde_json::Value>) {
-    let mut dz = dz.lock().unwrap();
-    if let Some(expected) = &dz.basic {
-        let sent = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if sent != expected {
-            return (StatusCode::UNAUTHORIZED, Json(serde_json::json!({})));
-        }
-    }
-    if q.get("type").map(String::as_str) != Some("command") {
-        return (StatusCode::NOT_FOUND, Json(serde_json::json!({})));
-    }
-    let err = |title: &str| {
-        (
-            StatusCode::OK,
-            Json(serde_json::json!({"status": "ERR", "title": title})),
-        )
-    };
-    match q.get("param").map(String::as_str) {
-        Some("udevice") => {
-            let idx: u64 = match q.get("idx").and_then(|i| i.parse().ok()) {
-                Some(i) => i,
-                None => return err("Update Device"),
-            };
-            if q.get("nvalue")
-                .and_then(|n| n.parse::<i64>().ok())
-                .is_none()
-            {
-                return err("Update Device");
-            }
-            let Some(svalue) = q.get("svalue").cloned() else {
-                return err("Update Device");
-            };
-            if let Some(n) = dz.fail.get_mut(&idx) {
-                if *n > 0 {
-                    *n -= 1;
-                    return err("Update Device");
-                }
-            }
-            let Some(device) = dz.devices.get_mut(&idx) else {
-                return err("Update Device");
-            };
-            device.svalue = svalue.clone();
-            let nvalue = q["nvalue"].clone();
-            dz.updates.push((idx, nvalue, svalue));
-            (
-                StatusCode::OK,
-                Json(serde_json::json!({"status": "OK", "title": "Update Device"})),
-            )
-        }
-        Some("getdevices") => {
-            let list: Vec<serde_json::Value> = dz
-                .devices
-                .iter()
-                .filter(|(idx, _)| q.get("rid").is_none_or(|r| r == &idx.to_string()))
-                .map(|(idx, d)| serde_json::json!({"idx": idx.to_string(), "Name": d.name, "Data": data(d), "Type": "General"}))
-                .collect();
-            let mut body = serde_json::json!({"status": "OK", "title": "getdevices"});
-            if !list.is_empty() {
-                body["result"] = serde_json::Value::Array(list);
-            }
-            (StatusCode::OK, Json(body))
-        }
-        _ => err("Invalid command"),
-    }
-}
-
-async fn start(
-    devices: &[(u64, &str, &'static str, &str)],
-    basic: Option<&str>,
-) -> (String, Shared) {
-    let mut dz = Dz::default();
-    for (idx, name, kind, svalue) in devices {
-        dz.devices.insert(
-            *idx,
-            Device {
-                name: (*name).into(),
-                kind,
-                svalue: (*svalue).into(),
-            },
-        );
-    }
-    dz.basic = basic.map(str::to_owned);
-    let shared = Arc::new(Mutex::new(dz));
-    let app = Router::new()
-        .route("/json.htm", get(json_htm))
-        .with_state(shared.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, shared)
-}
+use crate::common::{ctx, delivered, no_files, reading, reg, Broker};
+use crate::domoticz_fake::{Device, FakeDomoticz, Kind, Meter};
 
 fn sink(cfg: serde_json::Value, ctx: &BuildContext<'_>) -> DomoticzSink {
     let cfg: DomoticzConfig = serde_json::from_value(cfg).unwrap();
     DomoticzSink::new(&cfg, None, ctx).unwrap()
 }
 
-fn heat(at: i64, e: &str) -> kamstrup_reading::Reading {
+fn heat(at: i64, e: &str, v: &str) -> kamstrup_reading::Reading {
     reading(
         at,
         vec![
             reg("heat_energy", e, "GJ"),
-            reg("volume", "520.410", "m³"),
+            reg("volume", v, "m³"),
             reg("t1", "76.85", "°C"),
             reg("power", "15.5", "kW"),
         ],
     )
 }
 
+fn kwh_meter(at: i64, e: &str) -> kamstrup_reading::Reading {
+    reading(at, vec![reg("heat_energy", e, "kWh")])
+}
+
 #[tokio::test]
-async fn udevice_svalue_formats_and_err_in_200_body() {
-    let (url, dz) = start(
-        &[
-            (12, "Heat GJ", "custom", "0"),
-            (13, "Inlet", "temperature", "0"),
-            (14, "Water", "counter", "0"),
-            (15, "Heat kWh", "kwh", "0;0"),
-        ],
-        None,
-    )
+async fn every_type_shows_the_meters_value_on_the_users_devices() {
+    let dz = FakeDomoticz::start(vec![
+        (12, Device::new("Heat GJ", Kind::Custom("GJ"), "0")),
+        (13, Device::new("Inlet", Kind::Temperature, "0")),
+        // What users pick for m³: Water and Gas (divider 100), and an Energy counter (1000, kWh).
+        (
+            14,
+            Device::new("Water", Kind::Counter(Meter::Water, None, 0.0, ""), "0"),
+        ),
+        (
+            16,
+            Device::new("Gas", Kind::Counter(Meter::Gas, None, 0.0, ""), "0"),
+        ),
+        (
+            17,
+            Device::new(
+                "Heat kWh counter",
+                Kind::Counter(Meter::Energy, None, 0.0, ""),
+                "0",
+            ),
+        ),
+        // A meter offset of 500 m³ and a user-set divider of 1000 on a Water counter.
+        (
+            18,
+            Device::new(
+                "Water offset",
+                Kind::Counter(Meter::Water, Some(1000.0), 500.0, ""),
+                "0",
+            ),
+        ),
+        (
+            19,
+            Device::new(
+                "Heat GJ counter",
+                Kind::Counter(Meter::Counter, Some(1000.0), 0.0, "GJ"),
+                "0",
+            ),
+        ),
+        (15, Device::new("Heat kWh", Kind::Kwh, "0;0")),
+    ])
     .await;
     let ctx = ctx();
     let mut s = sink(
-        serde_json::json!({"url": url, "devices": [
+        serde_json::json!({"url": dz.url, "devices": [
             {"register": "heat_energy", "idx": 12},
             {"register": "t1", "idx": 13, "type": "temperature"},
             {"meter": "heat", "register": "volume", "idx": 14, "type": "counter"},
+            {"register": "volume", "idx": 16, "type": "counter"},
+            {"register": "heat_energy", "idx": 17, "type": "counter"},
+            {"register": "volume", "idx": 18, "type": "counter"},
+            {"register": "heat_energy", "idx": 19, "type": "counter"},
             {"register": "heat_energy", "idx": 15, "type": "kwh"},
             {"meter": "other", "register": "t1", "idx": 13},
         ]}),
         &ctx,
     );
-    let r = heat(1_779_400_000, "84.817");
+    let r = heat(1_779_400_000, "84.817", "951.33");
     s.deliver(&[delivered(1, "heat", 67_123_456, &r)])
         .await
         .unwrap();
+    let shown: Vec<String> = [12, 13, 14, 16, 17, 18, 19, 15]
+        .iter()
+        .map(|i| dz.shown(*i))
+        .collect();
     assert_eq!(
-        dz.lock().unwrap().updates,
+        shown,
         [
-            (12, "0".into(), "84.817".into()),
-            (13, "0".into(), "76.85".into()),
-            (14, "0".into(), "520410".into()),
-            (15, "0".into(), "15500;23560278".into()),
+            "84.817 GJ",
+            "76.8 C",
+            "951.330 m3",
+            "951.330 m3",
+            "23560.278 kWh",
+            "951.330 m3",
+            "84.817 GJ",
+            "23560.278 kWh",
         ]
     );
+    let svalues: Vec<String> = [12, 13, 14, 16, 17, 18, 19, 15]
+        .iter()
+        .map(|i| dz.svalue(*i))
+        .collect();
+    assert_eq!(
+        svalues,
+        [
+            "84.817",
+            "76.85",
+            "95133",
+            "95133",
+            "23560278",
+            "451330",
+            "84817",
+            "15500;23560278"
+        ]
+    );
+    // Every request went on its own connection: nothing was sent on a socket Domoticz closed.
+    let (connections, requests) = dz.with(|s| (s.connections, s.requests));
+    assert_eq!(connections, requests);
+    assert!(requests >= 8 + 5, "{requests}");
 
     // An unknown idx: Domoticz says ERR with HTTP 200, which must be an error.
     let mut s = sink(
-        serde_json::json!({"url": url, "devices": [{"register": "t1", "idx": 99}]}),
+        serde_json::json!({"url": dz.url, "devices": [{"register": "t1", "idx": 99, "type": "temperature"}]}),
         &ctx,
     );
     let err = s
@@ -215,87 +144,279 @@ async fn udevice_svalue_formats_and_err_in_200_body() {
         .unwrap_err();
     assert_eq!(err.kind(), "rejected");
     assert!(
-        err.to_string().contains("status ERR: Update Device"),
+        err.to_string()
+            .contains("idx 99: status ERR: Update Device"),
         "{err}"
     );
 }
 
 #[tokio::test]
-async fn modes_subtract_and_add_delta_survive_retries_without_double_counting() {
-    let (url, dz) = start(
-        &[
-            (20, "Heat this year", "custom", "0"),
-            (21, "Heat on 1 January", "custom", "80.000"),
-            (30, "Heat summed", "custom", "1.000"),
-            (31, "Heat previous", "custom", "84.000"),
-        ],
-        None,
-    )
+async fn a_negative_count_is_refused_and_nothing_is_written() {
+    let dz = FakeDomoticz::start(vec![(
+        18,
+        Device::new(
+            "Water offset",
+            Kind::Counter(Meter::Water, None, 1000.0, ""),
+            "0",
+        ),
+    )])
     .await;
     let ctx = ctx();
     let mut s = sink(
-        serde_json::json!({"url": url, "devices": [
+        serde_json::json!({"url": dz.url, "devices": [{"register": "volume", "idx": 18, "type": "counter"}]}),
+        &ctx,
+    );
+    let r = heat(1_779_400_000, "84.817", "951.33");
+    let err = s.deliver(&[delivered(1, "heat", 1, &r)]).await.unwrap_err();
+    assert_eq!(err.kind(), "rejected");
+    assert!(err.to_string().contains("negative count"), "{err}");
+    assert!(err.to_string().contains("meter offset 1000"), "{err}");
+    assert!(dz.with(|s| s.updates.is_empty()));
+    // The user lowers the offset: the same reading (kept in the outbox) goes through.
+    dz.with(|s| {
+        s.devices.get_mut(&18).unwrap().kind = Kind::Counter(Meter::Water, None, 900.0, "")
+    });
+    s.deliver(&[delivered(1, "heat", 1, &r)]).await.unwrap();
+    assert_eq!(dz.shown(18), "951.330 m3");
+}
+
+#[tokio::test]
+async fn modes_stay_exact_for_values_domoticz_shows_with_six_digits() {
+    // A kWh meter past a million: Domoticz shows custom sensors as "1.23457e+06 kWh".
+    let dz = FakeDomoticz::start(vec![
+        (20, Device::new("Heat this year", Kind::Custom("kWh"), "0")),
+        // The user's baseline on 1 January, typed in by hand: only Domoticz has it.
+        (
+            21,
+            Device::new("Heat on 1 January", Kind::Custom("kWh"), "1000000"),
+        ),
+        (30, Device::new("Heat summed", Kind::Custom("kWh"), "1")),
+        (
+            31,
+            Device::new("Heat previous", Kind::Custom("kWh"), "1234000"),
+        ),
+    ])
+    .await;
+    let ctx = ctx();
+    let mut s = sink(
+        serde_json::json!({"url": dz.url, "devices": [
             {"register": "heat_energy", "idx": 20, "mode": "subtract", "idx2": 21},
-            {"register": "heat_energy", "idx": 30, "mode": 2, "idx2": 31},
-            {"register": "heat_energy", "idx": 31, "mode": 0},
+            {"register": "heat_energy", "idx": 30, "mode": "add-delta", "idx2": 31},
+            {"register": "heat_energy", "idx": 31},
         ]}),
         &ctx,
     );
-    let value = |idx: u64| dz.lock().unwrap().devices[&idx].svalue.clone();
+    let r1 = kwh_meter(1_779_400_000, "1234567.891");
+    s.deliver(&[delivered(1, "heat", 1, &r1)]).await.unwrap();
+    assert_eq!(dz.svalue(20), "234567.891");
+    assert_eq!(dz.svalue(30), "568.891"); // 1 + (1234567.891 − 1234000)
+    assert_eq!(dz.svalue(31), "1234567.891");
+    assert_eq!(dz.shown(31), "1.23457e+06 kWh");
 
-    // Reading 1; the mirror device 31 fails once: Err, then the retry writes only the rest.
-    dz.lock().unwrap().fail.insert(31, 1);
-    let r1 = heat(1_779_400_000, "84.817");
-    let err = s
-        .deliver(&[delivered(1, "heat", 1, &r1)])
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), "rejected");
-    assert_eq!(
-        (value(20), value(30), value(31)),
-        ("4.817".into(), "1.817".into(), "84.000".into())
-    );
+    // Next readings: idx 30 and 31 hold values we wrote; their display is rounded, ours is not.
+    for (id, value, sum) in [
+        (2, "1234568.002", "569.002"),
+        (3, "1234568.113", "569.113"),
+        (4, "1234570.000", "571.000"),
+    ] {
+        let r = kwh_meter(1_779_400_000 + id * 900, value);
+        s.deliver(&[delivered(id, "heat", 1, &r)]).await.unwrap();
+        assert_eq!(dz.svalue(30), sum, "reading {id}");
+    }
+    // Someone resets the sum by hand: detected, and counting goes on from their value.
+    dz.set(30, "5.5");
+    let r5 = kwh_meter(1_779_404_500, "1234570.100");
+    s.deliver(&[delivered(5, "heat", 1, &r5)]).await.unwrap();
+    assert_eq!(dz.svalue(30), "5.600");
+    assert_eq!(dz.svalue(20), "234570.100");
+}
+
+#[tokio::test]
+async fn add_delta_is_applied_exactly_once_across_restarts() {
+    let dz = FakeDomoticz::start(vec![
+        (30, Device::new("Heat summed", Kind::Custom("GJ"), "1")),
+        (31, Device::new("Heat previous", Kind::Custom("GJ"), "84")),
+        (
+            32,
+            Device::new(
+                "Volume summed",
+                Kind::Counter(Meter::Water, None, 0.0, ""),
+                "0",
+            ),
+        ),
+        (
+            33,
+            Device::new(
+                "Volume previous",
+                Kind::Counter(Meter::Water, None, 0.0, ""),
+                "95000",
+            ),
+        ),
+    ])
+    .await;
+    let ctx = ctx();
+    // The daemon's store in production; shared by the sink "before" and "after" the restart.
+    let memory: Arc<dyn SinkMemory> = Arc::new(VolatileMemory::default());
+    let cfg = serde_json::json!({"url": dz.url, "devices": [
+        {"register": "heat_energy", "idx": 30, "mode": "add-delta", "idx2": 31},
+        {"register": "heat_energy", "idx": 31},
+        {"register": "volume", "idx": 32, "type": "counter", "mode": "add-delta", "idx2": 33},
+        {"register": "volume", "idx": 33, "type": "counter"},
+    ]});
+    let start = || {
+        let mut s = sink(cfg.clone(), &ctx);
+        s.use_memory(memory.clone());
+        s
+    };
+    let mut s = start();
+    let r1 = heat(1_779_400_000, "84.817", "951.33");
     s.deliver(&[delivered(1, "heat", 1, &r1)]).await.unwrap();
     assert_eq!(
-        (value(20), value(30), value(31)),
-        ("4.817".into(), "1.817".into(), "84.817".into())
-    );
-    assert_eq!(
-        dz.lock()
-            .unwrap()
-            .updates
-            .iter()
-            .filter(|u| u.0 == 30)
-            .count(),
-        1
+        (dz.svalue(30), dz.svalue(32)),
+        ("1.817".into(), "133".into())
     );
 
-    // Reading 2 fails on the mirror; the daemon then moves on to reading 3 (state sinks only
-    // get the newest): reading 2 is finished first, so no delta is lost or counted twice.
-    dz.lock().unwrap().fail.insert(31, 1);
-    let r2 = heat(1_779_400_900, "84.820");
+    // Reading 2: idx 30 is written, then the mirror 31 fails, and the process dies.
+    dz.with(|st| st.fail.insert(31, 1));
+    let r2 = heat(1_779_400_900, "84.820", "951.40");
     assert!(s.deliver(&[delivered(2, "heat", 1, &r2)]).await.is_err());
-    let r3 = heat(1_779_401_800, "84.830");
+    drop(s);
+    assert_eq!(dz.svalue(30), "1.820");
+    assert_eq!(dz.svalue(31), "84.817");
+
+    // After the restart the daemon hands over the newest reading, 3: reading 2 is finished
+    // first with the values saved for it, then 3 adds only its own growth.
+    let mut s = start();
+    let r3 = heat(1_779_401_800, "84.830", "951.50");
     s.deliver(&[delivered(3, "heat", 1, &r3)]).await.unwrap();
     assert_eq!(
-        (value(20), value(30), value(31)),
-        ("4.830".into(), "1.830".into(), "84.830".into())
+        (dz.svalue(30), dz.svalue(31), dz.svalue(32), dz.svalue(33)),
+        (
+            "1.830".into(),
+            "84.830".into(),
+            "150".into(),
+            "95150".into()
+        )
+    );
+
+    // Reading 4: Domoticz applies the write to 30 but the answer never arrives (twice, so the
+    // one resend fails too) and the process dies. Re-sent after the restart: still once.
+    dz.with(|st| st.apply_then_drop.insert(30, 2));
+    let r4 = heat(1_779_402_700, "84.900", "951.60");
+    assert!(s.deliver(&[delivered(4, "heat", 1, &r4)]).await.is_err());
+    drop(s);
+    let mut s = start();
+    s.deliver(&[delivered(4, "heat", 1, &r4)]).await.unwrap();
+    assert_eq!(
+        (dz.svalue(30), dz.svalue(31)),
+        ("1.900".into(), "84.900".into())
+    );
+    let writes_30: Vec<String> = dz.with(|st| {
+        st.updates
+            .iter()
+            .filter(|u| u.0 == 30)
+            .map(|u| u.2.clone())
+            .collect()
+    });
+    assert_eq!(
+        writes_30,
+        ["1.817", "1.820", "1.830", "1.900", "1.900", "1.900"]
     );
 }
 
 #[tokio::test]
-async fn check_lists_devices_and_flags_missing_ones() {
-    let (url, _dz) = start(
-        &[
-            (12, "Heat GJ", "custom", "84.817"),
-            (13, "Inlet", "temperature", "76.85"),
-        ],
-        None,
-    )
+async fn a_connection_closed_before_the_answer_is_sent_again() {
+    let dz = FakeDomoticz::start(vec![(12, Device::new("Heat GJ", Kind::Custom("GJ"), "0"))]).await;
+    dz.with(|s| s.drop_unanswered = 1);
+    let ctx = ctx();
+    let mut s = sink(
+        serde_json::json!({"url": dz.url, "devices": [{"register": "heat_energy", "idx": 12}]}),
+        &ctx,
+    );
+    let r = heat(1_779_400_000, "84.817", "951.33");
+    s.deliver(&[delivered(1, "heat", 1, &r)]).await.unwrap();
+    assert_eq!(dz.svalue(12), "84.817");
+    assert_eq!(dz.with(|s| (s.requests, s.connections)), (2, 2));
+}
+
+#[tokio::test]
+async fn unauthorised_answers_name_the_fix_and_never_the_password() {
+    let dz = FakeDomoticz::start(vec![(12, Device::new("Heat GJ", Kind::Custom("GJ"), "0"))]).await;
+    let r = heat(1_779_400_000, "84.817", "951.33");
+    let devices = serde_json::json!([{"register": "heat_energy", "idx": 12}]);
+    let ctx = ctx();
+    // A fresh Domoticz trusts nobody.
+    dz.with(|s| s.trusted = false);
+    let mut anonymous = sink(serde_json::json!({"url": dz.url, "devices": devices}), &ctx);
+    let err = anonymous
+        .deliver(&[delivered(1, "heat", 1, &r)])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "auth");
+    assert!(err.to_string().contains("Trusted Networks"), "{err}");
+    let lines = anonymous.check().await.unwrap();
+    assert!(
+        !lines[0].ok && lines[0].detail.contains("Trusted Networks"),
+        "{lines:?}"
+    );
+
+    // "kamstrup:s3cret" in base64; Basic over plain HTTP is off by default: refused even from a
+    // trusted network.
+    dz.with(|s| {
+        s.trusted = true;
+        s.basic = Some("Basic a2Ftc3RydXA6czNjcmV0".into());
+    });
+    let env = |n: &str| (n == "DZ_PW").then(|| "s3cret".to_string());
+    let with_password = BuildContext::new(&env, &no_files);
+    let cfg = serde_json::json!({"url": dz.url, "username": "kamstrup", "password": "env:DZ_PW", "devices": devices});
+    let mut basic = sink(cfg.clone(), &with_password);
+    let err = basic
+        .deliver(&[delivered(1, "heat", 1, &r)])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "auth");
+    assert!(err.to_string().contains("Allow Basic-Auth"), "{err}");
+    assert!(!err.to_string().contains("s3cret"));
+
+    dz.with(|s| s.basic_over_http = true);
+    basic.deliver(&[delivered(1, "heat", 1, &r)]).await.unwrap();
+    assert_eq!(dz.svalue(12), "84.817");
+    let mut wrong = sink(
+        serde_json::json!({"url": dz.url, "username": "kamstrup", "password": "nope", "devices": devices}),
+        &ctx,
+    );
+    let err = wrong
+        .deliver(&[delivered(2, "heat", 1, &r)])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "auth");
+    assert!(!err.to_string().contains("nope"));
+}
+
+#[tokio::test]
+async fn check_does_what_run_will_do_and_names_each_problem() {
+    let dz = FakeDomoticz::start(vec![
+        (12, Device::new("Heat GJ", Kind::Custom("GJ"), "84.817")),
+        (13, Device::new("Inlet", Kind::Temperature, "76.85")),
+        (
+            14,
+            Device::new("Water", Kind::Counter(Meter::Water, None, 0.0, ""), "95133"),
+        ),
+        (
+            21,
+            Device::new("Heat on 1 January", Kind::Custom("GJ"), "80"),
+        ),
+    ])
     .await;
     let ctx = ctx();
     let mut s = sink(
-        serde_json::json!({"url": url, "devices": [{"register": "heat_energy", "idx": 12}, {"register": "t1", "idx": 77}]}),
+        serde_json::json!({"url": dz.url, "devices": [
+            {"register": "heat_energy", "idx": 12},
+            {"register": "t1", "idx": 13},
+            {"register": "volume", "idx": 14, "type": "counter", "divider": 1000},
+            {"register": "heat_energy", "idx": 20, "mode": "subtract", "idx2": 21},
+            {"register": "t2", "idx": 77, "type": "temperature"},
+        ]}),
         &ctx,
     );
     let lines = s.check().await.unwrap();
@@ -303,93 +424,142 @@ async fn check_lists_devices_and_flags_missing_ones() {
         .iter()
         .map(|l| format!("{} | {} | {}", l.ok, l.item, l.detail))
         .collect();
+    assert_eq!(text[0], format!("true | domoticz {} | 4 devices", dz.url));
+    assert_eq!(text[1], "true | idx 12 | Heat GJ: 84.817 GJ");
+    assert_eq!(text[3], "true | idx 14 | Water: 951.330 m3");
+    let mapped = &text[5..];
+    assert_eq!(mapped.len(), 5, "{text:#?}");
     assert_eq!(
-        text[1..],
-        [
-            "true | idx 12 | Heat GJ: 84.817 GJ".to_owned(),
-            "true | idx 13 | Inlet: 76.85 C".to_owned(),
-            "false | idx 77 | configured in [domoticz] devices but not found in Domoticz"
-                .to_owned(),
-        ]
+        mapped[0],
+        "true | devices[0] heat_energy → idx 12 | Heat GJ: Custom Sensor (GJ), 84.817 GJ"
     );
-    assert!(lines[0].ok && lines[0].detail == "2 devices", "{text:?}");
+    assert!(
+        mapped[1].starts_with("false | devices[1] t1 → idx 13 | idx 13 is a Temperature device in Domoticz, mapped as type \"custom\": set type = \"temperature\""),
+        "{}",
+        mapped[1]
+    );
+    assert!(
+        mapped[2].contains(
+            "divider = 1000 in the config, but Domoticz divides this Water counter by 100"
+        ),
+        "{}",
+        mapped[2]
+    );
+    assert!(
+        mapped[3]
+            .starts_with("false | devices[3] heat_energy → idx 20 (idx2 21) | idx 20 not found"),
+        "{}",
+        mapped[3]
+    );
+    assert!(
+        mapped[4].starts_with("false | devices[4] t2 → idx 77 | idx 77 not found"),
+        "{}",
+        mapped[4]
+    );
+    // Several requests in a row, each answered.
+    let (connections, requests) = dz.with(|s| (s.connections, s.requests));
+    assert_eq!((connections, requests), (7, 7));
+
+    // The precision note for a user's custom baseline.
+    dz.with(|s| {
+        s.devices
+            .insert(20, Device::new("This year", Kind::Custom("GJ"), "0"))
+    });
+    let lines = s.check().await.unwrap();
+    let subtract = lines.iter().find(|l| l.item.contains("(idx2 21)")).unwrap();
+    assert!(subtract.ok, "{subtract:?}");
+    assert!(
+        subtract.detail.contains("6 significant digits"),
+        "{subtract:?}"
+    );
 }
 
 #[tokio::test]
-async fn basic_auth_accepted_and_refused() {
-    // "kamstrup:s3cret" in base64.
-    let (url, dz) = start(
-        &[(12, "Heat GJ", "custom", "0")],
-        Some("Basic a2Ftc3RydXA6czNjcmV0"),
-    )
-    .await;
-    let env = |n: &str| (n == "DZ_PW").then(|| "s3cret".to_string());
-    let good_ctx = BuildContext::new(&env, &no_files);
-    let mut good = sink(
-        serde_json::json!({"url": url, "username": "kamstrup", "password": "env:DZ_PW", "devices": [{"register": "heat_energy", "idx": 12}]}),
-        &good_ctx,
-    );
-    let r = heat(1_779_400_000, "84.817");
-    good.deliver(&[delivered(1, "heat", 1, &r)]).await.unwrap();
-    assert_eq!(dz.lock().unwrap().updates.len(), 1);
-    let ctx = ctx();
-    let mut bad = sink(
-        serde_json::json!({"url": url, "username": "kamstrup", "password": "nope", "devices": [{"register": "heat_energy", "idx": 12}]}),
-        &ctx,
-    );
-    let err = bad
-        .deliver(&[delivered(1, "heat", 1, &r)])
+async fn the_old_rtype_api_is_gone_as_on_a_real_server() {
+    let dz = FakeDomoticz::start(vec![(12, Device::new("Heat GJ", Kind::Custom("GJ"), "1"))]).await;
+    let old = reqwest::get(format!("{}/json.htm?type=devices&rid=12", dz.url))
         .await
-        .unwrap_err();
-    assert_eq!(err.kind(), "auth");
-    assert!(!err.to_string().contains("nope"));
+        .unwrap();
+    assert_eq!(old.status(), 404);
+    assert_eq!(old.text().await.unwrap(), "");
+    let unknown = reqwest::get(format!(
+        "{}/json.htm?type=command&param=getdevices&rid=5",
+        dz.url
+    ))
+    .await
+    .unwrap();
+    let body: serde_json::Value = unknown.json().await.unwrap();
+    assert_eq!(body["status"], "OK");
+    assert!(body.get("result").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mqtt_transport_publishes_domoticz_in() {
+async fn mqtt_transport_delivers_every_mode_exactly_once_across_a_restart() {
     let broker = Broker::start();
-    let (url, _dz) = start(&[(21, "Heat on 1 January", "custom", "80.000")], None).await;
+    let dz = FakeDomoticz::start(vec![
+        (12, Device::new("Heat GJ", Kind::Custom("GJ"), "84.817")),
+        (
+            14,
+            Device::new("Water", Kind::Counter(Meter::Water, None, 0.0, ""), "0"),
+        ),
+        (20, Device::new("Heat this year", Kind::Custom("GJ"), "0")),
+        (
+            21,
+            Device::new("Heat on 1 January", Kind::Custom("GJ"), "80"),
+        ),
+        (30, Device::new("Heat summed", Kind::Custom("GJ"), "1")),
+    ])
+    .await;
+    dz.listen_mqtt(broker.port).await;
     let cfg: DomoticzConfig = serde_json::from_value(serde_json::json!({
-        "url": url, "transport": "mqtt", "devices": [
+        "url": dz.url, "transport": "mqtt", "devices": [
             {"register": "heat_energy", "idx": 12},
+            {"register": "volume", "idx": 14, "type": "counter"},
             {"register": "heat_energy", "idx": 20, "mode": "subtract", "idx2": 21},
-            {"register": "volume", "idx": 14, "type": "counter", "divider": 100},
+            {"register": "heat_energy", "idx": 30, "mode": "add-delta", "idx2": 12},
         ]
     }))
     .unwrap();
     let mqtt: MqttConfig =
         serde_json::from_value(serde_json::json!({"url": broker.url(), "timeout": 3})).unwrap();
     let ctx = ctx();
-    let mut s = DomoticzSink::new(&cfg, Some(&mqtt), &ctx).unwrap();
-    let port = broker.port;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let observer = tokio::spawn(async move {
-        observe(
-            port,
-            &["domoticz/in"],
-            Duration::from_secs(5),
-            Some(Box::new(move |_| {
-                let _ = tx.send(());
-            })),
-            |seen| seen.len() >= 3,
-        )
-        .await
-    });
-    rx.await.unwrap();
-    let r = heat(1_779_400_000, "84.817");
-    s.deliver(&[delivered(1, "heat", 1, &r)]).await.unwrap();
-    let seen = observer.await.unwrap();
-    let payloads: Vec<&str> = seen.iter().map(|s| s.payload.as_str()).collect();
+    let memory: Arc<dyn SinkMemory> = Arc::new(VolatileMemory::default());
+    let start = || {
+        let mut s = DomoticzSink::new(&cfg, Some(&mqtt), &ctx).unwrap();
+        s.use_memory(memory.clone());
+        s
+    };
+    let updates = || dz.with(|s| s.updates.len());
+    let wait_for = |n: usize| async move {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while updates() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {} updates",
+                updates()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let mut s = start();
+    assert!(s.check().await.unwrap()[0].ok);
+    let r1 = heat(1_779_400_000, "84.817", "951.33");
+    s.deliver(&[delivered(1, "heat", 1, &r1)]).await.unwrap();
+    wait_for(4).await;
     assert_eq!(
-        payloads,
-        [
-            r#"{"command":"udevice","idx":12,"nvalue":0,"svalue":"84.817"}"#,
-            r#"{"command":"udevice","idx":20,"nvalue":0,"svalue":"4.817"}"#,
-            r#"{"command":"udevice","idx":14,"nvalue":0,"svalue":"52041"}"#,
-        ]
+        [dz.svalue(12), dz.svalue(14), dz.svalue(20), dz.svalue(30)],
+        ["84.817", "95133", "4.817", "1.000"].map(String::from)
     );
-    assert!(seen.iter().all(|s| !s.retain));
-    let lines = s.check().await.unwrap();
-    assert!(lines[0].ok, "{lines:?}");
+    s.shutdown().await;
+    drop(s);
+    // Restart; the add-delta base and idx2 are the exact values we wrote.
+    let mut s = start();
+    let r2 = heat(1_779_400_900, "84.830", "951.50");
+    s.deliver(&[delivered(2, "heat", 1, &r2)]).await.unwrap();
+    wait_for(8).await;
+    assert_eq!(
+        [dz.svalue(12), dz.svalue(14), dz.svalue(20), dz.svalue(30)],
+        ["84.830", "95150", "4.830", "1.013"].map(String::from)
+    );
     s.shutdown().await;
 }

@@ -6,6 +6,7 @@
 
 mod common;
 mod domoticz;
+mod domoticz_fake;
 mod file;
 mod ha_rest;
 mod homeassistant;

@@ -1,0 +1,232 @@
+//! The outbox with a recording sink over a real SQLite store and paused tokio time: delivery
+//! order, the cursor moving only after success, back-off, state sinks getting the newest reading
+//! per meter, the failure state shown in the status, and the store as the sinks' durable memory.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use kamstrup_daemon::db::StoreMemory;
+use kamstrup_daemon::outbox::run_sink;
+use kamstrup_daemon::{Db, StatusHandle};
+use kamstrup_reading::{MeterIdentity, Protocol, Reading, RegisterValue};
+use kamstrup_sinks::{CheckLine, Delivered, Delivery, Sink, SinkError, SinkMemory};
+use kamstrup_store::{ReadingId, Store};
+use tokio::sync::{broadcast, watch};
+
+/// What the fake sink saw: (reading id, meter name) per delivered reading, per attempt.
+#[derive(Default)]
+struct Log {
+    attempts: usize,
+    delivered: Vec<(i64, String)>,
+    /// How many more attempts fail.
+    fail: usize,
+}
+
+struct Recording {
+    delivery: Delivery,
+    log: Arc<Mutex<Log>>,
+}
+
+#[async_trait::async_trait]
+impl Sink for Recording {
+    fn name(&self) -> &str {
+        match self.delivery {
+            Delivery::Every => "every",
+            Delivery::Latest => "latest",
+        }
+    }
+
+    fn delivery(&self) -> Delivery {
+        self.delivery
+    }
+
+    async fn deliver(&mut self, batch: &[Delivered<'_>]) -> Result<(), SinkError> {
+        let mut log = self.log.lock().unwrap();
+        log.attempts += 1;
+        if log.fail > 0 {
+            log.fail -= 1;
+            return Err(SinkError::Connect {
+                target: "fake".into(),
+                detail: "connection refused".into(),
+            });
+        }
+        for d in batch {
+            log.delivered.push((d.id, d.meter_name.to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn check(&mut self) -> Result<Vec<CheckLine>, SinkError> {
+        Ok(Vec::new())
+    }
+}
+
+fn reading(at: i64, energy: &str) -> Reading {
+    Reading {
+        meter: MeterIdentity {
+            protocol: Protocol::Kmp,
+            port: "sim:multical-403".into(),
+            serial: None,
+            meter_type: None,
+        },
+        taken_at: DateTime::<Utc>::from_timestamp(at, 0).unwrap(),
+        registers: vec![RegisterValue {
+            id: 60,
+            name: "heat_energy".into(),
+            short: "E1".into(),
+            value: energy.parse().unwrap(),
+            unit: "GJ".into(),
+            unit_code: None,
+            text: None,
+            derived: false,
+        }],
+        missing: Vec::new(),
+    }
+}
+
+/// A store with readings 1–3 of meter "heat" and 4 of meter "cold" (reading 3 implausible).
+fn store(dir: &tempfile::TempDir) -> (Db, Vec<ReadingId>) {
+    let mut s = Store::open(&dir.path().join("k.db")).unwrap();
+    let now = Utc::now();
+    let heat = s
+        .upsert_meter(1, "heat", Protocol::Kmp, None, "sim:a", now)
+        .unwrap();
+    let cold = s
+        .upsert_meter(2, "cold", Protocol::Kmp, None, "sim:b", now)
+        .unwrap();
+    let ids = vec![
+        s.insert_reading(heat, &reading(1_779_400_000, "84.817"), None)
+            .unwrap(),
+        s.insert_reading(heat, &reading(1_779_400_900, "84.820"), None)
+            .unwrap(),
+        s.insert_reading(heat, &reading(1_779_401_800, "1.0"), Some("backwards"))
+            .unwrap(),
+        s.insert_reading(cold, &reading(1_779_400_000, "3.5"), None)
+            .unwrap(),
+    ];
+    (Db::new(s), ids)
+}
+
+struct Running {
+    log: Arc<Mutex<Log>>,
+    status: StatusHandle,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    _new: watch::Sender<ReadingId>,
+    _events: broadcast::Sender<kamstrup_daemon::SinkEvent>,
+}
+
+fn start(db: &Db, delivery: Delivery, fail: usize) -> Running {
+    let log = Arc::new(Mutex::new(Log {
+        fail,
+        ..Log::default()
+    }));
+    let sink = Box::new(Recording {
+        delivery,
+        log: log.clone(),
+    });
+    let status = StatusHandle::default();
+    let (new, new_rx) = watch::channel(ReadingId(0));
+    let (events, events_rx) = broadcast::channel(4);
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(run_sink(
+        sink,
+        db.clone(),
+        status.clone(),
+        new_rx,
+        events_rx,
+        stop_rx,
+        1.0,
+    ));
+    Running {
+        log,
+        status,
+        stop,
+        task,
+        _new: new,
+        _events: events,
+    }
+}
+
+async fn settle() {
+    // Let the store's blocking calls finish between timer steps.
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_reading_in_order_and_the_cursor_only_after_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, ids) = store(&dir);
+    let run = start(&db, Delivery::Every, 2);
+    // Two failures: retried after 1 s, then 2 s; nothing delivered, the cursor stays.
+    settle().await;
+    assert_eq!(run.log.lock().unwrap().attempts, 1);
+    assert_eq!(db.call(|s| s.cursor("every")).await.unwrap(), ReadingId(0));
+    let failing = run.status.snapshot().sinks["every"].clone();
+    assert_eq!(failing.consecutive_failures, 1);
+    assert!(failing.failing_since.is_some());
+    assert_eq!(failing.last_error.as_ref().unwrap().kind, "connect");
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    settle().await;
+    assert_eq!(run.log.lock().unwrap().attempts, 2);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    settle().await;
+    let log = run.log.lock().unwrap().delivered.clone();
+    // Oldest first; the implausible reading 3 is never delivered.
+    assert_eq!(
+        log,
+        [
+            (ids[0].0, "heat".to_owned()),
+            (ids[1].0, "heat".to_owned()),
+            (ids[3].0, "cold".to_owned()),
+        ]
+    );
+    assert_eq!(db.call(|s| s.cursor("every")).await.unwrap(), ids[3]);
+    let fine = run.status.snapshot().sinks["every"].clone();
+    assert_eq!((fine.consecutive_failures, fine.failing_since), (0, None));
+    assert_eq!((fine.failures, fine.delivered), (2, 3));
+    run.stop.send(true).unwrap();
+    run.task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_state_sink_gets_only_the_newest_reading_of_each_meter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, ids) = store(&dir);
+    let run = start(&db, Delivery::Latest, 0);
+    settle().await;
+    let mut log = run.log.lock().unwrap().delivered.clone();
+    log.sort();
+    assert_eq!(
+        log,
+        [(ids[1].0, "heat".to_owned()), (ids[3].0, "cold".to_owned())]
+    );
+    assert_eq!(db.call(|s| s.cursor("latest")).await.unwrap(), ids[3]);
+    run.stop.send(true).unwrap();
+    run.task.await.unwrap();
+}
+
+#[tokio::test]
+async fn the_store_is_a_sinks_memory_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    {
+        let memory = StoreMemory(Db::new(Store::open(&path).unwrap()));
+        assert_eq!(memory.load("domoticz", "state").await.unwrap(), None);
+        memory
+            .save("domoticz", "state", r#"{"written":{}}"#)
+            .await
+            .unwrap();
+    }
+    let memory = StoreMemory(Db::new(Store::open(&path).unwrap()));
+    assert_eq!(
+        memory.load("domoticz", "state").await.unwrap().as_deref(),
+        Some(r#"{"written":{}}"#)
+    );
+}

@@ -10,6 +10,7 @@ pub(crate) mod history;
 pub(crate) mod read;
 pub(crate) mod run;
 pub(crate) mod scan;
+pub(crate) mod setup;
 pub(crate) mod simulate;
 
 use std::process::ExitCode;

@@ -72,6 +72,14 @@ enum Command {
     /// Run a virtual meter on a pseudo-terminal or a TCP port, for trying the tool and for tests.
     #[command(after_help = cmd::simulate::HELP)]
     Simulate(cmd::simulate::SimulateArgs),
+    /// Diagnose a link in plain words: port, head, echo, bytes, frames, CRC, protocol, baud —
+    /// with the likely cause and the fix. --watch helps position the head.
+    #[command(after_help = cmd::doctor::HELP)]
+    Doctor(cmd::doctor::DoctorArgs),
+    /// First contact: find the head, probe the meter, choose where readings go and how often,
+    /// and write a validated, commented kamstrup.toml (interactive; every answer is also a flag).
+    #[command(after_help = cmd::setup::HELP)]
+    Setup(Box<cmd::setup::SetupArgs>),
     /// Try it all with no meter and no config: two simulated meters, the daemon, weeks of
     /// history and the web dashboard on 127.0.0.1.
     #[command(after_help = cmd::demo::HELP)]
@@ -196,6 +204,8 @@ fn main() -> ExitCode {
             Command::Decode(args) => cmd::decode::run(args),
             Command::Simulate(args) => cmd::simulate::run(args).await,
             Command::Demo(args) => cmd::demo::run(args).await,
+            Command::Doctor(args) => cmd::doctor::run(args).await,
+            Command::Setup(args) => cmd::setup::run(*args).await,
             Command::Run(args) => cmd::run::run(args).await,
             Command::Check(args) => cmd::check::run(args).await,
             Command::History(args) => cmd::history::run(args).await,

@@ -8,7 +8,7 @@ use kamstrup_decimal::Decimal;
 use kamstrup_mc66c::ProgramNumber;
 use kamstrup_meter::{
     open_port, KmpMeter, KmpOptions, Mc66cMeter, Mc66cOptions, MeterError, OpenError, Reading,
-    RegisterValue,
+    RegisterValue, Verdict,
 };
 use kamstrup_optical::{LineSettings, Timeouts};
 use kamstrup_store::{MeterId, ReadingId};
@@ -55,6 +55,17 @@ impl PollError {
             PollError::Open(_) => "bad-port",
             PollError::Store(_) => "store",
             PollError::Unsupported(_) => "unsupported",
+        }
+    }
+
+    /// The same verdict `kamstrup doctor` gives for this failure, for logs and the dashboard.
+    fn verdict(&self) -> Verdict {
+        match self {
+            PollError::Meter(e) => Verdict::from_error(e),
+            PollError::Open(OpenError::Link(e)) => Verdict::from_link_error(e),
+            other => Verdict::Other {
+                message: other.to_string(),
+            },
         }
     }
 
@@ -114,6 +125,10 @@ pub async fn run_meter(
             Ok(()) => {
                 if failures > 0 {
                     info!(meter = %meter.name, "meter answers again");
+                    ctx.status.meter(&meter.name, |s| {
+                        s.failure_streak = 0;
+                        s.verdict = None;
+                    });
                 }
                 failures = 0;
                 next = meter.schedule.next_after(started);
@@ -126,7 +141,11 @@ pub async fn run_meter(
                     conn = None;
                 }
                 let now = Utc::now();
+                let verdict = e.verdict().report();
+                let headline = verdict.headline.clone();
                 ctx.status.meter(&meter.name, |s| {
+                    s.failure_streak = failures;
+                    s.verdict = Some(verdict);
                     s.failures += 1;
                     s.polls += 1;
                     s.last_error = Some(Failure {
@@ -154,7 +173,7 @@ pub async fn run_meter(
                 let soon = Local::now()
                     + chrono::Duration::from_std(retry).unwrap_or(chrono::Duration::seconds(30));
                 next = regular.min(soon);
-                warn!(meter = %meter.name, error = %message, retry_at = %next.format("%H:%M:%S"), "read failed; nothing delivered");
+                warn!(meter = %meter.name, verdict = %headline, streak = failures, error = %message, retry_at = %next.format("%H:%M:%S"), "read failed; nothing delivered");
             }
         }
     }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
+use kamstrup_meter::VerdictReport;
 use serde::Serialize;
 
 /// The last failure of something.
@@ -39,6 +40,10 @@ pub struct MeterStatus {
     pub implausible: u64,
     /// When the next poll is due.
     pub next_poll: Option<DateTime<Utc>>,
+    /// Failed polls in a row (0 after a good read).
+    pub failure_streak: u32,
+    /// While failing: the same verdict `kamstrup doctor` gives (kind, headline, cause, fix).
+    pub verdict: Option<VerdictReport>,
 }
 
 /// One sink's state.

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod diagnose;
 pub mod error;
 pub mod kmp_driver;
 pub mod mc66c_driver;
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use kamstrup_optical::{LineSettings, Link, LinkError, PortSpec};
 
+pub use diagnose::{Verdict, VerdictReport};
 pub use error::MeterError;
 pub use kmp_driver::{DriverStats, KmpMeter, KmpOptions};
 pub use mc66c_driver::{Mc66cMeter, Mc66cOptions, ScalingInfo, ScalingSource};

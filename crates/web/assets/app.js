@@ -516,6 +516,53 @@ function renderHead(meter) {
     badge.textContent = `Info code ${data.info.value}${data.info.text ? `: ${data.info.text}` : ""}`;
   }
   updateAge(meter);
+  renderVerdict($(".m-verdict", s), data.status, data.latest ? data.latest.taken_at : null);
+}
+
+// A failing meter: streak, last good read and the daemon's verdict with cause and fix.
+function renderVerdict(box, status, lastGood) {
+  const v = status && status.verdict;
+  box.hidden = !v;
+  if (!v) return;
+  const streak = status.failure_streak || 0;
+  const good = status.last_ok || lastGood;
+  const since = good ? `last good read ${ago((Date.now() - Date.parse(good)) / 1000)} (${stamp(good)})` : "never read";
+  text($(".v-head", box), `${streak} failed read${streak === 1 ? "" : "s"} in a row · ${since} — ${v.headline}`);
+  text($(".v-cause", box), `Likely cause: ${v.cause}`);
+  const list = $(".v-fix", box);
+  list.replaceChildren();
+  for (const step of v.fix) {
+    const li = document.createElement("li");
+    li.textContent = step;
+    list.appendChild(li);
+  }
+}
+
+// Meters the daemon polls that have never answered (so they have no serial and no section).
+function renderUnread(status) {
+  const panel = $("#unread");
+  const meters = (status.daemon && status.daemon.meters) || {};
+  const list = $(".unread-list", panel);
+  list.replaceChildren();
+  let any = false;
+  for (const [name, live] of Object.entries(meters)) {
+    if (live.serial !== null && live.serial !== undefined) continue;
+    any = true;
+    const block = document.createElement("div");
+    const title = document.createElement("h3");
+    title.textContent = `${name}${live.schedule ? ` · ${live.schedule}` : ""}`;
+    block.appendChild(title);
+    const box = $("#meter-template").content.querySelector(".m-verdict").cloneNode(true);
+    block.appendChild(box);
+    renderVerdict(box, live, null);
+    if (!live.verdict) {
+      const p = document.createElement("p");
+      p.textContent = "waiting for the first poll";
+      block.appendChild(p);
+    }
+    list.appendChild(block);
+  }
+  panel.hidden = !any;
 }
 
 function updateAge(meter) {
@@ -733,6 +780,7 @@ async function refreshLatest() {
     }
     $("#no-meters").hidden = list.meters.length > 0;
     renderStatus(status);
+    renderUnread(status);
     text($("#updated"), `updated ${clock(new Date())}`);
     await Promise.all(fresh.map((m) => loadCharts(m)));
   } catch (e) {

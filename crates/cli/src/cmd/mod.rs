@@ -5,10 +5,12 @@ pub(crate) mod check;
 pub(crate) mod config_file;
 pub(crate) mod decode;
 pub(crate) mod demo;
+pub(crate) mod doctor;
 pub(crate) mod history;
 pub(crate) mod read;
 pub(crate) mod run;
 pub(crate) mod scan;
+pub(crate) mod setup;
 pub(crate) mod simulate;
 
 use std::process::ExitCode;

@@ -201,6 +201,8 @@ entities = [
   { meter = "heat", register = "heat_energy", entity_id = "sensor.stadsverwarming_energy", friendly_name = "Stadsverwarming energie", icon = "mdi:radiator" },
   { meter = "old-heat", register = "t1", entity_id = "sensor.old_heat_inlet", friendly_name = "Old heat inlet", icon = "mdi:thermometer-chevron-up" },
   { meter = "heat", register = "flow", entity_id = "sensor.heat_flow_rest", friendly_name = "Heat flow (REST)", icon = "mdi:pipe" },
+  # No entity_id: the REST default, beside the discovered sensor.kamstrup_heat_volume.
+  { meter = "heat", register = "volume" },
 ]
 EOF
 "$KAMSTRUP" -v run --config "$W/kamstrup.toml" >"$W/kamstrup.log" 2>&1 &
@@ -216,6 +218,7 @@ read -r -a SERIALS <<<"$(serials)"
 log "meters ${SERIALS[*]} are being read"
 REST_IDS=()
 for spec in "${REST_SPECS[@]}"; do REST_IDS+=("${spec%%=*}"); done
+REST_IDS+=(sensor.kamstrup_heat_volume_rest)
 if wait_for "$HAC entities --url '$HA_URL' --token-file '$W/ha-token' --serial ${SERIALS[*]} --rest ${REST_IDS[*]}" 60; then
   pass "HA has the entities of both meters with values, and the REST states"
 else
@@ -226,7 +229,7 @@ phase "assert through HA's REST API and websocket registries"
 run_checks "devices, entities, states, REST sink ($COMPAT)" $HAC check --url "$HA_URL" \
   --token-file "$W/ha-token" --export "$W/export.json" --kamstrup "$KAMSTRUP" \
   --config "$W/kamstrup.toml" --db "$W/kamstrup.db" --compat "$COMPAT" \
-  --meters 2 --rest "${REST_SPECS[@]}" --show
+  --meters 2 --rest "${REST_SPECS[@]}" --beside volume@heat --show
 check_loopback_only "$HA_PID"
 
 phase "restart Home Assistant → entities back with values (retained states, birth re-publish)"

@@ -374,7 +374,39 @@ async def cmd_check(a):
         texts = [e[4] for _, e in vals]
         c.ok(st["state"] in texts, f"REST {entity} = {st['state']!r}, exactly a stored {register} text",
              f"stored (newest first): {texts[:5]}")
+    # REST beside discovery: the same register under two entity ids, each with one writer.
+    mqtt_ids = {e["entity_id"] for e in ents if e.get("platform") == "mqtt"}
+    for spec in a.beside:
+        register, meter = spec.split("@", 1)
+        serial = next((s for s, m in meters.items() if m == meter), None)
+        uid = f"kamstrup_{serial}_{slug(register)}"
+        disc = next((e for e in ents if e.get("platform") == "mqtt" and e.get("unique_id") == uid), None)
+        want_disc = f"sensor.kamstrup_{slug(meter)}_{slug(register)}"
+        want_rest = f"{want_disc}_rest"
+        if not c.ok(disc is not None, f"beside: discovered {uid} registered"):
+            continue
+        c.eq(disc["entity_id"], want_disc, f"beside: discovered {register}@{meter} keeps its id (no _2)")
+        c.ok(want_rest not in mqtt_ids and not any(e["entity_id"] == want_rest for e in ents),
+             f"beside: {want_rest} is not a registry entity (REST state only)")
+        rest = states.get(want_rest)
+        if c.ok(rest is not None, f"beside: REST default entity {want_rest} exists"):
+            c.eq(rest["attributes"].get("friendly_name"),
+                 f"Kamstrup {meter} {rest_name(register)}", f"beside: {want_rest} friendly_name (REST's)")
+        d = states.get(want_disc, {})
+        # One writer each: the REST sink's attributes never land on the discovered entity.
+        c.ok(d.get("attributes", {}).get("friendly_name") != f"Kamstrup {meter} {rest_name(register)}",
+             f"beside: {want_disc} carries discovery's name, not REST's",
+             f"attributes {d.get('attributes')}")
+        dup = sorted(eid for eid in states if eid.startswith(want_disc + "_") and eid != want_rest)
+        c.ok(not dup, f"beside: no duplicate of {want_disc}", f"found {dup}")
     return 1 if c.failed else 0
+
+
+def rest_name(register):
+    """The REST sink's default friendly-name tail (ha_map::friendly_name, lower-cased)."""
+    known = {"heat_energy": "Heat energy", "volume": "Volume", "t1": "Inlet temperature",
+             "t2": "Outlet temperature", "flow": "Flow", "power": "Power"}
+    return known.get(register, register.replace("_", " ").capitalize()).lower()
 
 
 def main():
@@ -415,6 +447,8 @@ def main():
     k.add_argument("--compat", required=True)
     k.add_argument("--meters", type=int, required=True)
     k.add_argument("--rest", nargs="*", default=[])
+    k.add_argument("--beside", nargs="*", default=[],
+                   help="REGISTER@METER posted by the REST sink under its default id, beside discovery")
     k.add_argument("--show", action="store_true", help="print what HA made of each device")
     a = p.parse_args()
     if a.cmd == "listeners":

@@ -40,6 +40,25 @@ use crate::{
 /// `origin.name` in every config; also how our own retained configs are recognised.
 pub const ORIGIN_NAME: &str = "kamstrup-bridge";
 
+/// The entity id discovery suggests for a register of a meter (`default_entity_id` /
+/// `object_id`): `sensor.kamstrup_<meter>_<register>`.
+pub fn discovered_entity_id(meter: &str, register: &str) -> String {
+    format!("sensor.kamstrup_{}_{}", slug(meter), slug(register))
+}
+
+/// True if `entity_id` is in the id space discovery uses for `meter`
+/// (`sensor.kamstrup_<meter>_…` or `binary_sensor.kamstrup_<meter>_…`): another sink writing
+/// there would collide with a discovered entity now or after a register is added. Ids ending
+/// in `_rest` are the REST sink's own (no discovered id ends so).
+pub fn claims_entity_id(meter: &str, entity_id: &str) -> bool {
+    let object = format!("kamstrup_{}_", slug(meter));
+    entity_id.split_once('.').is_some_and(|(domain, rest)| {
+        matches!(domain, "sensor" | "binary_sensor")
+            && rest.starts_with(&object)
+            && !rest.ends_with("_rest")
+    })
+}
+
 /// `[homeassistant]`: MQTT discovery through `[mqtt]`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -411,12 +430,13 @@ impl HomeAssistantSink {
         entity: &HaEntity,
     ) -> SensorConfig {
         let compat = self.cfg.compat;
-        let object = format!("kamstrup_{}_{}", slug(d.meter_name), slug(register));
+        let entity_id = discovered_entity_id(d.meter_name, register);
+        let object = entity_id.trim_start_matches("sensor.").to_owned();
         SensorConfig {
             name: friendly_name(register),
             unique_id: Self::unique_id(d.serial, register),
             object_id: compat.wants_object_id().then(|| object.clone()),
-            default_entity_id: format!("sensor.{object}"),
+            default_entity_id: entity_id,
             state_topic: self.state_topic(d.serial),
             value_template: format!("{{{{ value_json.{} }}}}", slug(register)),
             unit_of_measurement: entity.unit.clone(),

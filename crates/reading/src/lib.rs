@@ -7,6 +7,9 @@ use chrono::{DateTime, Utc};
 use kamstrup_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+pub mod info;
+pub use info::{InfoFamily, InfoFlag, InfoStatus};
+
 /// Which wire protocol a meter speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -80,7 +80,8 @@ build() {
   fi
   [[ -f /etc/pip.conf ]] && cp /etc/pip.conf "$root/etc/pip.conf"
   do_mount "$root"
-  trap 'do_umount "$root"' EXIT
+  CHROOT_ROOT=$root
+  trap 'do_umount "$CHROOT_ROOT"' EXIT
   if [[ ! -f $mark/build-deps ]]; then
     say "apt-get install build tools inside the chroot (lru-dict and others build from source)"
     chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y build-essential \

@@ -183,7 +183,9 @@ fn rest_entity_id_that_discovery_owns_is_refused() {
         "  { register = \"volume\" },\n  { register = \"heat_energy\", entity_id = \"sensor.stadsverwarming_energy\" },\n  { register = \"t1\", entity_id = \"sensor.kamstrup_heat_t1_rest\" },\n",
     ));
     // Without discovery the id is free.
-    let rest_only = both("  { register = \"heat_energy\", entity_id = \"sensor.kamstrup_heat_heat_energy\" },\n")
-        .replace("[homeassistant]\n\n", "");
+    let rest_only = both(
+        "  { register = \"heat_energy\", entity_id = \"sensor.kamstrup_heat_heat_energy\" },\n",
+    )
+    .replace("[homeassistant]\n\n", "");
     ok(&rest_only);
 }

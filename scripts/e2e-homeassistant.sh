@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# End to end with a real Home Assistant 2024.3.3: HA (own venv outside the repo, 127.0.0.1 only,
-# onboarded without a browser, MQTT integration on a private Mosquitto) gets readings from
-# `kamstrup run` with a simulated MULTICAL 403 and 66C through MQTT discovery (compat 2024.3) and
-# the REST sink. The checks go through HA's own APIs: device registry (manufacturer, model,
-# serial), entity registry, /api/states (unit, device_class, state_class, values equal to the
-# stored readings; ΔT without device class and flow in m³/h on 2024.3), the REST sink's states
-# (exact text, friendly name, icon); after an HA restart everything is back (retained states,
-# re-publish on HA's birth message); entities go unavailable when the bridge stops.
+# End to end with a real Home Assistant: HA (127.0.0.1 only, onboarded without a browser, MQTT
+# integration on a private Mosquitto) gets readings from `kamstrup run` with a simulated
+# MULTICAL 403 and 66C through MQTT discovery and the REST sink. The checks go through HA's own
+# APIs: device registry (manufacturer, model only when known, hw_version, serial), entity
+# registry, /api/states (unit, device_class, state_class, values equal to the stored readings),
+# the info code as problem binary sensors and the bridge's health entities, a REST entity beside
+# a discovered one (two entities, one writer each), the REST sink's states; HA's own verdict on
+# the heat energy as a gas source (energy/validate after the first statistics compile); after an
+# HA restart everything is back; entities go unavailable when the bridge stops; no WARNING or
+# ERROR about our entities in HA's log.
 #
-# The first run installs HA into $KAMSTRUP_HA_VENV (default /tmp/kamstrup-ha-venv, 0.8 GB,
-# about 100 s from PyPI); later runs reuse it and take about 25 s. Needs Python 3.11
-# (HA 2024.3 is the newest release for it).
-# Env: KAMSTRUP_HA_VENV, HA_PYTHON (default: python3.11, else python3 if it is 3.11), KAMSTRUP_BIN, E2E_RELEASE=1,
-#      E2E_KEEP=1 (keep the temp dir), E2E_VERBOSE=1 (print every check).
+# Two tiers (.ci/run runs both):
+#   default         HA 2024.3.3 in a venv ($KAMSTRUP_HA_VENV, default /tmp/kamstrup-ha-venv,
+#                   0.8 GB, ~100 s to install once), compat "2024.3" (per-entity discovery).
+#   newest HA       E2E_HA_VERSION=2026.2.3 KAMSTRUP_HA_CHROOT=/var/cache/kamstrup-ci/ha-2026.2.3-trixie
+#                   HA in a Debian 13 chroot (Python 3.13; built once by scripts/e2e/ha-chroot.sh,
+#                   ~9 min, 2 GB; needs root), default compat: device discovery, and first a
+#                   per-entity run that the bridge then migrates (entity ids and history kept).
+# Env: E2E_HA_VERSION, E2E_COMPAT (default "2024.3" for 2024.3.3, else the bridge's default),
+#      KAMSTRUP_HA_VENV, KAMSTRUP_HA_CHROOT, HA_PYTHON (default: python3.11), KAMSTRUP_BIN,
+#      E2E_RELEASE=1, E2E_KEEP=1 (keep the temp dir), E2E_VERBOSE=1 (print every check).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -20,10 +27,19 @@ ROOT=$PWD
 source scripts/e2e/lib.sh
 e2e_init homeassistant
 
-HA_VERSION=2024.3.3
-COMPAT=2024.3
+HA_VERSION=${E2E_HA_VERSION:-2024.3.3}
+if [[ $HA_VERSION == 2024.3.3 ]]; then
+  COMPAT=${E2E_COMPAT-2024.3}
+else
+  COMPAT=${E2E_COMPAT-}
+fi
+# What the checkers expect: the bridge's default when the config leaves compat out.
+CHECK_COMPAT=${COMPAT:-2025.11}
+CHROOT=${KAMSTRUP_HA_CHROOT:-}
 VENV=${KAMSTRUP_HA_VENV:-/tmp/kamstrup-ha-venv}
 W=$E2E_WORK
+# Device discovery (and so the migration phase) from compat 2024.11.
+DEVICE_DISCOVERY=$(python3 -c 'import sys; y, m = map(int, sys.argv[1].split(".")[:2]); print(int((y, m) >= (2024, 11)))' "$CHECK_COMPAT")
 
 case $VENV in "$ROOT" | "$ROOT"/*) die "KAMSTRUP_HA_VENV must be outside the repository" ;; esac
 
@@ -86,10 +102,37 @@ check_loopback_only() {
   LISTENERS=$(tr '\n' ' ' <<<"$out")
 }
 
-HAC="$VENV/bin/python $ROOT/scripts/e2e/ha_client.py"
+# The HA chroot tier: the chroot is built (or reused), and our work dir is bind-mounted at the
+# same path inside it, so HA's config dir, logs and database have one path for both sides.
+install_ha_chroot() {
+  [[ $(id -u) -eq 0 ]] || die "the chroot tier needs root (debootstrap, chroot, mount)"
+  bash "$ROOT/scripts/e2e/ha-chroot.sh" build "$CHROOT" "$HA_VERSION" ||
+    die "building the Home Assistant $HA_VERSION chroot failed"
+  bash "$ROOT/scripts/e2e/ha-chroot.sh" mount "$CHROOT"
+  mkdir -p "$CHROOT$W"
+  mount --bind "$W" "$CHROOT$W"
+  E2E_CLEANUP+=("umount '$CHROOT$W' 2>/dev/null || umount -l '$CHROOT$W'; rmdir '$CHROOT$W' 2>/dev/null; bash '$ROOT/scripts/e2e/ha-chroot.sh' umount '$CHROOT'")
+  # The checkers run on the host: a small venv with aiohttp, cached beside the chroot.
+  local cv
+  cv=$(dirname "$CHROOT")/e2e-client-venv
+  if [[ ! -x $cv/bin/python ]] || ! "$cv/bin/python" -c 'import aiohttp' 2>/dev/null; then
+    log "creating the checkers' venv (aiohttp) in $cv"
+    python3 -m venv "$cv"
+    "$cv/bin/pip" install -q aiohttp >"$W/client-pip.log" 2>&1 || die "pip install aiohttp failed"
+  fi
+  HAC="$cv/bin/python $ROOT/scripts/e2e/ha_client.py"
+  HASS=(chroot "$CHROOT" /opt/ha/bin/hass)
+}
 
-phase "install Home Assistant $HA_VERSION (reused when present)"
-install_ha
+if [[ -n $CHROOT ]]; then
+  phase "Home Assistant $HA_VERSION in the chroot $CHROOT (built once, then reused)"
+  install_ha_chroot
+else
+  HAC="$VENV/bin/python $ROOT/scripts/e2e/ha_client.py"
+  HASS=("$VENV/bin/hass")
+  phase "install Home Assistant $HA_VERSION (reused when present)"
+  install_ha
+fi
 
 phase "setup (mosquitto, cargo build, broker)"
 ensure_mosquitto
@@ -126,6 +169,7 @@ sensor:
 recorder:
   db_url: "sqlite:///$HA_DIR/home-assistant_v2.db"
   commit_interval: 1
+energy:
 logger:
   default: warning
 EOF
@@ -134,7 +178,7 @@ cat >"$HA_DIR/.storage/onboarding" <<'EOF'
 {"version": 4, "minor_version": 1, "key": "onboarding", "data": {"done": ["core_config", "analytics", "integration"]}}
 EOF
 start_ha() {
-  "$VENV/bin/hass" -c "$HA_DIR" --skip-pip >>"$W/hass.out" 2>&1 &
+  "${HASS[@]}" -c "$HA_DIR" --skip-pip >>"$W/hass.out" 2>&1 &
   HA_PID=$!
   track "$HA_PID"
   local rc
@@ -161,13 +205,19 @@ $HAC mqtt-entry --url "$HA_URL" --token-file "$W/ha-token" --port "$MQTT_PORT" \
 pass "MQTT integration added (broker 127.0.0.1:$MQTT_PORT)"
 check_loopback_only "$HA_PID"
 
-phase "kamstrup run (MULTICAL 403 + 66C, discovery compat $COMPAT, REST sink)"
 REST_SPECS=(
   "sensor.stadsverwarming_energy=heat_energy@heat:Stadsverwarming energie:mdi:radiator"
   "sensor.old_heat_inlet=t1@old-heat:Old heat inlet:mdi:thermometer-chevron-up"
   "sensor.heat_flow_rest=flow@heat:Heat flow (REST):mdi:pipe"
 )
-cat >"$W/kamstrup.toml" <<EOF
+REST_IDS=()
+for spec in "${REST_SPECS[@]}"; do REST_IDS+=("${spec%%=*}"); done
+REST_IDS+=(sensor.kamstrup_heat_volume_rest)
+# The daemon's config; $1 = extra [homeassistant] lines (e.g. discovery = "entity").
+write_config() {
+  local compat_line=
+  [[ -n $COMPAT ]] && compat_line="compat = \"$COMPAT\""
+  cat >"$W/kamstrup.toml" <<EOF
 [storage]
 path = "$W/kamstrup.db"
 
@@ -191,49 +241,100 @@ password_file = "$W/mqtt-password"
 
 [homeassistant]
 discovery_prefix = "homeassistant"
-compat = "$COMPAT"
+$compat_line
+$1
 
 [homeassistant_rest]
 url = "$HA_URL"
 token_file = "$W/ha-token"
-compat = "$COMPAT"
+$compat_line
 entities = [
   { meter = "heat", register = "heat_energy", entity_id = "sensor.stadsverwarming_energy", friendly_name = "Stadsverwarming energie", icon = "mdi:radiator" },
   { meter = "old-heat", register = "t1", entity_id = "sensor.old_heat_inlet", friendly_name = "Old heat inlet", icon = "mdi:thermometer-chevron-up" },
   { meter = "heat", register = "flow", entity_id = "sensor.heat_flow_rest", friendly_name = "Heat flow (REST)", icon = "mdi:pipe" },
+  # No entity_id: the REST default, beside the discovered sensor.kamstrup_heat_volume.
+  { meter = "heat", register = "volume" },
 ]
 EOF
-"$KAMSTRUP" -v run --config "$W/kamstrup.toml" >"$W/kamstrup.log" 2>&1 &
-KPID=$!
-track "$KPID"
+}
+start_kamstrup() {
+  "$KAMSTRUP" -v run --config "$W/kamstrup.toml" >>"$W/kamstrup.log" 2>&1 &
+  KPID=$!
+  track "$KPID"
+}
+stop_kamstrup() {
+  kill -TERM "$KPID"
+  wait_for "! kill -0 $KPID" 10 || fail "kamstrup still running 10 s after SIGTERM"
+  set +e
+  wait "$KPID"
+  KRC=$?
+  set -e
+}
 export_json() { "$KAMSTRUP" history export --config "$W/kamstrup.toml" --format json >"$1" 2>>"$W/export.err"; }
 serials() {
   export_json "$W/serials.json" &&
     python3 -c 'import json,sys,collections; c=collections.Counter(r["serial"] for r in json.load(open(sys.argv[1]))); print(" ".join(str(s) for s,n in sorted(c.items()) if n >= 2))' "$W/serials.json"
 }
+entities_ready() { $HAC entities --url "$HA_URL" --token-file "$W/ha-token" --serial "${SERIALS[@]}" --rest "${REST_IDS[@]}"; }
+our_retained_configs() {
+  retained_dump 'homeassistant/+/+/config' | awk -F'\t' '$3 ~ /kamstrup-bridge/ {print $2}' | sort
+}
+
+if [[ $DEVICE_DISCOVERY == 1 ]]; then
+  phase "kamstrup run with per-entity discovery first (the layout the bridge then migrates)"
+  write_config 'discovery = "entity"'
+  start_kamstrup
+  wait_for '[[ $(serials | wc -w) -ge 2 ]]' 40 || die "both meters should have 2 readings after 40 s (see $W/kamstrup.log)"
+  read -r -a SERIALS <<<"$(serials)"
+  if wait_for entities_ready 60; then
+    pass "HA has the per-entity discovered entities of both meters"
+  else
+    fail "per-entity entities incomplete after 60 s"
+  fi
+  N_BEFORE=$(our_retained_configs | grep -vc '/device/' || true)
+  $HAC registry-save --url "$HA_URL" --token-file "$W/ha-token" --out "$W/registry-before.json" ||
+    fail "could not save the entity registry"
+  sleep 2 # some states recorded before the switch, for the history check
+  SWITCH_AT=$(date -u +%Y-%m-%dT%H:%M:%S+00:00)
+  stop_kamstrup
+fi
+
+phase "kamstrup run (MULTICAL 403 + 66C, discovery compat ${COMPAT:-default}, REST sink)"
+write_config ''
+start_kamstrup
 wait_for '[[ $(serials | wc -w) -ge 2 ]]' 40 || die "both meters should have 2 readings after 40 s (see $W/kamstrup.log)"
 read -r -a SERIALS <<<"$(serials)"
 log "meters ${SERIALS[*]} are being read"
-REST_IDS=()
-for spec in "${REST_SPECS[@]}"; do REST_IDS+=("${spec%%=*}"); done
-if wait_for "$HAC entities --url '$HA_URL' --token-file '$W/ha-token' --serial ${SERIALS[*]} --rest ${REST_IDS[*]}" 60; then
+if wait_for entities_ready 60; then
   pass "HA has the entities of both meters with values, and the REST states"
 else
   fail "HA entities incomplete after 60 s"
 fi
+if [[ $DEVICE_DISCOVERY == 1 ]]; then
+  CONFIGS=$(our_retained_configs)
+  if [[ $(grep -c '/device/' <<<"$CONFIGS") -eq 2 && $(grep -vc '/device/' <<<"$CONFIGS") -eq 0 ]]; then
+    pass "migrated: 2 device configs on the broker, the $N_BEFORE per-entity configs cleared"
+  else
+    fail "after the switch the broker holds: $(tr '\n' ' ' <<<"$CONFIGS")"
+  fi
+  run_checks "migration to device discovery keeps entity ids and history" $HAC registry-same \
+    --url "$HA_URL" --token-file "$W/ha-token" --before "$W/registry-before.json" --since "$SWITCH_AT"
+fi
+run_checks "heat energy as a gas source" $HAC energy-source --url "$HA_URL" \
+  --token-file "$W/ha-token" --entity sensor.kamstrup_heat_heat_energy
 
 phase "assert through HA's REST API and websocket registries"
-run_checks "devices, entities, states, REST sink ($COMPAT)" $HAC check --url "$HA_URL" \
+run_checks "devices, entities, problems, health, states, REST sink (compat $CHECK_COMPAT)" $HAC check --url "$HA_URL" \
   --token-file "$W/ha-token" --export "$W/export.json" --kamstrup "$KAMSTRUP" \
-  --config "$W/kamstrup.toml" --db "$W/kamstrup.db" --compat "$COMPAT" \
-  --meters 2 --rest "${REST_SPECS[@]}" --show
+  --config "$W/kamstrup.toml" --db "$W/kamstrup.db" --compat "$CHECK_COMPAT" \
+  --meters 2 --rest "${REST_SPECS[@]}" --beside volume@heat --show
 check_loopback_only "$HA_PID"
 
 phase "restart Home Assistant → entities back with values (retained states, birth re-publish)"
 stop_pid "$HA_PID"
 wait "$HA_PID" 2>/dev/null || true
 start_ha
-if wait_for "$HAC entities --url '$HA_URL' --token-file '$W/ha-token' --serial ${SERIALS[*]} --rest ${REST_IDS[*]}" 60; then
+if wait_for entities_ready 60; then
   pass "after an HA restart every entity is back with a value, REST states re-posted"
 else
   fail "entities incomplete 60 s after the HA restart"
@@ -245,16 +346,15 @@ else
 fi
 run_checks "states after the restart" $HAC check --url "$HA_URL" \
   --token-file "$W/ha-token" --export "$W/export2.json" --kamstrup "$KAMSTRUP" \
-  --config "$W/kamstrup.toml" --db "$W/kamstrup.db" --compat "$COMPAT" \
+  --config "$W/kamstrup.toml" --db "$W/kamstrup.db" --compat "$CHECK_COMPAT" \
   --meters 2 --rest "${REST_SPECS[@]}"
 
+phase "HA's verdict: energy/validate after the first statistics compile (every 5 min)"
+run_checks "heat energy accepted by the Energy dashboard" $HAC energy-verdict --url "$HA_URL" \
+  --token-file "$W/ha-token" --entity sensor.kamstrup_heat_heat_energy --timeout 420
+
 phase "SIGTERM kamstrup → HA shows its entities unavailable"
-kill -TERM "$KPID"
-wait_for "! kill -0 $KPID" 10 || fail "kamstrup still running 10 s after SIGTERM"
-set +e
-wait "$KPID"
-KRC=$?
-set -e
+stop_kamstrup
 if [[ $KRC -eq 0 ]]; then pass "kamstrup exited 0 on SIGTERM"; else fail "kamstrup exit code $KRC"; fi
 if wait_for "$HAC unavailable --url '$HA_URL' --token-file '$W/ha-token' --serial ${SERIALS[*]}" 10; then
   pass "all MQTT entities unavailable after the bridge stopped (last will / offline)"

@@ -11,6 +11,12 @@ Runs with the HA venv's python (it uses aiohttp, which HA ships). Subcommands:
   entities   --url U --token-file F --serial S… [--rest E…]   exit 0 once all entities have values
   listeners  --pid P                      sockets P listens on; exit 1 unless all are loopback
   unavailable --url U --token-file F --serial S…   exit 0 once every MQTT entity is unavailable
+  energy-source --url U --token-file F --entity E   add E as a gas source (energy/save_prefs)
+  energy-verdict --url U --token-file F --entity E --timeout S
+             wait for E's first statistics compile, then energy/validate must report no issue
+  registry-save --url U --token-file F --out J      unique_id -> entity_id of every MQTT entity
+  registry-same --url U --token-file F --before J --since ISO
+             the same entity ids as before, and each meter entity's history reaches back before ISO
 """
 
 import argparse
@@ -247,6 +253,24 @@ def slug(text):
     return out.strip("_") or "x"
 
 
+def model_text(stored):
+    """(model, hw_version) from the stored model text, as the bridge splits it: the human name
+    only when known, the raw KMP type as hw_version ('MULTICAL 403 (KMP type 0x0004 rev F1)')."""
+    if not stored:
+        return None, None
+    if stored.startswith("KMP type "):
+        return None, stored
+    if " (" in stored and stored.endswith(")"):
+        model, hw = stored.split(" (", 1)
+        if hw.startswith("KMP type "):
+            return model, hw[:-1]
+    return stored, None
+
+
+# Named info bits per family (kamstrup_reading::info), by how many the bridge publishes.
+INFO_BITS = {"MULTICAL 403": 15, "MULTICAL 66C": 7}
+
+
 def parse_rest(spec):
     # ENTITY=REGISTER@METER:FRIENDLY NAME:ICON   (icon may contain ':', e.g. mdi:radiator)
     entity, rest = spec.split("=", 1)
@@ -288,7 +312,9 @@ async def cmd_check(a):
                   f"model={dev.get('model')!r} serial_number={dev.get('serial_number')!r} "
                   f"sw_version={dev.get('sw_version')!r}")
         c.eq(dev.get("manufacturer"), "Kamstrup", f"{tag} device manufacturer")
-        c.eq(dev.get("model"), models.get(serial), f"{tag} device model = stored model")
+        model, hw = model_text(models.get(serial))
+        c.eq(dev.get("model"), model, f"{tag} device model (known for sure)")
+        c.eq(dev.get("hw_version"), hw, f"{tag} device hw_version (raw type)")
         c.eq(dev.get("serial_number"), str(serial), f"{tag} device serial_number")
         c.eq(dev.get("name"), f"Kamstrup {meter_name}", f"{tag} device name")
 
@@ -312,6 +338,39 @@ async def cmd_check(a):
             if version(a.compat) < (2025, 10):
                 c.eq(e["entity_id"], f"sensor.kamstrup_{slug(meter_name)}_{slug(name)}",
                      f"{tag} {name} entity_id from object_id")
+
+        # Info code as problems, and the bridge's health, all diagnostic entities of the device.
+        own = {e.get("unique_id"): e for e in ents
+               if e.get("platform") == "mqtt" and e.get("device_id") == dev["id"]}
+        info_reg = registers.get("info")
+        if info_reg is not None:
+            code = int(decimal.Decimal(info_reg["value"]))
+            problems = sorted(u for u in own if u.startswith(f"kamstrup_{serial}_info_"))
+            c.eq(len(problems), 1 + INFO_BITS.get(model, 0),
+                 f"{tag} problem binary sensors (any + the named bits of {model})")
+            for uid in problems:
+                e = own[uid]
+                st = states.get(e["entity_id"], {})
+                c.ok(e["entity_id"].startswith("binary_sensor."), f"{tag} {uid} is a binary_sensor")
+                c.eq(e.get("entity_category"), "diagnostic", f"{tag} {uid} entity_category")
+                c.eq(st.get("attributes", {}).get("device_class"), "problem", f"{tag} {uid} device_class")
+                if uid.endswith("_info_problem"):
+                    c.eq(st.get("state"), "on" if code else "off", f"{tag} {uid} state for info {code}")
+                elif code == 0:
+                    c.eq(st.get("state"), "off", f"{tag} {uid} off for info 0")
+        last = own.get(f"kamstrup_{serial}_last_read")
+        if c.ok(last is not None, f"{tag} 'last successful read' entity registered"):
+            st = states.get(last["entity_id"], {})
+            c.eq(last.get("entity_category"), "diagnostic", f"{tag} last_read entity_category")
+            c.eq(st.get("attributes", {}).get("device_class"), "timestamp", f"{tag} last_read device_class")
+            stamps = {second(r["reading"]["taken_at"]) for r in mine}
+            c.ok(second(st.get("state", "")) in stamps,
+                 f"{tag} last_read {st.get('state')} is a stored reading's time")
+        errs = own.get(f"kamstrup_{serial}_read_errors_24h")
+        if c.ok(errs is not None, f"{tag} 'read errors (24 h)' entity registered"):
+            st = states.get(errs["entity_id"], {})
+            c.eq(errs.get("entity_category"), "diagnostic", f"{tag} read_errors_24h entity_category")
+            c.eq(st.get("state"), "0", f"{tag} read_errors_24h (no failed read in this run)")
 
         # Attributes and values: all states of one meter must be those of one stored reading.
         for name, eid in sorted(entity_ids.items()):
@@ -374,7 +433,119 @@ async def cmd_check(a):
         texts = [e[4] for _, e in vals]
         c.ok(st["state"] in texts, f"REST {entity} = {st['state']!r}, exactly a stored {register} text",
              f"stored (newest first): {texts[:5]}")
+    # REST beside discovery: the same register under two entity ids, each with one writer.
+    mqtt_ids = {e["entity_id"] for e in ents if e.get("platform") == "mqtt"}
+    for spec in a.beside:
+        register, meter = spec.split("@", 1)
+        serial = next((s for s, m in meters.items() if m == meter), None)
+        uid = f"kamstrup_{serial}_{slug(register)}"
+        disc = next((e for e in ents if e.get("platform") == "mqtt" and e.get("unique_id") == uid), None)
+        want_disc = f"sensor.kamstrup_{slug(meter)}_{slug(register)}"
+        want_rest = f"{want_disc}_rest"
+        if not c.ok(disc is not None, f"beside: discovered {uid} registered"):
+            continue
+        c.eq(disc["entity_id"], want_disc, f"beside: discovered {register}@{meter} keeps its id (no _2)")
+        c.ok(want_rest not in mqtt_ids and not any(e["entity_id"] == want_rest for e in ents),
+             f"beside: {want_rest} is not a registry entity (REST state only)")
+        rest = states.get(want_rest)
+        if c.ok(rest is not None, f"beside: REST default entity {want_rest} exists"):
+            c.eq(rest["attributes"].get("friendly_name"),
+                 f"Kamstrup {meter} {rest_name(register)}", f"beside: {want_rest} friendly_name (REST's)")
+        d = states.get(want_disc, {})
+        # One writer each: the REST sink's attributes never land on the discovered entity.
+        c.ok(d.get("attributes", {}).get("friendly_name") != f"Kamstrup {meter} {rest_name(register)}",
+             f"beside: {want_disc} carries discovery's name, not REST's",
+             f"attributes {d.get('attributes')}")
+        dup = sorted(eid for eid in states if eid.startswith(want_disc + "_") and eid != want_rest)
+        c.ok(not dup, f"beside: no duplicate of {want_disc}", f"found {dup}")
     return 1 if c.failed else 0
+
+
+async def cmd_energy_source(a):
+    token = read_token(a.token_file)
+    source = {"type": "gas", "stat_energy_from": a.entity, "stat_cost": None,
+              "entity_energy_price": None, "number_energy_price": None}
+    (prefs,) = await ws_call(a.url, token, {"type": "energy/save_prefs", "energy_sources": [source],
+                                            "device_consumption": []})
+    ok = any(s.get("stat_energy_from") == a.entity for s in prefs.get("energy_sources", []))
+    print(f"{'PASS' if ok else 'FAIL'} energy/save_prefs: {a.entity} is a gas source")
+    return 0 if ok else 1
+
+
+async def cmd_energy_verdict(a):
+    """HA's own verdict: once the recorder compiled statistics for the entity (the first
+    5-minute compile), energy/validate must list no issue for it."""
+    token = read_token(a.token_file)
+    deadline = time.monotonic() + a.timeout
+    t0 = time.monotonic()
+    while True:
+        (ids,) = await ws_call(a.url, token, {"type": "recorder/list_statistic_ids",
+                                              "statistic_type": "sum"})
+        if any(i.get("statistic_id") == a.entity for i in ids):
+            break
+        if time.monotonic() > deadline:
+            print(f"FAIL no statistics compiled for {a.entity} within {a.timeout} s")
+            return 1
+        await asyncio.sleep(5)
+    print(f"PASS statistics compiled for {a.entity} after {time.monotonic() - t0:.0f} s")
+    (verdict,) = await ws_call(a.url, token, {"type": "energy/validate"})
+    issues = [i for group in verdict.get("energy_sources", []) for i in group]
+    issues += [i for group in verdict.get("device_consumption", []) for i in group]
+    if issues:
+        print(f"FAIL energy/validate reports issues: {json.dumps(issues)}")
+        return 1
+    print(f"PASS energy/validate: no issue with {a.entity} as a gas source")
+    return 0
+
+
+async def cmd_registry_save(a):
+    token = read_token(a.token_file)
+    (ents,) = await ws_call(a.url, token, {"type": "config/entity_registry/list"})
+    ids = {e["unique_id"]: e["entity_id"] for e in ents
+           if e.get("platform") == "mqtt" and str(e.get("unique_id", "")).startswith("kamstrup_")}
+    with open(a.out, "w", encoding="utf-8") as f:
+        json.dump(ids, f, indent=1, sort_keys=True)
+    return 0 if ids else 1
+
+
+async def cmd_registry_same(a):
+    c = Checks()
+    token = read_token(a.token_file)
+    with open(a.before, encoding="utf-8") as f:
+        before = json.load(f)
+    (ents,) = await ws_call(a.url, token, {"type": "config/entity_registry/list"})
+    now = {e["unique_id"]: e["entity_id"] for e in ents
+           if e.get("platform") == "mqtt" and str(e.get("unique_id", "")).startswith("kamstrup_")}
+    c.ok(len(before) > 0, f"{len(before)} MQTT entities before the switch")
+    for uid, eid in sorted(before.items()):
+        c.eq(now.get(uid), eid, f"{uid} keeps its entity id")
+    extra = sorted(set(now.values()) - set(before.values()))
+    c.ok(not any(x.endswith("_2") for x in extra), "no entity was duplicated", f"new: {extra}")
+    # History: each register sensor has states from before the switch.
+    sensors = [eid for eid in before.values() if eid.startswith("sensor.")]
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as s:
+        start = "2000-01-01T00:00:00+00:00"
+        params = {"filter_entity_id": ",".join(sensors), "minimal_response": ""}
+        async with s.get(f"{a.url}/api/history/period/{start}", params=params) as r:
+            r.raise_for_status()
+            hist = await r.json()
+    first = {}
+    for series in hist:
+        if series:
+            eid = series[0]["entity_id"]
+            first[eid] = min(x.get("last_changed", "9") for x in series)
+    heat = [e for e in sensors if "heat_energy" in e]
+    for eid in heat:
+        c.ok(eid in first and first[eid] < a.since,
+             f"{eid} history reaches back before the switch", f"first {first.get(eid)}")
+    return 1 if c.failed else 0
+
+
+def rest_name(register):
+    """The REST sink's default friendly-name tail (ha_map::friendly_name, lower-cased)."""
+    known = {"heat_energy": "Heat energy", "volume": "Volume", "t1": "Inlet temperature",
+             "t2": "Outlet temperature", "flow": "Flow", "power": "Power"}
+    return known.get(register, register.replace("_", " ").capitalize()).lower()
 
 
 def main():
@@ -403,6 +574,21 @@ def main():
     u.add_argument("--url", required=True)
     u.add_argument("--token-file", required=True)
     u.add_argument("--serial", nargs="+", required=True)
+    es = sub.add_parser("energy-source")
+    ev = sub.add_parser("energy-verdict")
+    for x in (es, ev):
+        x.add_argument("--url", required=True)
+        x.add_argument("--token-file", required=True)
+        x.add_argument("--entity", required=True)
+    ev.add_argument("--timeout", type=float, default=420)
+    rs = sub.add_parser("registry-save")
+    rs.add_argument("--out", required=True)
+    rq = sub.add_parser("registry-same")
+    rq.add_argument("--before", required=True)
+    rq.add_argument("--since", required=True)
+    for x in (rs, rq):
+        x.add_argument("--url", required=True)
+        x.add_argument("--token-file", required=True)
     li = sub.add_parser("listeners")
     li.add_argument("--pid", type=int, required=True)
     k = sub.add_parser("check")
@@ -415,12 +601,16 @@ def main():
     k.add_argument("--compat", required=True)
     k.add_argument("--meters", type=int, required=True)
     k.add_argument("--rest", nargs="*", default=[])
+    k.add_argument("--beside", nargs="*", default=[],
+                   help="REGISTER@METER posted by the REST sink under its default id, beside discovery")
     k.add_argument("--show", action="store_true", help="print what HA made of each device")
     a = p.parse_args()
     if a.cmd == "listeners":
         sys.exit(cmd_listeners(a))
     fn = {"wait": cmd_wait, "onboard": cmd_onboard, "mqtt-entry": cmd_mqtt_entry,
-          "entities": cmd_entities, "unavailable": cmd_unavailable, "check": cmd_check}[a.cmd]
+          "entities": cmd_entities, "unavailable": cmd_unavailable, "check": cmd_check,
+          "energy-source": cmd_energy_source, "energy-verdict": cmd_energy_verdict,
+          "registry-save": cmd_registry_save, "registry-same": cmd_registry_same}[a.cmd]
     sys.exit(asyncio.run(fn(a)))
 
 

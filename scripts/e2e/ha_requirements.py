@@ -19,7 +19,7 @@ COMPONENTS = pathlib.Path(homeassistant.__file__).parent / "components"
 # configuration.yaml of the e2e run, plus MQTT (config entry) and what it pulls in at run time.
 OURS = {
     "api", "config", "websocket_api", "onboarding", "history", "sensor", "recorder", "http",
-    "mqtt", "camera", "stream", "image", "file_upload", "device_automation",
+    "mqtt", "camera", "stream", "image", "file_upload", "device_automation", "energy",
 }
 
 

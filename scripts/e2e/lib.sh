@@ -3,6 +3,7 @@
 # Source it after `set -euo pipefail` and `cd` to the repository root; call e2e_init first.
 
 E2E_PIDS=()
+E2E_CLEANUP=() # shell snippets run on exit after the processes stopped (unmounts), last first
 E2E_PASSED=0
 E2E_FAILED=0
 E2E_FAILURES=()
@@ -106,6 +107,9 @@ e2e_cleanup() {
     pid=${E2E_PIDS[$i]}
     stop_pid "$pid"
     wait "$pid" 2>/dev/null || true
+  done
+  for ((i = ${#E2E_CLEANUP[@]} - 1; i >= 0; i--)); do
+    eval "${E2E_CLEANUP[$i]}" || true
   done
   local total=$((SECONDS - E2E_START))
   end_phase

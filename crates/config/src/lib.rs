@@ -171,6 +171,7 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Config, Vec<Conf
         }
     }
 
+    check_rest_beside_discovery(&loc, &raw, &meters, &mut errors);
     // Relative paths in the file are relative to the file, wherever the daemon was started from.
     let file = raw.file.map(|mut f| {
         if f.path != Path::new("-") && f.path.is_relative() {
@@ -201,6 +202,49 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Config, Vec<Conf
             sinks,
         }),
         _ => Err(errors),
+    }
+}
+
+/// With both `[homeassistant]` and `[homeassistant_rest]` on, a REST `entity_id` in the id space
+/// of discovered entities would give HA two writers for one entity (or a `_2` suffix on the
+/// discovered one): refuse it where it is written.
+fn check_rest_beside_discovery(
+    loc: &Locator<'_>,
+    raw: &RawConfig,
+    meters: &[MeterSettings],
+    errors: &mut Vec<ConfigError>,
+) {
+    let discovery_on = raw.homeassistant.as_ref().is_some_and(|h| h.enabled);
+    let Some(rest) = raw.homeassistant_rest.as_ref().filter(|r| r.enabled) else {
+        return;
+    };
+    if !discovery_on {
+        return;
+    }
+    // The REST section's text, so that the error points at the entity_id as written.
+    let section = loc.text.find("[homeassistant_rest]").unwrap_or(0);
+    for e in &rest.entities {
+        let Some(id) = &e.entity_id else { continue };
+        let Some(meter) = meters
+            .iter()
+            .find(|m| kamstrup_sinks::homeassistant::claims_entity_id(&m.name, id))
+        else {
+            continue;
+        };
+        let at = loc.text[section..]
+            .find(&format!("\"{id}\""))
+            .map_or(section, |i| section + i);
+        let register = e.register.as_str();
+        errors.push(loc.at(
+            at,
+            format!(
+                "homeassistant_rest entity_id {id:?} is the id MQTT discovery ([homeassistant]) uses for meter {:?}: HA would get two writers for one entity. Leave entity_id out (the REST sink then posts to {:?}) or pick another id such as \"sensor.{}_{}\"",
+                meter.name,
+                kamstrup_sinks::homeassistant_rest::default_entity_id(&meter.name, register),
+                meter.name.replace('-', "_").to_lowercase(),
+                register,
+            ),
+        ));
     }
 }
 

@@ -160,3 +160,32 @@ fn simulated_66c_defaults_to_its_protocol() {
         kamstrup_daemon::ProtocolChoice::Mc66c
     );
 }
+
+/// REST beside discovery: an explicit REST entity_id in discovery's id space is refused where it
+/// is written; the REST defaults and ids of one's own choosing pass.
+#[test]
+fn rest_entity_id_that_discovery_owns_is_refused() {
+    let both = |entities: &str| {
+        format!(
+            "{METER}[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\n\n[homeassistant]\n\n[homeassistant_rest]\nurl = \"http://127.0.0.1:8123\"\ntoken = \"env:HA\"\nentities = [\n{entities}]\n"
+        )
+    };
+    one(
+        &both("  { register = \"volume\" },\n  { meter = \"heat\", register = \"heat_energy\", entity_id = \"sensor.kamstrup_heat_heat_energy\" },\n"),
+        14,
+        &[
+            "sensor.kamstrup_heat_heat_energy",
+            "two writers",
+            "sensor.kamstrup_heat_heat_energy_rest",
+        ],
+    );
+    ok(&both(
+        "  { register = \"volume\" },\n  { register = \"heat_energy\", entity_id = \"sensor.stadsverwarming_energy\" },\n  { register = \"t1\", entity_id = \"sensor.kamstrup_heat_t1_rest\" },\n",
+    ));
+    // Without discovery the id is free.
+    let rest_only = both(
+        "  { register = \"heat_energy\", entity_id = \"sensor.kamstrup_heat_heat_energy\" },\n",
+    )
+    .replace("[homeassistant]\n\n", "");
+    ok(&rest_only);
+}

@@ -151,6 +151,14 @@ async fn drain(sink: &mut dyn Sink, db: &Db) -> Result<(usize, i64), (String, St
             );
         }
         let models = models.as_deref().unwrap_or_default();
+        // Bridge health for state sinks (HA shows read errors of the last 24 h per meter).
+        let errors_24h = match delivery {
+            Delivery::Latest => {
+                let since = Utc::now() - chrono::Duration::hours(24);
+                db.call(move |s| s.error_counts_since(since)).await.ok()
+            }
+            Delivery::Every => None,
+        };
         let items: Vec<Delivered<'_>> = batch
             .iter()
             .map(|r| Delivered {
@@ -161,6 +169,9 @@ async fn drain(sink: &mut dyn Sink, db: &Db) -> Result<(usize, i64), (String, St
                     .iter()
                     .find(|m| m.id == r.meter)
                     .and_then(|m| m.model.as_deref()),
+                read_errors_24h: errors_24h
+                    .as_ref()
+                    .map(|c| c.get(&r.meter_name).copied().unwrap_or(0)),
                 reading: &r.reading,
             })
             .collect();

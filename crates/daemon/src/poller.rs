@@ -137,6 +137,8 @@ pub async fn run_meter(
                 failures += 1;
                 let kind = e.kind();
                 let message = e.to_string();
+                // Known before a reopen drops the connection: sinks mark this meter by serial.
+                let serial = conn.as_ref().and_then(|c| c.serial);
                 if e.needs_reopen() {
                     conn = None;
                 }
@@ -163,7 +165,6 @@ pub async fn run_meter(
                 {
                     warn!(meter = %meter.name, error = %store_err, "could not record the read error");
                 }
-                let serial = conn.as_ref().and_then(|c| c.serial);
                 let _ = ctx.events.send(SinkEvent::MeterUnavailable {
                     meter: meter.name.clone(),
                     serial,
@@ -259,13 +260,22 @@ async fn connect(meter: &MeterSettings) -> Result<Connection, PollError> {
             kmp_options(meter, KmpOptions::default().retries),
         );
     }
-    let model = match driver.get_type().await {
+    let hw = match driver.get_type().await {
         Ok(t) => Some(format!("KMP type 0x{:04X} rev {}", t.type_code, t.revision)),
         Err(e) => {
             debug!(meter = %meter.name, error = %e, "GetType not answered");
             None
         }
     };
+    // A human model name only where it is known for sure (a simulator the user named); the
+    // type code's mapping to models is not public, so it stays the raw hw version.
+    let human = match &meter.port {
+        kamstrup_optical::PortSpec::Sim { model } => {
+            kamstrup_reading::ModelText::of_simulator(model)
+        }
+        _ => None,
+    };
+    let model = kamstrup_reading::ModelText::compose(human.as_deref(), hw.as_deref());
     Ok(Connection {
         driver: Driver::Kmp(driver),
         serial: Some(serial),

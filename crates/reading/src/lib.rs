@@ -7,6 +7,9 @@ use chrono::{DateTime, Utc};
 use kamstrup_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+pub mod info;
+pub use info::{InfoFamily, InfoFlag, InfoStatus};
+
 /// Which wire protocol a meter speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -39,6 +42,62 @@ pub struct MeterIdentity {
     /// Meter type as reported (KMP GetType: type code and software revision).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meter_type: Option<String>,
+}
+
+/// How a meter's model is stored (one text): the human model name when it is known for sure,
+/// the raw KMP type in parentheses when the meter reported one —
+/// `MULTICAL 403 (KMP type 0x0004 rev F1)`, `KMP type 0x0004 rev F1`, `MULTICAL 66C`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelText<'a> {
+    /// `MULTICAL 403`; `None` when only the type code is known (its mapping is not public).
+    pub model: Option<&'a str>,
+    /// The raw type as reported: `KMP type 0x0004 rev F1`.
+    pub hw: Option<&'a str>,
+}
+
+impl<'a> ModelText<'a> {
+    const KMP: &'static str = "KMP type ";
+
+    /// Splits a stored model text.
+    pub fn parse(text: &'a str) -> Self {
+        let text = text.trim();
+        if text.starts_with(Self::KMP) {
+            return ModelText {
+                model: None,
+                hw: Some(text),
+            };
+        }
+        if let Some((model, rest)) = text.split_once(" (") {
+            if let Some(hw) = rest.strip_suffix(')').filter(|h| h.starts_with(Self::KMP)) {
+                return ModelText {
+                    model: Some(model),
+                    hw: Some(hw),
+                };
+            }
+        }
+        ModelText {
+            model: (!text.is_empty()).then_some(text),
+            hw: None,
+        }
+    }
+
+    /// The stored form of a model name and a raw type.
+    pub fn compose(model: Option<&str>, hw: Option<&str>) -> Option<String> {
+        match (model, hw) {
+            (Some(m), Some(h)) => Some(format!("{m} ({h})")),
+            (Some(m), None) => Some(m.to_owned()),
+            (None, Some(h)) => Some(h.to_owned()),
+            (None, None) => None,
+        }
+    }
+
+    /// The model a simulator port stands for: `sim:multical-403` → `MULTICAL 403` (the user
+    /// chose that meter, so it is known, not guessed).
+    pub fn of_simulator(sim_model: &str) -> Option<String> {
+        let base = sim_model.split(':').next()?;
+        let number = base.strip_prefix("multical-")?;
+        Some(format!("MULTICAL {}", number.to_ascii_uppercase()))
+    }
 }
 
 /// One register value at the meter's own resolution.
@@ -89,6 +148,27 @@ impl Reading {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn model_text_round_trips() {
+        let both =
+            ModelText::compose(Some("MULTICAL 403"), Some("KMP type 0x0004 rev F1")).unwrap();
+        assert_eq!(both, "MULTICAL 403 (KMP type 0x0004 rev F1)");
+        let p = ModelText::parse(&both);
+        assert_eq!(
+            (p.model, p.hw),
+            (Some("MULTICAL 403"), Some("KMP type 0x0004 rev F1"))
+        );
+        let p = ModelText::parse("KMP type 0x0004 rev F1");
+        assert_eq!((p.model, p.hw), (None, Some("KMP type 0x0004 rev F1")));
+        let p = ModelText::parse("MULTICAL 66C");
+        assert_eq!((p.model, p.hw), (Some("MULTICAL 66C"), None));
+        assert_eq!(
+            ModelText::of_simulator("multical-66c:4-4-119").as_deref(),
+            Some("MULTICAL 66C")
+        );
+        assert_eq!(ModelText::of_simulator("other"), None);
+    }
 
     #[test]
     fn json_round_trip_keeps_exact_values() {

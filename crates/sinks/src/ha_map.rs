@@ -19,6 +19,7 @@ use crate::values::{shift, ENERGY_UNITS};
 /// | feature | from |
 /// |---|---|
 /// | `serial_number` in the device block (older HA drops the whole entity on it) | 2024.2 |
+/// | device-based discovery (one config with `cmps` per meter) | 2024.11 |
 /// | `device_class: volume_flow_rate` | 2024.2 |
 /// | flow unit `L/h` (else the value is converted exactly to `m³/h`) | 2025.5 |
 /// | no legacy `object_id` (only `default_entity_id`) | 2025.10 |
@@ -75,6 +76,11 @@ impl HaVersion {
     /// `default_entity_id`).
     pub fn wants_object_id(&self) -> bool {
         !self.at_least(2025, 10)
+    }
+
+    /// Device-based discovery (`<prefix>/device/<id>/config` with `cmps`; core PR #109030).
+    pub fn has_device_discovery(&self) -> bool {
+        self.at_least(2024, 11)
     }
 
     /// `serial_number` is accepted inside the MQTT device block (core PR #108105; before it,

@@ -1,32 +1,41 @@
-//! Home Assistant MQTT discovery, the default way into HA: one retained config per entity, one
-//! retained JSON state per meter, availability with a last will, re-publish on HA's birth.
+//! Home Assistant MQTT discovery, the default way into HA: retained discovery configs (one per
+//! meter with `cmps` on HA ≥ 2024.11, else one per entity), retained JSON states, availability
+//! with a last will, re-publish on HA's birth.
 //!
 //! Topics (`<prefix>` = `discovery_prefix`, default `homeassistant`; `<base>` = `base_topic`,
-//! default `kamstrup`):
+//! default `kamstrup`; `<uid>` = `kamstrup_<serial>_<entity>`):
 //!
 //! | topic | retained | payload |
 //! |---|---|---|
-//! | `<prefix>/sensor/kamstrup_<serial>_<register>/config` | yes | [`SensorConfig`] JSON; empty = entity removed |
-//! | `<base>/<serial>/state` | yes | `{"heat_energy":55.006,…,"taken_at":"…"}` (exact numbers, meter units or HA-converted) |
+//! | `<prefix>/device/kamstrup_<serial>/config` | yes | [`DeviceConfig`]: device, origin, `cmps` (device discovery) |
+//! | `<prefix>/sensor/<uid>/config`, `<prefix>/binary_sensor/<uid>/config` | yes | [`EntityConfig`] (per-entity discovery); empty = removed |
+//! | `<base>/<serial>/state` | yes | `{"heat_energy":55.006,…,"info_flags":{"problem":"OFF",…},"taken_at":"…"}` |
+//! | `<base>/<serial>/health` | yes | `{"last_read":"…","read_errors_24h":0}`: the bridge's view of the meter |
 //! | `<base>/<serial>/availability` | yes | `online` / `offline` (meter could not be read) |
 //! | `<base>/status` | yes | `online` on connect, `offline` on shutdown and as last will |
 //!
-//! Every entity is available only when both the bridge and its meter are (`availability_mode:
-//! all`). When `<prefix>/status` says `online` (HA or Domoticz started), all configs, then
-//! availability and states are published again after `republish_delay_ms`; the same happens on
-//! every reconnect, in case the broker lost its retained messages.
+//! Entities per meter: one sensor per register; for the info code one `binary_sensor`
+//! (`device_class: problem`, diagnostic) for "any problem" plus one per named bit of the meter's
+//! family ([`kamstrup_reading::InfoFamily`]); two diagnostic sensors for the bridge's health
+//! (last successful read, read errors in the last 24 h), available whenever the bridge is, so
+//! that they still tell something while the meter cannot be read. Register entities are
+//! available only when both the bridge and its meter are (`availability_mode: all`).
 //!
-//! Removal: the sink subscribes to `<prefix>/sensor/+/config` and remembers which retained
-//! configs are its own (`origin.name` is `kamstrup-bridge` and the state topic is under
-//! `<base>/`). A config of a register that is neither configured ([`crate::MeterContext`]) nor
-//! delivered gets an empty retained payload; configs of other serials are removed once every
-//! configured meter has delivered (so a meter that is only temporarily unreadable keeps its
-//! entities).
+//! Switching between per-entity and device discovery (by `compat` or `discovery`) migrates:
+//! `{"migrate_discovery": true}` to each of our old configs of that meter, the new config, then
+//! the old topics are cleared; HA keeps the entity ids and history (same `unique_id`s).
+//!
+//! Removal: the sink subscribes to `<prefix>/{sensor,binary_sensor,device}/+/config` and
+//! remembers which retained configs are its own (`origin.name` is `kamstrup-bridge` and a state
+//! topic is under `<base>/`). A config neither configured ([`crate::MeterContext`]) nor delivered
+//! gets an empty retained payload; configs of other serials are removed once every configured
+//! meter has delivered (so a meter that is only temporarily unreadable keeps its entities).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use kamstrup_reading::{InfoStatus, ModelText};
 use rumqttc::{LastWill, QoS};
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +48,38 @@ use crate::{
 
 /// `origin.name` in every config; also how our own retained configs are recognised.
 pub const ORIGIN_NAME: &str = "kamstrup-bridge";
+
+/// The entity id discovery suggests for a register of a meter (`default_entity_id` /
+/// `object_id`): `sensor.kamstrup_<meter>_<register>`.
+pub fn discovered_entity_id(meter: &str, register: &str) -> String {
+    format!("sensor.kamstrup_{}_{}", slug(meter), slug(register))
+}
+
+/// True if `entity_id` is in the id space discovery uses for `meter`
+/// (`sensor.kamstrup_<meter>_…` or `binary_sensor.kamstrup_<meter>_…`): another sink writing
+/// there would collide with a discovered entity now or after a register is added. Ids ending
+/// in `_rest` are the REST sink's own (no discovered id ends so).
+pub fn claims_entity_id(meter: &str, entity_id: &str) -> bool {
+    let object = format!("kamstrup_{}_", slug(meter));
+    entity_id.split_once('.').is_some_and(|(domain, rest)| {
+        matches!(domain, "sensor" | "binary_sensor")
+            && rest.starts_with(&object)
+            && !rest.ends_with("_rest")
+    })
+}
+
+/// Per-entity or device-based discovery.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiscoveryMode {
+    /// Device discovery when `compat` ≥ 2024.11, else per entity (default).
+    #[default]
+    Auto,
+    /// One `<prefix>/device/<id>/config` with `cmps` per meter (HA ≥ 2024.11).
+    Device,
+    /// One config per entity: what Domoticz' and openHAB's HA-discovery readers understand.
+    Entity,
+}
 
 /// `[homeassistant]`: MQTT discovery through `[mqtt]`.
 #[derive(Clone, Debug, Deserialize)]
@@ -56,6 +97,9 @@ pub struct HomeAssistantConfig {
     /// Oldest HA release to stay compatible with (default `"2025.11"`); see [`HaVersion`].
     #[serde(default)]
     pub compat: HaVersion,
+    /// `auto` (default), `device` or `entity`; see [`DiscoveryMode`].
+    #[serde(default)]
+    pub discovery: DiscoveryMode,
     /// `volume` (default) or `water` for m³ registers.
     #[serde(default)]
     pub volume_device_class: VolumeClass,
@@ -89,6 +133,7 @@ impl Default for HomeAssistantConfig {
             discovery_prefix: default_prefix(),
             base_topic: default_base(),
             compat: HaVersion::default(),
+            discovery: DiscoveryMode::default(),
             volume_device_class: VolumeClass::default(),
             expire_after: None,
             republish_delay_ms: default_republish_delay(),
@@ -97,21 +142,37 @@ impl Default for HomeAssistantConfig {
     }
 }
 
-/// The discovery payload of one sensor (full key names; HA also accepts abbreviations).
+impl HomeAssistantConfig {
+    /// Whether this configuration publishes one device config per meter.
+    pub fn device_discovery(&self) -> bool {
+        match self.discovery {
+            DiscoveryMode::Auto => self.compat.has_device_discovery(),
+            DiscoveryMode::Device => true,
+            DiscoveryMode::Entity => false,
+        }
+    }
+}
+
+/// The discovery payload of one entity (full key names; HA also accepts abbreviations). As a
+/// per-entity config it carries `device` and `origin`; as a component of a [`DeviceConfig`] it
+/// carries `platform` instead.
 #[derive(Clone, Debug, Serialize)]
-pub struct SensorConfig {
+pub struct EntityConfig {
+    /// `sensor` / `binary_sensor` (only inside `cmps`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<&'static str>,
     /// Entity name; HA shows `<device name> <name>`.
     pub name: String,
-    /// `kamstrup_<serial>_<register>`.
+    /// `kamstrup_<serial>_<entity>`.
     pub unique_id: String,
     /// Legacy entity id hint, only for `compat` < 2025.10.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub object_id: Option<String>,
-    /// `sensor.kamstrup_<meter>_<register>`.
+    /// `sensor.kamstrup_<meter>_<register>`, `binary_sensor.kamstrup_<meter>_info_<flag>`.
     pub default_entity_id: String,
-    /// The meter's JSON state topic.
+    /// The meter's JSON state (or health) topic.
     pub state_topic: String,
-    /// `{{ value_json.<register> }}`.
+    /// `{{ value_json.<key> }}`.
     pub value_template: String,
     /// HA unit string.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -122,22 +183,36 @@ pub struct SensorConfig {
     /// HA state class.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_class: Option<&'static str>,
-    /// `diagnostic` for info code and hour counters.
+    /// `diagnostic` for info code, problems, hour counter and the bridge's health.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entity_category: Option<&'static str>,
     /// The meter's own resolution.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suggested_display_precision: Option<u16>,
-    /// Seconds until HA marks the value stale.
-    pub expire_after: u64,
-    /// Bridge and meter availability topics.
+    /// Seconds until HA marks the value stale (meter values only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expire_after: Option<u64>,
+    /// Bridge (and, for meter values, meter) availability topics.
     pub availability: Vec<AvailabilityTopic>,
-    /// `all`: available only if bridge and meter are.
+    /// `all`: available only if every topic says so.
     pub availability_mode: &'static str,
+    /// The meter as an HA device (per-entity configs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceBlock>,
+    /// Who published this (per-entity configs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<OriginBlock>,
+}
+
+/// The device-based discovery payload of one meter (HA ≥ 2024.11).
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceConfig {
     /// The meter as an HA device.
     pub device: DeviceBlock,
-    /// Who published this.
+    /// Who published this (mandatory for device discovery).
     pub origin: OriginBlock,
+    /// The entities, by unique id.
+    pub cmps: BTreeMap<String, EntityConfig>,
 }
 
 /// One availability topic (payloads are HA's defaults `online` / `offline`).
@@ -156,13 +231,16 @@ pub struct DeviceBlock {
     pub name: String,
     /// `Kamstrup`.
     pub manufacturer: &'static str,
-    /// E.g. `MULTICAL 403`, when known.
+    /// E.g. `MULTICAL 403`, only when known for sure (never guessed from a type code).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// The raw type the meter reported (`KMP type 0x0004 rev F1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hw_version: Option<String>,
     /// The meter serial (HA ≥ 2024.2).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub serial_number: Option<String>,
-    /// The meter's software as it reported it, when known.
+    /// The meter's software edition (KMP register 1005), when it was read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sw_version: Option<String>,
 }
@@ -222,6 +300,14 @@ struct OwnerProbe {
     origin: Option<OriginProbe>,
     #[serde(default)]
     state_topic: Option<String>,
+    #[serde(default)]
+    cmps: Option<BTreeMap<String, ComponentProbe>>,
+}
+
+#[derive(Deserialize)]
+struct ComponentProbe {
+    #[serde(default)]
+    state_topic: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -246,32 +332,51 @@ fn jitter(delay: Duration) -> Duration {
     delay + Duration::from_millis(u64::try_from(extra).unwrap_or(0))
 }
 
+/// The discovery platforms we publish under, and the device topic folder.
+const CONFIG_FOLDERS: [&str; 3] = ["sensor", "binary_sensor", "device"];
+
 struct HaHooks {
     shared: Arc<Mutex<Published>>,
     status_topic: String,
-    config_filter: Option<String>,
-    config_prefix: String,
+    watch_configs: bool,
+    prefix: String,
     base_prefix: String,
     delay: Duration,
 }
 
 impl HaHooks {
     fn is_ours(&self, payload: &[u8]) -> bool {
-        match serde_json::from_slice::<OwnerProbe>(payload) {
-            Ok(p) => {
-                p.origin.and_then(|o| o.name).as_deref() == Some(ORIGIN_NAME)
-                    && p.state_topic
-                        .is_some_and(|t| t.starts_with(&self.base_prefix))
-            }
-            Err(_) => false,
-        }
+        let Ok(p) = serde_json::from_slice::<OwnerProbe>(payload) else {
+            return false;
+        };
+        let under_base = |t: &Option<String>| {
+            t.as_deref()
+                .is_some_and(|t| t.starts_with(&self.base_prefix))
+        };
+        p.origin.and_then(|o| o.name).as_deref() == Some(ORIGIN_NAME)
+            && (under_base(&p.state_topic)
+                || p.cmps
+                    .is_some_and(|c| c.values().any(|c| under_base(&c.state_topic))))
+    }
+
+    fn is_config_topic(&self, topic: &str) -> bool {
+        topic.ends_with("/config")
+            && CONFIG_FOLDERS
+                .iter()
+                .any(|f| topic.starts_with(&format!("{}/{f}/", self.prefix)))
     }
 }
 
 impl LinkHooks for HaHooks {
     fn subscriptions(&self) -> Vec<String> {
         let mut subs = vec![self.status_topic.clone()];
-        subs.extend(self.config_filter.clone());
+        if self.watch_configs {
+            subs.extend(
+                CONFIG_FOLDERS
+                    .iter()
+                    .map(|f| format!("{}/{f}/+/config", self.prefix)),
+            );
+        }
         subs
     }
 
@@ -283,7 +388,7 @@ impl LinkHooks for HaHooks {
         if topic == self.status_topic {
             return (payload == b"online").then(|| jitter(self.delay));
         }
-        if topic.starts_with(&self.config_prefix) && topic.ends_with("/config") {
+        if self.is_config_topic(topic) {
             let ours = !payload.is_empty() && self.is_ours(payload);
             let mut p = lock(&self.shared);
             if ours {
@@ -301,6 +406,12 @@ impl LinkHooks for HaHooks {
     }
 }
 
+/// One entity of a meter before it is wrapped as a per-entity config or a device component.
+struct Component {
+    platform: &'static str,
+    config: EntityConfig,
+}
+
 /// The Home Assistant MQTT discovery sink.
 pub struct HomeAssistantSink {
     cfg: HomeAssistantConfig,
@@ -312,6 +423,16 @@ pub struct HomeAssistantSink {
     serials: HashMap<String, u64>,
     /// serial → config topics delivered since start.
     delivered: HashMap<u64, BTreeSet<String>>,
+    /// serial → the health last published (for counting failed reads between deliveries).
+    health: HashMap<u64, Health>,
+}
+
+/// The bridge's view of one meter, published on `<base>/<serial>/health`.
+#[derive(Clone, Debug, Serialize)]
+struct Health {
+    last_read: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    read_errors_24h: Option<u64>,
 }
 
 impl HomeAssistantSink {
@@ -347,10 +468,9 @@ impl HomeAssistantSink {
         let hooks = HaHooks {
             shared: shared.clone(),
             status_topic: format!("{}/status", cfg.discovery_prefix),
-            config_filter: cfg
-                .remove_stale
-                .then(|| format!("{}/sensor/+/config", cfg.discovery_prefix)),
-            config_prefix: format!("{}/sensor/", cfg.discovery_prefix),
+            // Our own retained configs are also what a discovery-mode switch migrates.
+            watch_configs: true,
+            prefix: cfg.discovery_prefix.clone(),
             base_prefix: format!("{}/", cfg.base_topic),
             delay: Duration::from_millis(cfg.republish_delay_ms),
         };
@@ -364,18 +484,30 @@ impl HomeAssistantSink {
             guard: CounterGuard::default(),
             serials: HashMap::new(),
             delivered: HashMap::new(),
+            health: HashMap::new(),
         })
     }
 
-    fn unique_id(serial: u64, register: &str) -> String {
-        format!("kamstrup_{serial}_{}", slug(register))
+    fn unique_id(serial: u64, entity: &str) -> String {
+        format!("kamstrup_{serial}_{}", slug(entity))
+    }
+
+    fn entity_topic(&self, platform: &str, serial: u64, entity: &str) -> String {
+        format!(
+            "{}/{platform}/{}/config",
+            self.cfg.discovery_prefix,
+            Self::unique_id(serial, entity)
+        )
     }
 
     fn config_topic(&self, serial: u64, register: &str) -> String {
+        self.entity_topic("sensor", serial, register)
+    }
+
+    fn device_topic(&self, serial: u64) -> String {
         format!(
-            "{}/sensor/{}/config",
-            self.cfg.discovery_prefix,
-            Self::unique_id(serial, register)
+            "{}/device/kamstrup_{serial}/config",
+            self.cfg.discovery_prefix
         )
     }
 
@@ -383,8 +515,18 @@ impl HomeAssistantSink {
         format!("{}/{serial}/state", self.cfg.base_topic)
     }
 
+    fn health_topic(&self, serial: u64) -> String {
+        format!("{}/{serial}/health", self.cfg.base_topic)
+    }
+
     fn availability_topic(&self, serial: u64) -> String {
         format!("{}/{serial}/availability", self.cfg.base_topic)
+    }
+
+    /// Our config topics of one meter in the per-entity layout start with these.
+    fn entity_prefixes(&self, serial: u64) -> [String; 2] {
+        ["sensor", "binary_sensor"]
+            .map(|p| format!("{}/{p}/kamstrup_{serial}_", self.cfg.discovery_prefix))
     }
 
     fn expire_after(&self, meter_name: &str) -> u64 {
@@ -403,55 +545,240 @@ impl HomeAssistantSink {
             .unwrap_or(10_800)
     }
 
-    /// The discovery payload of one register of one meter.
+    fn device_block(&self, d: &Delivered<'_>) -> DeviceBlock {
+        let model = d.model.map(ModelText::parse);
+        DeviceBlock {
+            identifiers: vec![format!("kamstrup_{}", d.serial)],
+            name: format!("Kamstrup {}", d.meter_name),
+            manufacturer: "Kamstrup",
+            model: model.and_then(|m| m.model).map(str::to_owned),
+            hw_version: model.and_then(|m| m.hw).map(str::to_owned),
+            serial_number: self
+                .cfg
+                .compat
+                .has_device_serial_number()
+                .then(|| d.serial.to_string()),
+            sw_version: d
+                .reading
+                .get("software_edition")
+                .map(|r| r.value.to_string()),
+        }
+    }
+
+    fn origin() -> OriginBlock {
+        OriginBlock {
+            name: ORIGIN_NAME,
+            sw_version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+
+    /// Bridge and meter availability (meter values), or the bridge's alone (health).
+    fn availability(&self, serial: u64, with_meter: bool) -> Vec<AvailabilityTopic> {
+        let mut out = vec![AvailabilityTopic {
+            topic: format!("{}/status", self.cfg.base_topic),
+        }];
+        if with_meter {
+            out.push(AvailabilityTopic {
+                topic: self.availability_topic(serial),
+            });
+        }
+        out
+    }
+
+    /// A component with the keys every entity of a meter shares filled in.
+    #[allow(clippy::too_many_arguments)]
+    fn component(
+        &self,
+        d: &Delivered<'_>,
+        platform: &'static str,
+        entity: &str,
+        name: String,
+        state_topic: String,
+        value_template: String,
+        meter_value: bool,
+    ) -> Component {
+        let object = format!("kamstrup_{}_{}", slug(d.meter_name), slug(entity));
+        Component {
+            platform,
+            config: EntityConfig {
+                platform: None,
+                name,
+                unique_id: Self::unique_id(d.serial, entity),
+                object_id: self.cfg.compat.wants_object_id().then(|| object.clone()),
+                default_entity_id: format!("{platform}.{object}"),
+                state_topic,
+                value_template,
+                unit_of_measurement: None,
+                device_class: None,
+                state_class: None,
+                entity_category: None,
+                suggested_display_precision: None,
+                expire_after: meter_value.then(|| self.expire_after(d.meter_name)),
+                availability: self.availability(d.serial, meter_value),
+                availability_mode: "all",
+                device: None,
+                origin: None,
+            },
+        }
+    }
+
+    /// The entity of one register.
+    fn register_component(
+        &self,
+        d: &Delivered<'_>,
+        register: &str,
+        entity: &HaEntity,
+    ) -> Component {
+        let mut c = self.component(
+            d,
+            "sensor",
+            register,
+            friendly_name(register),
+            self.state_topic(d.serial),
+            format!("{{{{ value_json.{} }}}}", slug(register)),
+            true,
+        );
+        c.config.unit_of_measurement = entity.unit.clone();
+        c.config.device_class = entity.device_class;
+        c.config.state_class = entity.state_class;
+        c.config.entity_category = entity.diagnostic.then_some("diagnostic");
+        c.config.suggested_display_precision = entity.precision();
+        c
+    }
+
+    /// The per-entity discovery payload of one register of one meter.
+    #[cfg(test)]
     pub(crate) fn sensor_config(
         &self,
         d: &Delivered<'_>,
         register: &str,
         entity: &HaEntity,
-    ) -> SensorConfig {
-        let compat = self.cfg.compat;
-        let object = format!("kamstrup_{}_{}", slug(d.meter_name), slug(register));
-        SensorConfig {
-            name: friendly_name(register),
-            unique_id: Self::unique_id(d.serial, register),
-            object_id: compat.wants_object_id().then(|| object.clone()),
-            default_entity_id: format!("sensor.{object}"),
-            state_topic: self.state_topic(d.serial),
-            value_template: format!("{{{{ value_json.{} }}}}", slug(register)),
-            unit_of_measurement: entity.unit.clone(),
-            device_class: entity.device_class,
-            state_class: entity.state_class,
-            entity_category: entity.diagnostic.then_some("diagnostic"),
-            suggested_display_precision: entity.precision(),
-            expire_after: self.expire_after(d.meter_name),
-            availability: vec![
-                AvailabilityTopic {
-                    topic: format!("{}/status", self.cfg.base_topic),
-                },
-                AvailabilityTopic {
-                    topic: self.availability_topic(d.serial),
-                },
-            ],
-            availability_mode: "all",
-            device: DeviceBlock {
-                identifiers: vec![format!("kamstrup_{}", d.serial)],
-                name: format!("Kamstrup {}", d.meter_name),
-                manufacturer: "Kamstrup",
-                model: d.model.map(str::to_owned),
-                serial_number: compat
-                    .has_device_serial_number()
-                    .then(|| d.serial.to_string()),
-                sw_version: d.reading.meter.meter_type.clone(),
-            },
-            origin: OriginBlock {
-                name: ORIGIN_NAME,
-                sw_version: env!("CARGO_PKG_VERSION"),
-            },
+    ) -> EntityConfig {
+        let mut c = self.register_component(d, register, entity).config;
+        c.device = Some(self.device_block(d));
+        c.origin = Some(Self::origin());
+        c
+    }
+
+    /// The problem binary sensors of the info code: "any problem", then one per named bit.
+    fn info_components(&self, d: &Delivered<'_>, info: &InfoStatus) -> Vec<Component> {
+        let problem = |c: &mut Component| {
+            c.config.device_class = Some("problem");
+            c.config.entity_category = Some("diagnostic");
+        };
+        let mut any = self.component(
+            d,
+            "binary_sensor",
+            "info_problem",
+            "Info problem".to_owned(),
+            self.state_topic(d.serial),
+            "{{ value_json.info_flags.problem }}".to_owned(),
+            true,
+        );
+        problem(&mut any);
+        let mut out = vec![any];
+        for flag in info.family.map_or(&[][..], |f| f.flags()) {
+            let mut c = self.component(
+                d,
+                "binary_sensor",
+                &format!("info_{}", flag.name),
+                format!("Info: {}", flag.description),
+                self.state_topic(d.serial),
+                format!("{{{{ value_json.info_flags.{} }}}}", flag.name),
+                true,
+            );
+            problem(&mut c);
+            out.push(c);
+        }
+        out
+    }
+
+    /// The bridge's health entities of a meter.
+    fn health_components(&self, d: &Delivered<'_>) -> Vec<Component> {
+        let mut last = self.component(
+            d,
+            "sensor",
+            "last_read",
+            "Last successful read".to_owned(),
+            self.health_topic(d.serial),
+            "{{ value_json.last_read }}".to_owned(),
+            false,
+        );
+        last.config.device_class = Some("timestamp");
+        last.config.entity_category = Some("diagnostic");
+        let mut out = vec![last];
+        if d.read_errors_24h.is_some() {
+            let mut errors = self.component(
+                d,
+                "sensor",
+                "read_errors_24h",
+                "Read errors (24 h)".to_owned(),
+                self.health_topic(d.serial),
+                "{{ value_json.read_errors_24h }}".to_owned(),
+                false,
+            );
+            errors.config.state_class = Some("measurement");
+            errors.config.entity_category = Some("diagnostic");
+            out.push(errors);
+        }
+        out
+    }
+
+    /// `(topic, payload)` of every discovery config of one meter, in the configured layout.
+    fn discovery_messages(
+        &self,
+        d: &Delivered<'_>,
+        components: Vec<Component>,
+    ) -> Result<Vec<(String, Vec<u8>)>, SinkError> {
+        if self.cfg.device_discovery() {
+            let cmps = components
+                .into_iter()
+                .map(|mut c| {
+                    c.config.platform = Some(c.platform);
+                    (c.config.unique_id.clone(), c.config)
+                })
+                .collect();
+            let device = DeviceConfig {
+                device: self.device_block(d),
+                origin: Self::origin(),
+                cmps,
+            };
+            return Ok(vec![(self.device_topic(d.serial), to_json(&device)?)]);
+        }
+        components
+            .into_iter()
+            .map(|mut c| {
+                let topic = format!(
+                    "{}/{}/{}/config",
+                    self.cfg.discovery_prefix, c.platform, c.config.unique_id
+                );
+                c.config.device = Some(self.device_block(d));
+                c.config.origin = Some(Self::origin());
+                Ok((topic, to_json(&c.config)?))
+            })
+            .collect()
+    }
+
+    /// Our retained configs of `serial` in the layout we no longer use: to be migrated.
+    fn old_layout(&self, on_broker: &BTreeSet<String>, serial: u64) -> Vec<String> {
+        if self.cfg.device_discovery() {
+            let prefixes = self.entity_prefixes(serial);
+            on_broker
+                .iter()
+                .filter(|t| prefixes.iter().any(|p| t.starts_with(p.as_str())))
+                .cloned()
+                .collect()
+        } else {
+            let device = self.device_topic(serial);
+            on_broker
+                .iter()
+                .filter(|t| **t == device)
+                .cloned()
+                .collect()
         }
     }
 
-    /// Config topics we must keep: configured and delivered registers of known meters.
+    /// Config topics we must keep: configured and delivered entities of known meters.
     fn wanted(
         &self,
         serials: &HashMap<String, u64>,
@@ -460,8 +787,12 @@ impl HomeAssistantSink {
         let mut wanted: BTreeSet<String> = delivered.values().flatten().cloned().collect();
         for m in &self.meters {
             if let Some(serial) = serials.get(&m.name) {
-                for r in &m.registers {
-                    wanted.insert(self.config_topic(*serial, r));
+                if self.cfg.device_discovery() {
+                    wanted.insert(self.device_topic(*serial));
+                } else {
+                    for r in &m.registers {
+                        wanted.insert(self.config_topic(*serial, r));
+                    }
                 }
             }
         }
@@ -483,7 +814,10 @@ impl HomeAssistantSink {
             !self.meters.is_empty() && self.meters.iter().all(|m| serials.contains_key(&m.name));
         let prefixes: Vec<String> = serials
             .values()
-            .map(|s| format!("{}/sensor/kamstrup_{s}_", self.cfg.discovery_prefix))
+            .flat_map(|s| {
+                let [a, b] = self.entity_prefixes(*s);
+                [a, b, self.device_topic(*s)]
+            })
             .collect();
         on_broker
             .iter()
@@ -494,25 +828,40 @@ impl HomeAssistantSink {
     }
 }
 
-/// A meter's state JSON: register name → exact number (or text), then `taken_at`.
+/// A meter's state JSON: register name → exact number (or text), the info flags, `taken_at`.
 struct StatePayload<'a> {
     values: Vec<(String, &'a HaValue)>,
+    info_flags: Option<BTreeMap<&'static str, &'static str>>,
     taken_at: String,
 }
 
 impl Serialize for StatePayload<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut map = s.serialize_map(Some(self.values.len() + 1))?;
+        let mut map = s.serialize_map(Some(self.values.len() + 2))?;
         for (key, value) in &self.values {
             match value {
                 HaValue::Number(d) => map.serialize_entry(key, &ExactNumber(*d))?,
                 HaValue::Text(t) => map.serialize_entry(key, t)?,
             }
         }
+        if let Some(flags) = &self.info_flags {
+            map.serialize_entry("info_flags", flags)?;
+        }
         map.serialize_entry("taken_at", &self.taken_at)?;
         map.end()
     }
+}
+
+/// `{"problem": "ON"|"OFF", "<flag>": "ON"|"OFF", …}` for HA's binary sensors.
+fn info_flags(info: &InfoStatus) -> BTreeMap<&'static str, &'static str> {
+    let on_off = |b: bool| if b { "ON" } else { "OFF" };
+    let mut out = BTreeMap::new();
+    out.insert("problem", on_off(!info.is_ok()));
+    for flag in info.family.map_or(&[][..], |f| f.flags()) {
+        out.insert(flag.name, on_off(info.code & flag.bit != 0));
+    }
+    out
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, SinkError> {
@@ -534,9 +883,11 @@ impl Sink for HomeAssistantSink {
         let mut updates = CounterUpdates::default();
         let mut serials = self.serials.clone();
         let mut delivered = self.delivered.clone();
+        let mut health = self.health.clone();
         let mut new_configs = Vec::new();
         let mut new_states = Vec::new();
         let mut new_availability = Vec::new();
+        let mut migrated = Vec::new();
         let (known_configs, known_availability, on_broker) = {
             let p = lock(&self.shared);
             (
@@ -558,15 +909,46 @@ impl Sink for HomeAssistantSink {
                 continue;
             }
             serials.insert(d.meter_name.to_owned(), d.serial);
-            for (reg, entity) in &entities {
-                let topic = self.config_topic(d.serial, &reg.name);
-                let payload = to_json(&self.sensor_config(d, &reg.name, entity))?;
+            let info = regs
+                .iter()
+                .any(|r| r.name == "info")
+                .then(|| {
+                    InfoStatus::of_reading(
+                        d.reading,
+                        d.model.and_then(|m| ModelText::parse(m).model),
+                    )
+                })
+                .flatten();
+            let mut components: Vec<Component> = entities
+                .iter()
+                .map(|(reg, entity)| self.register_component(d, &reg.name, entity))
+                .collect();
+            if let Some(info) = &info {
+                components.extend(self.info_components(d, info));
+            }
+            components.extend(self.health_components(d));
+            // Switching layout: tell HA to migrate each old config before the new one arrives,
+            // then clear the old topics (HA keeps the entities: same unique ids).
+            let old = self.old_layout(&on_broker, d.serial);
+            for topic in &old {
+                tracing::info!(%topic, "migrating Home Assistant discovery to the new layout");
+                msgs.push(OutMsg::new(
+                    topic.clone(),
+                    br#"{"migrate_discovery": true}"#.to_vec(),
+                    true,
+                ));
+            }
+            for (topic, payload) in self.discovery_messages(d, components)? {
                 delivered.entry(d.serial).or_default().insert(topic.clone());
-                if known_configs.get(&topic) != Some(&payload) {
+                if !old.is_empty() || known_configs.get(&topic) != Some(&payload) {
                     msgs.push(OutMsg::new(topic.clone(), payload.clone(), true));
                     new_configs.push((topic, payload));
                 }
             }
+            for topic in &old {
+                msgs.push(OutMsg::new(topic.clone(), Vec::new(), true));
+            }
+            migrated.extend(old);
             let avail = self.availability_topic(d.serial);
             if known_availability.get(&avail) != Some(&"online") {
                 msgs.push(OutMsg::new(avail.clone(), "online", true));
@@ -577,6 +959,7 @@ impl Sink for HomeAssistantSink {
                     .iter()
                     .map(|(r, e)| (slug(&r.name), &e.value))
                     .collect(),
+                info_flags: info.as_ref().map(info_flags),
                 taken_at: d
                     .reading
                     .taken_at
@@ -586,6 +969,19 @@ impl Sink for HomeAssistantSink {
             let payload = to_json(&state)?;
             msgs.push(OutMsg::new(state_topic.clone(), payload.clone(), true));
             new_states.push((state_topic, payload));
+            let h = Health {
+                last_read: state.taken_at.clone(),
+                read_errors_24h: d.read_errors_24h,
+            };
+            let health_topic = self.health_topic(d.serial);
+            let payload = to_json(&h)?;
+            msgs.push(OutMsg::new(health_topic.clone(), payload.clone(), true));
+            new_states.push((health_topic, payload));
+            health.insert(d.serial, h);
+        }
+        let mut on_broker = on_broker;
+        for topic in &migrated {
+            on_broker.remove(topic);
         }
         let stale = self.stale(&on_broker, &serials, &delivered);
         for topic in &stale {
@@ -595,17 +991,18 @@ impl Sink for HomeAssistantSink {
         self.link.publish(msgs).await?;
         {
             let mut p = lock(&self.shared);
-            p.configs.extend(new_configs);
-            p.states.extend(new_states);
-            p.availability.extend(new_availability);
-            for topic in &stale {
+            for topic in migrated.iter().chain(&stale) {
                 p.on_broker.remove(topic);
                 p.configs.remove(topic);
             }
+            p.configs.extend(new_configs);
+            p.states.extend(new_states);
+            p.availability.extend(new_availability);
         }
         self.guard.commit(updates);
         self.serials = serials;
         self.delivered = delivered;
+        self.health = health;
         Ok(())
     }
 
@@ -615,8 +1012,15 @@ impl Sink for HomeAssistantSink {
             Ok(()) => CheckLine::ok(
                 item,
                 format!(
-                    "connected as {}; discovery prefix {}, compat {}",
-                    self.link.client_id, self.cfg.discovery_prefix, self.cfg.compat
+                    "connected as {}; discovery prefix {}, compat {}, {} discovery",
+                    self.link.client_id,
+                    self.cfg.discovery_prefix,
+                    self.cfg.compat,
+                    if self.cfg.device_discovery() {
+                        "device"
+                    } else {
+                        "per-entity"
+                    }
                 ),
             ),
             Err(e) => CheckLine::fail(item, &e),
@@ -625,10 +1029,26 @@ impl Sink for HomeAssistantSink {
 
     async fn meter_unavailable(&mut self, _meter_name: &str, serial: u64) -> Result<(), SinkError> {
         let topic = self.availability_topic(serial);
-        self.link
-            .publish(vec![OutMsg::new(topic.clone(), "offline", true)])
-            .await?;
-        lock(&self.shared).availability.insert(topic, "offline");
+        let mut msgs = vec![OutMsg::new(topic.clone(), "offline", true)];
+        // One more failed read: the health entities stay available and say so at once.
+        let mut health = None;
+        if let Some(h) = self.health.get(&serial) {
+            if let Some(n) = h.read_errors_24h {
+                let h = Health {
+                    read_errors_24h: Some(n + 1),
+                    ..h.clone()
+                };
+                msgs.push(OutMsg::new(self.health_topic(serial), to_json(&h)?, true));
+                health = Some(h);
+            }
+        }
+        self.link.publish(msgs).await?;
+        let mut p = lock(&self.shared);
+        p.availability.insert(topic, "offline");
+        if let Some(h) = health {
+            p.states.insert(self.health_topic(serial), to_json(&h)?);
+            self.health.insert(serial, h);
+        }
         Ok(())
     }
 
@@ -645,9 +1065,10 @@ mod tests {
     use super::*;
     use crate::testutil::{delivered_fixture, full_reading};
 
-    fn sink(compat: &str) -> HomeAssistantSink {
+    fn sink_with(compat: &str, discovery: DiscoveryMode) -> HomeAssistantSink {
         let cfg = HomeAssistantConfig {
             compat: HaVersion::parse(compat).unwrap(),
+            discovery,
             ..HomeAssistantConfig::default()
         };
         let env = |_: &str| -> Option<String> { None };
@@ -662,6 +1083,42 @@ mod tests {
         let mqtt: MqttConfig =
             serde_json::from_value(serde_json::json!({"url": "mqtt://127.0.0.1:9"})).unwrap();
         HomeAssistantSink::new(&cfg, &mqtt, &ctx).unwrap()
+    }
+
+    fn sink(compat: &str) -> HomeAssistantSink {
+        sink_with(compat, DiscoveryMode::Auto)
+    }
+
+    /// Every discovery message of the fixture reading: a MULTICAL 403 with info code 264
+    /// (t1 above range, v1 air) and a read-error count.
+    fn messages(sink: &HomeAssistantSink) -> String {
+        let mut reading = full_reading();
+        if let Some(info) = reading.registers.iter_mut().find(|r| r.name == "info") {
+            info.value = "264".parse().unwrap();
+        }
+        let mut d = delivered_fixture(&reading);
+        d.read_errors_24h = Some(2);
+        d.model = Some("MULTICAL 403 (KMP type 0x0004 rev F1)");
+        let mut components: Vec<Component> = reading
+            .registers
+            .iter()
+            .map(|r| {
+                let e = map_register(r, sink.cfg.compat, sink.cfg.volume_device_class).unwrap();
+                sink.register_component(&d, &r.name, &e)
+            })
+            .collect();
+        let info = InfoStatus::of_reading(&reading, Some("MULTICAL 403")).unwrap();
+        components.extend(sink.info_components(&d, &info));
+        components.extend(sink.health_components(&d));
+        let mut out = String::new();
+        for (topic, payload) in sink.discovery_messages(&d, components).unwrap() {
+            out.push_str(&topic);
+            out.push('\n');
+            let v: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+            out.push_str(&serde_json::to_string_pretty(&v).unwrap());
+            out.push('\n');
+        }
+        out
     }
 
     fn configs(sink: &HomeAssistantSink) -> String {
@@ -687,6 +1144,56 @@ mod tests {
     #[tokio::test]
     async fn discovery_payloads_ha_2024_3() {
         insta::assert_snapshot!(configs(&sink("2024.3")));
+    }
+
+    #[tokio::test]
+    async fn device_discovery_payload_current_ha() {
+        let s = sink("2025.11");
+        assert!(s.cfg.device_discovery());
+        insta::assert_snapshot!(messages(&s));
+    }
+
+    #[tokio::test]
+    async fn per_entity_payloads_with_problems_and_health_ha_2024_3() {
+        let s = sink("2024.3");
+        assert!(!s.cfg.device_discovery(), "2024.3 has no device discovery");
+        insta::assert_snapshot!(messages(&s));
+    }
+
+    #[tokio::test]
+    async fn device_discovery_from_2024_11_unless_told() {
+        assert!(!sink("2024.10").cfg.device_discovery());
+        assert!(sink("2024.11").cfg.device_discovery());
+        assert!(!sink_with("2025.11", DiscoveryMode::Entity)
+            .cfg
+            .device_discovery());
+        assert!(sink_with("2024.3", DiscoveryMode::Device)
+            .cfg
+            .device_discovery());
+    }
+
+    #[tokio::test]
+    async fn model_only_when_known_type_code_as_hw_version() {
+        let reading = full_reading();
+        let s = sink("2025.11");
+        for (stored, model, hw) in [
+            (
+                "MULTICAL 403 (KMP type 0x0004 rev F1)",
+                Some("MULTICAL 403"),
+                Some("KMP type 0x0004 rev F1"),
+            ),
+            (
+                "KMP type 0x0004 rev F1",
+                None,
+                Some("KMP type 0x0004 rev F1"),
+            ),
+            ("MULTICAL 66C", Some("MULTICAL 66C"), None),
+        ] {
+            let mut d = delivered_fixture(&reading);
+            d.model = Some(stored);
+            let b = s.device_block(&d);
+            assert_eq!((b.model.as_deref(), b.hw_version.as_deref()), (model, hw));
+        }
     }
 
     #[tokio::test]
@@ -718,15 +1225,35 @@ mod tests {
                 )
             })
             .collect();
+        let info = InfoStatus::of_reading(&reading, Some("MULTICAL 403")).unwrap();
         let state = StatePayload {
             values: entities
                 .iter()
                 .map(|(r, e)| (slug(&r.name), &e.value))
                 .collect(),
+            info_flags: Some(info_flags(&info)),
             taken_at: reading
                 .taken_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         };
         insta::assert_snapshot!(serde_json::to_string_pretty(&state).unwrap());
+    }
+
+    #[test]
+    fn flags_on_only_for_set_bits() {
+        let info = InfoStatus {
+            code: 8 + 256,
+            family: Some(kamstrup_reading::InfoFamily::Multical403),
+        };
+        let f = info_flags(&info);
+        assert_eq!(f["problem"], "ON");
+        assert_eq!(f["t1_above_range"], "ON");
+        assert_eq!(f["v1_air"], "ON");
+        assert_eq!(f["low_battery"], "OFF");
+        let unknown = InfoStatus {
+            code: 0,
+            family: None,
+        };
+        assert_eq!(info_flags(&unknown).len(), 1);
     }
 }

@@ -46,7 +46,7 @@ pub struct HomeAssistantRestConfig {
     #[serde(default = "default_timeout")]
     pub timeout: u64,
     /// Which registers to post, with entity id, friendly name and icon. Empty (default): every
-    /// register of every meter as `sensor.kamstrup_<meter>_<register>`.
+    /// register of every meter as `sensor.kamstrup_<meter>_<register>_rest`.
     #[serde(default)]
     pub entities: Vec<RestEntity>,
 }
@@ -64,7 +64,8 @@ pub struct RestEntity {
     pub meter: Option<String>,
     /// Register name (`heat_energy`, `volume`, `t1`, ...).
     pub register: String,
-    /// E.g. `sensor.stadsverwarming_energy`. Default `sensor.kamstrup_<meter>_<register>`.
+    /// E.g. `sensor.stadsverwarming_energy`. Default `sensor.kamstrup_<meter>_<register>_rest`:
+    /// never the id MQTT discovery gives the same register ([`default_entity_id`]).
     #[serde(default)]
     pub entity_id: Option<String>,
     /// Default: `Kamstrup <meter> <register name>`.
@@ -128,6 +129,16 @@ fn valid_entity_id(id: &str) -> bool {
             && !p.ends_with('_')
     };
     part_ok(domain) && part_ok(object) && !domain.contains("__")
+}
+
+/// The entity id the REST sink posts a register to when the config names none:
+/// `sensor.kamstrup_<meter>_<register>_rest`. MQTT discovery suggests
+/// `sensor.kamstrup_<meter>_<register>` for the same register; the `_rest` suffix keeps the two
+/// apart, so with both sinks configured HA has two entities with one writer each (a shared id
+/// gave the discovered entity a `_2` suffix, or two writers on one entity). No register name
+/// ends in `rest`, so the suffix cannot meet a discovered id either.
+pub fn default_entity_id(meter: &str, register: &str) -> String {
+    format!("sensor.kamstrup_{}_{}_rest", slug(meter), slug(register))
 }
 
 impl HomeAssistantRestSink {
@@ -194,9 +205,9 @@ impl HomeAssistantRestSink {
                 HaValue::Number(v) => plain(v),
                 HaValue::Text(t) => t.clone(),
             };
-            let entity_id = entity.entity_id.unwrap_or_else(|| {
-                format!("sensor.kamstrup_{}_{}", slug(d.meter_name), slug(&reg.name))
-            });
+            let entity_id = entity
+                .entity_id
+                .unwrap_or_else(|| default_entity_id(d.meter_name, &reg.name));
             let friendly = entity.friendly_name.unwrap_or_else(|| {
                 format!(
                     "Kamstrup {} {}",

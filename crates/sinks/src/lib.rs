@@ -60,7 +60,7 @@ pub use domoticz::{
 pub use error::SinkError;
 pub use file::{FileConfig, FileFormat, FileSink};
 pub use ha_map::{HaVersion, VolumeClass};
-pub use homeassistant::{HomeAssistantConfig, HomeAssistantSink};
+pub use homeassistant::{DiscoveryMode, HomeAssistantConfig, HomeAssistantSink};
 pub use homeassistant_rest::{HomeAssistantRestConfig, HomeAssistantRestSink, RestEntity};
 pub use influxdb::{InfluxConfig, InfluxSink, Precision};
 pub use mqtt::MqttConfig;
@@ -86,8 +86,11 @@ pub struct Delivered<'a> {
     pub meter_name: &'a str,
     /// The meter's serial number.
     pub serial: u64,
-    /// The model, e.g. `MULTICAL 403`, when known.
+    /// The stored model text ([`kamstrup_reading::ModelText`]), e.g. `MULTICAL 403`, when known.
     pub model: Option<&'a str>,
+    /// Failed reads of this meter in the 24 h before delivery, when the daemon counted them
+    /// (bridge health for state sinks).
+    pub read_errors_24h: Option<u64>,
     /// The values.
     pub reading: &'a Reading,
 }

@@ -52,6 +52,7 @@ pub(crate) fn delivered_fixture(reading: &Reading) -> Delivered<'_> {
         meter_name: "heat",
         serial: 67_123_456,
         model: Some("MULTICAL 403"),
+        read_errors_24h: None,
         reading,
     }
 }

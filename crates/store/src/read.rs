@@ -273,6 +273,23 @@ impl Store {
         Ok(out)
     }
 
+    /// How many read errors each meter has had since `since`, by meter name.
+    pub fn error_counts_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<std::collections::HashMap<String, u64>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT meter_name, COUNT(*) FROM read_errors WHERE at >= ?1 GROUP BY meter_name",
+        )?;
+        let mut rows = stmt.query([to_ms(since)])?;
+        let mut out = std::collections::HashMap::new();
+        while let Some(row) = rows.next()? {
+            let n: i64 = row.get(1)?;
+            out.insert(row.get(0)?, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(out)
+    }
+
     /// How many errors of each kind each meter has had (within retention), by meter and kind.
     pub fn error_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
         let mut stmt = self.conn.prepare_cached(

@@ -291,6 +291,7 @@ pub(crate) fn delivered<'a>(id: i64, meter: &'a str, serial: u64, r: &'a Reading
         meter_name: meter,
         serial,
         model: Some("MULTICAL 403"),
+        read_errors_24h: None,
         reading: r,
     }
 }

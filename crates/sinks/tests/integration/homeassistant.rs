@@ -35,7 +35,9 @@ fn sink(
     meters: Vec<MeterContext>,
     timeout: u64,
 ) -> HomeAssistantSink {
-    let mut cfg = serde_json::json!({"republish_delay_ms": 0});
+    // Per-entity discovery unless a test asks for device discovery (the topic-level tests below
+    // were written for it; device discovery and the migration have their own tests).
+    let mut cfg = serde_json::json!({"republish_delay_ms": 0, "discovery": "entity"});
     if let serde_json::Value::Object(m) = extra {
         for (k, v) in m {
             cfg[k] = v;
@@ -116,9 +118,15 @@ async fn old_ha_gets_m3_per_hour_exactly_and_no_delta_class() {
         .await
         .unwrap();
     let seen = retained(broker.port, "#").await;
-    assert_eq!(
-        seen["heat/67123456/state"].payload,
-        r#"{"heat_energy":84.817,"volume":520.410,"t1":76.85,"t2":25.26,"t1_t2":51.59,"power":15.5,"flow":0.267,"hours":12345,"info":0,"taken_at":"2026-05-21T21:46:40Z"}"#
+    let state = &seen["heat/67123456/state"].payload;
+    assert!(
+        state.starts_with(r#"{"heat_energy":84.817,"volume":520.410,"t1":76.85,"t2":25.26,"t1_t2":51.59,"power":15.5,"flow":0.267,"hours":12345,"info":0,"info_flags":{"#),
+        "{state}"
+    );
+    assert!(state.contains(r#""problem":"OFF""#), "{state}");
+    assert!(
+        state.ends_with(r#"},"taken_at":"2026-05-21T21:46:40Z"}"#),
+        "{state}"
     );
     let dt: serde_json::Value =
         serde_json::from_str(&seen["ha/sensor/kamstrup_67123456_t1_t2/config"].payload).unwrap();
@@ -156,18 +164,19 @@ async fn birth_message_republishes_configs_then_state() {
                 async move { publish(port, "homeassistant/status", "online", false).await },
             );
         })),
-        |seen| seen.iter().filter(|s| !s.retain).count() >= 10,
+        |seen| seen.iter().filter(|s| !s.retain).count() >= 11,
     )
     .await;
     let live: Vec<&Seen> = seen.iter().filter(|s| !s.retain).collect();
-    assert_eq!(live.len(), 10, "{seen:#?}");
+    assert_eq!(live.len(), 11, "{seen:#?}");
+    // Nine registers and the bridge's "last successful read".
     assert_eq!(
         live.iter().filter(|s| s.topic.ends_with("/config")).count(),
-        9
+        10
     );
     // Configs first, then the state, so HA knows the entities before the value arrives.
-    assert_eq!(live[9].topic, "kamstrup/67123456/state");
-    assert!(live[9].payload.contains(r#""heat_energy":84.817"#));
+    assert_eq!(live[10].topic, "kamstrup/67123456/state");
+    assert!(live[10].payload.contains(r#""heat_energy":84.817"#));
     // "offline" from HA (its last will) does not trigger anything.
     publish(port, "homeassistant/status", "offline", false).await;
     ha.shutdown().await;
@@ -200,9 +209,11 @@ async fn broker_restart_fails_then_recovers_and_republishes() {
     result.unwrap();
     // The new broker lost everything retained: configs were re-published on reconnect.
     let seen = retained(broker.port, "#").await;
+    // Nine registers, "last successful read", "info problem" and the 15 named bits of a
+    // MULTICAL 403.
     assert_eq!(
         seen.keys().filter(|t| t.ends_with("/config")).count(),
-        9,
+        26,
         "{seen:#?}"
     );
     assert!(seen["kamstrup/67123456/state"]
@@ -269,6 +280,7 @@ async fn stale_entities_are_removed_but_nothing_else() {
         topics,
         [
             "homeassistant/sensor/kamstrup_111_heat_energy/config",
+            "homeassistant/sensor/kamstrup_111_last_read/config",
             "homeassistant/sensor/kamstrup_111_volume/config",
             "homeassistant/sensor/zigbee_lamp/config",
         ]
@@ -377,4 +389,141 @@ async fn never_zero_never_backwards_never_empty() {
         r#"{"t1":60.00,"taken_at":"2026-05-24T05:20:00Z"}"#
     );
     ha.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_discovery_one_config_per_meter_with_problems_and_health() {
+    let broker = Broker::start();
+    let mut ha = sink(
+        &broker,
+        serde_json::json!({"discovery": "auto"}),
+        vec![meter("heat", &STANDARD)],
+        5,
+    );
+    let r = standard(0);
+    let mut d = delivered(1, "heat", 67_123_456, &r);
+    d.read_errors_24h = Some(3);
+    ha.deliver(&[d]).await.unwrap();
+    let seen = retained(broker.port, "#").await;
+    let configs: Vec<&String> = seen.keys().filter(|t| t.ends_with("/config")).collect();
+    assert_eq!(
+        configs,
+        ["homeassistant/device/kamstrup_67123456/config"],
+        "compat 2025.11: one device config, no per-entity configs"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&seen["homeassistant/device/kamstrup_67123456/config"].payload)
+            .unwrap();
+    assert_eq!(v["origin"]["name"], "kamstrup-bridge");
+    assert_eq!(v["device"]["identifiers"][0], "kamstrup_67123456");
+    let cmps = v["cmps"].as_object().unwrap();
+    // 9 registers + "info problem" + 15 bits of a MULTICAL 403 + last read + read errors.
+    assert_eq!(cmps.len(), 27, "{:?}", cmps.keys());
+    let air = &cmps["kamstrup_67123456_info_v1_air"];
+    assert_eq!(air["platform"], "binary_sensor");
+    assert_eq!(air["device_class"], "problem");
+    assert_eq!(air["entity_category"], "diagnostic");
+    let errors = &cmps["kamstrup_67123456_read_errors_24h"];
+    assert_eq!(errors["platform"], "sensor");
+    // Health stays available while the meter is not: only the bridge's status counts.
+    assert_eq!(errors["availability"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        seen["kamstrup/67123456/health"].payload,
+        r#"{"last_read":"2026-05-21T21:46:40Z","read_errors_24h":3}"#
+    );
+    // A failed read: the meter goes offline and the count goes up at once.
+    ha.meter_unavailable("heat", 67_123_456).await.unwrap();
+    let seen = retained(broker.port, "kamstrup/#").await;
+    assert_eq!(seen["kamstrup/67123456/availability"].payload, "offline");
+    assert_eq!(
+        seen["kamstrup/67123456/health"].payload,
+        r#"{"last_read":"2026-05-21T21:46:40Z","read_errors_24h":4}"#
+    );
+    ha.shutdown().await;
+}
+
+/// Switches layout from per-entity to device discovery and back; HA keeps entities through
+/// `migrate_discovery` sent to each old topic before the new config, then the old ones go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_discovery_layout_migrates_then_clears_old_topics() {
+    let broker = Broker::start();
+    let meters = vec![meter("heat", &STANDARD)];
+    let r = standard(0);
+    let mut first = sink(
+        &broker,
+        serde_json::json!({"discovery": "entity"}),
+        meters.clone(),
+        5,
+    );
+    first
+        .deliver(&[delivered(1, "heat", 67_123_456, &r)])
+        .await
+        .unwrap();
+    first.shutdown().await;
+    let before = retained(broker.port, "homeassistant/#").await;
+    let old: Vec<String> = before.keys().cloned().collect();
+    assert_eq!(old.len(), 26);
+
+    for (mode, new_topic_is_device) in [("device", true), ("entity", false)] {
+        let mut next = sink(
+            &broker,
+            serde_json::json!({"discovery": mode}),
+            meters.clone(),
+            5,
+        );
+        let r1 = standard(1);
+        let port = broker.port;
+        let (seen, delivered_ok) = tokio::join!(
+            observe(
+                port,
+                &["homeassistant/#"],
+                Duration::from_millis(800),
+                None,
+                |_| false
+            ),
+            async {
+                // The sink learns its retained configs from its subscription first.
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                next.deliver(&[delivered(2, "heat", 67_123_456, &r1)]).await
+            }
+        );
+        delivered_ok.unwrap();
+        let live: Vec<&Seen> = seen.iter().filter(|s| !s.retain).collect();
+        let device = "homeassistant/device/kamstrup_67123456/config";
+        let new_at = |t: &str| {
+            live.iter()
+                .position(|s| s.topic == t && !s.payload.is_empty())
+        };
+        let first_new = if new_topic_is_device {
+            new_at(device).expect("device config published")
+        } else {
+            new_at("homeassistant/sensor/kamstrup_67123456_heat_energy/config")
+                .expect("entity config published")
+        };
+        let olds: Vec<String> = if new_topic_is_device {
+            old.clone()
+        } else {
+            vec![device.to_owned()]
+        };
+        for t in &olds {
+            let migrate = live
+                .iter()
+                .position(|s| &s.topic == t && s.payload.contains("migrate_discovery"));
+            let cleared = live
+                .iter()
+                .position(|s| &s.topic == t && s.payload.is_empty());
+            assert!(
+                matches!((migrate, cleared), (Some(m), Some(c)) if m < first_new && c > first_new),
+                "{mode}: {t}: migrate {migrate:?}, new {first_new}, cleared {cleared:?}"
+            );
+        }
+        let after = retained(port, "homeassistant/#").await;
+        if new_topic_is_device {
+            assert_eq!(after.keys().collect::<Vec<_>>(), [device]);
+        } else {
+            assert_eq!(after.len(), 26);
+            assert!(!after.contains_key(device));
+        }
+        next.shutdown().await;
+    }
 }

@@ -231,8 +231,7 @@ struct Row {
 }
 
 fn rows() -> Vec<Row> {
-    let text =
-        TSV;
+    let text = TSV;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate().skip(1) {
         if line.trim().is_empty() {

@@ -49,7 +49,8 @@ pub struct Mc66cOptions {
     pub readout_ack_wait: Duration,
     /// The program number A-B-CCC if the user knows it; otherwise it is read from the meter.
     pub program: Option<ProgramNumber>,
-    /// Read `/#2` once even when the program is given, for the customer number.
+    /// Read `/#2` once per connection even when the program is known, for the customer number
+    /// (one more IR session). Without it a known program makes a read cost `/#1` only.
     pub identify: bool,
 }
 
@@ -598,8 +599,10 @@ impl Mc66cMeter {
     }
 
     /// `/#1` as a [`Reading`]: the ten fields in wire order under KMP ids and names, exactly
-    /// scaled. Then, only if the scaling or the customer number is not known yet, `/#2` once
-    /// (see [`Mc66cMeter::scaling`]); `taken_at` is when the `/#1` reply arrived.
+    /// scaled. Then `/#2` once, only if the program number is not known (see
+    /// [`Mc66cMeter::scaling`]) or [`Mc66cOptions::identify`] asks for the customer number and
+    /// it is not known yet; `taken_at` is when the `/#1` reply arrived. With a known program
+    /// and no `identify` this is exactly one IR session.
     pub async fn read_standard(&mut self) -> Result<Reading, MeterError> {
         let reply = self.read_data_set(DataSet::Standard1).await?;
         let taken_at = chrono::Utc::now();
@@ -636,11 +639,9 @@ impl Mc66cMeter {
             meter: MeterIdentity {
                 protocol: Protocol::Mc66c,
                 port: self.port.clone(),
-                serial: if self.options.identify {
-                    self.customer_no
-                } else {
-                    None
-                },
+                // Known whenever /#2 or /#D was read on this connection (for the program or
+                // for identity); never worth an IR session of its own unless `identify` asks.
+                serial: self.customer_no,
                 meter_type: Some(info.describe()),
             },
             taken_at,

@@ -7,6 +7,8 @@
 pub mod error;
 pub mod kmp_driver;
 pub mod mc66c_driver;
+pub mod mc66c_present;
+pub mod mc66c_registers;
 pub mod sim;
 
 /// The domain types, re-exported from `kamstrup-reading`.

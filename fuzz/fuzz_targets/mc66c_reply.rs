@@ -67,17 +67,34 @@ fn check_round_trip(data_set: DataSet, reply: &Reply) {
     for energy_unit in [EnergyUnit::GJ, EnergyUnit::MWh] {
         let scaling = Scaling::ccc119_fallback(energy_unit);
         let texts: Vec<String> = match reply {
-            Reply::Standard1(d) => d.fields(&scaling).map(|f| f.iter().map(ToString::to_string).collect()),
-            Reply::Standard2(d) => d.fields(&scaling).map(|f| f.iter().map(ToString::to_string).collect()),
-            Reply::Target(d) => d.fields(&scaling).map(|f| f.iter().map(ToString::to_string).collect()),
-            Reply::Verification(d) => d.fields(&scaling).map(|f| f.iter().map(ToString::to_string).collect()),
-            Reply::CurrentCounts(d) => d.fields(&scaling).map(|f| f.iter().map(ToString::to_string).collect()),
-            Reply::Instantaneous(d) => d.fields(&scaling).map(|f| f.iter().map(ToString::to_string).collect()),
-            Reply::Programming(d) => d.fields(&scaling).map(|f| f.iter().map(ToString::to_string).collect()),
+            Reply::Standard1(d) => d
+                .fields(&scaling)
+                .map(|f| f.iter().map(ToString::to_string).collect()),
+            Reply::Standard2(d) => d
+                .fields(&scaling)
+                .map(|f| f.iter().map(ToString::to_string).collect()),
+            Reply::Target(d) => d
+                .fields(&scaling)
+                .map(|f| f.iter().map(ToString::to_string).collect()),
+            Reply::Verification(d) => d
+                .fields(&scaling)
+                .map(|f| f.iter().map(ToString::to_string).collect()),
+            Reply::CurrentCounts(d) => d
+                .fields(&scaling)
+                .map(|f| f.iter().map(ToString::to_string).collect()),
+            Reply::Instantaneous(d) => d
+                .fields(&scaling)
+                .map(|f| f.iter().map(ToString::to_string).collect()),
+            Reply::Programming(d) => d
+                .fields(&scaling)
+                .map(|f| f.iter().map(ToString::to_string).collect()),
             Reply::Logger(l) => l
                 .records()
                 .iter()
-                .map(|r| r.fields(&scaling).map(|f| f.iter().map(ToString::to_string).collect::<Vec<_>>()))
+                .map(|r| {
+                    r.fields(&scaling)
+                        .map(|f| f.iter().map(ToString::to_string).collect::<Vec<_>>())
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map(|v| v.concat()),
             _ => Ok(Vec::new()),

@@ -3,8 +3,8 @@
 #![no_main]
 
 use kamstrup_mc66c::{
-    emit_readout, unescape, DataSet, Expect, InfoEvent, Readout, Register, Reply, ReplyReader,
-    Request,
+    emit_readout, unescape, DataSet, EnergyUnit, Expect, InfoEvent, Readout, Record, Register,
+    Reply, ReplyReader, Request, Scaling,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -63,6 +63,45 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn check_round_trip(data_set: DataSet, reply: &Reply) {
+    // Every field of what parsed has a meaning and a text, at any scaling.
+    for energy_unit in [EnergyUnit::GJ, EnergyUnit::MWh] {
+        let scaling = Scaling::ccc119_fallback(energy_unit);
+        let texts: Vec<String> = match reply {
+            Reply::Standard1(d) => d
+                .fields(&scaling)
+                .map(|f| f.iter().map(ToString::to_string).collect()),
+            Reply::Standard2(d) => d
+                .fields(&scaling)
+                .map(|f| f.iter().map(ToString::to_string).collect()),
+            Reply::Target(d) => d
+                .fields(&scaling)
+                .map(|f| f.iter().map(ToString::to_string).collect()),
+            Reply::Verification(d) => d
+                .fields(&scaling)
+                .map(|f| f.iter().map(ToString::to_string).collect()),
+            Reply::CurrentCounts(d) => d
+                .fields(&scaling)
+                .map(|f| f.iter().map(ToString::to_string).collect()),
+            Reply::Instantaneous(d) => d
+                .fields(&scaling)
+                .map(|f| f.iter().map(ToString::to_string).collect()),
+            Reply::Programming(d) => d
+                .fields(&scaling)
+                .map(|f| f.iter().map(ToString::to_string).collect()),
+            Reply::Logger(l) => l
+                .records()
+                .iter()
+                .map(|r| {
+                    r.fields(&scaling)
+                        .map(|f| f.iter().map(ToString::to_string).collect::<Vec<_>>())
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(|v| v.concat()),
+            _ => Ok(Vec::new()),
+        }
+        .expect("a parsed record has fields");
+        let _ = texts;
+    }
     let wire = match reply {
         Reply::Standard1(d) => d.emit(),
         Reply::Standard2(d) => d.emit(),
@@ -73,8 +112,7 @@ fn check_round_trip(data_set: DataSet, reply: &Reply) {
         Reply::Programming(d) => d.emit(),
         Reply::Monthly(d) => d.emit(),
         Reply::InfoLog(events) => InfoEvent::emit_all(events),
-        // Raw logger tokens have no formatter.
-        Reply::Log(_) => return,
+        Reply::Logger(l) => l.emit(),
     }
     .expect("a parsed reply re-formats");
     let again = Reply::parse(data_set, &wire).expect("a re-formatted reply parses");

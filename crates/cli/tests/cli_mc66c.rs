@@ -242,6 +242,55 @@ fn a_given_program_skips_reading_it() {
     assert_eq!(names, ["peak_power", "heat_energy", "flow"]);
 }
 
+/// The `/#n` requests the simulator answered, in order (from its `-vv` log).
+fn requests_seen(sim: &Sim) -> Vec<String> {
+    sim.log()
+        .lines()
+        .filter(|l| l.contains("simulator: replying"))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("request="))
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+#[test]
+fn a_known_program_costs_one_ir_session_and_identify_adds_one() {
+    let sim = spawn_sim("pty", &["--program", "4-2-119", "--latency-ms", "150"]);
+    let read = |extra: &[&str]| {
+        let mut args = vec![
+            "read",
+            "--port",
+            &sim.port,
+            "--protocol",
+            "mc66c",
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let out = kamstrup(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        json(&out)
+    };
+    // Known program, nothing else asked: /#1 only, as the meter saw it.
+    let doc = read(&["--program", "4-2-119"]);
+    check_ten_fields(&doc, "GJ", 2);
+    assert!(doc["meter"]["serial"].is_null(), "{doc}");
+    assert_eq!(requests_seen(&sim), ["/#1"], "{}", sim.log());
+    // --identify: /#2 once more, for the customer number.
+    let doc = read(&["--program", "4-2-119", "--identify"]);
+    assert_eq!(doc["meter"]["serial"], 5_310_017);
+    assert_eq!(requests_seen(&sim), ["/#1", "/#1", "/#2"]);
+    // Unknown program: /#2 is needed for the decimals, and then the customer number is known.
+    let doc = read(&[]);
+    assert_eq!(doc["meter"]["serial"], 5_310_017);
+    assert_eq!(requests_seen(&sim), ["/#1", "/#1", "/#2", "/#1", "/#2"]);
+    // --identify and --no-serial contradict each other.
+    let out = kamstrup(&["read", "--port", &sim.port, "--identify", "--no-serial"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
 #[test]
 fn late_baud_corruption_is_rejected_and_the_retry_succeeds() {
     let sim = spawn_sim(
@@ -441,6 +490,86 @@ fn scan_lists_every_data_set() {
     assert_eq!(field(13, "energy")["unit"], "GJ");
     // A raw logger token keeps its TD name.
     assert!(field(5, "t3_avg[1]")["value"].is_string());
+    // Every data set scaled with units: /#4 energy, /#B masses, logger temperatures and dates.
+    assert_eq!(field(3, "energy")["unit"], "GJ");
+    assert_eq!(field(3, "volume1")["unit"], "m³");
+    assert_eq!(field(9, "mass1")["unit"], "t");
+    assert_eq!(field(5, "t1_avg[1]")["unit"], "°C");
+    assert_eq!(field(5, "energy[1]")["unit"], "GJ");
+    assert_eq!(field(6, "mass1[1]")["unit"], "t");
+    assert_eq!(field(7, "peak_power_eff[1]")["unit"], "kW");
+    assert_eq!(field(8, "peak_date[1]")["text"].as_str().unwrap().len(), 10);
+    let t1 = decimal(&field(5, "t1_avg[1]")["value"]);
+    assert!(
+        t1.cmp_value(&"40".parse().unwrap()).is_gt()
+            && t1.cmp_value(&"90".parse().unwrap()).is_lt(),
+        "{t1}"
+    );
+    // Yesterday's record is dated yesterday (the simulated meter's clock runs on UTC).
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    assert_eq!(field(5, "date[1]")["text"], yesterday.as_str());
+}
+
+#[test]
+fn decode_scales_every_data_set_with_units() {
+    // The issue's examples: /#4 printed "energy 507109", /#6 temperatures "6759".
+    let out = kamstrup(&[
+        "decode",
+        "--protocol",
+        "mc66c",
+        "--request",
+        "/#4",
+        "--program",
+        "4-4-119",
+        "0507109 0640641 0000000 1296626 0000000 0000490 0000000 0000000 0000000  \\r",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(line("energy"), "energy 507.109 MWh", "{text}");
+    assert_eq!(line("volume1"), "volume1 12966.26 m³", "{text}");
+    assert_eq!(line("qsum1"), "qsum1 640641", "{text}");
+    let out = kamstrup(&[
+        "decode",
+        "--protocol",
+        "mc66c",
+        "--request",
+        "/#6",
+        "--program",
+        "4-4-119",
+        "--format",
+        "json",
+        "0171027 00072 00188 00000 00000 00000 00000 00000 06759 21923 03473 0000000 \\r",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc = json(&out);
+    let field = |name: &str| {
+        doc["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {doc}"))
+            .clone()
+    };
+    assert_eq!(field("date[1]")["text"], "2017-10-27");
+    assert_eq!(field("energy[1]")["value"], "0.072");
+    assert_eq!(field("energy[1]")["unit"], "MWh");
+    assert_eq!(field("mass1[1]")["value"], "1.88");
+    assert_eq!(field("mass1[1]")["unit"], "t");
+    assert_eq!(field("t1_avg[1]")["value"], "67.59");
+    assert_eq!(field("t1_avg[1]")["unit"], "°C");
+    assert_eq!(field("t3_avg[1]")["value"], "219.23");
+    assert_eq!(field("t2_avg[1]")["value"], "34.73");
 }
 
 fn program_for(source: &str) -> Option<&'static str> {

@@ -101,8 +101,13 @@ pub enum DaemonError {
 /// Prints the start-up advice: IR sessions per day and sleep/battery warnings per meter.
 pub fn log_advice(meters: &[MeterSettings]) {
     for m in meters {
-        let (line, warnings) =
-            schedule::advice(&m.name, m.protocol != ProtocolChoice::Mc66c, &m.schedule);
+        let kmp = m.protocol != ProtocolChoice::Mc66c;
+        let cost = if kmp {
+            schedule::SessionCost::kmp(m.registers.len())
+        } else {
+            schedule::SessionCost::MC66C
+        };
+        let (line, warnings) = schedule::advice(&m.name, kmp, &m.schedule, cost);
         info!("{line}");
         for w in warnings {
             warn!("{w}");

@@ -107,10 +107,50 @@ pub fn humanize(d: Duration) -> String {
     }
 }
 
-/// Start-up advice for one meter: sessions per day, and warnings for sleep and battery.
-pub fn advice(meter: &str, kmp: bool, schedule: &Schedule) -> (String, Vec<String>) {
-    let per_day = schedule.sessions_per_day();
-    let info = format!("meter {meter}: read {schedule}, about {per_day:.0} IR sessions a day");
+/// The IR sessions (request/reply exchanges, each waking the meter's optical circuit) one meter
+/// costs: per scheduled read, and once per (re)connection to identify it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionCost {
+    /// Requests per read.
+    pub per_read: u32,
+    /// Requests per (re)connection, for the meter's identity.
+    pub per_connection: u32,
+    /// What the per-connection requests are, for the log line.
+    pub identity: &'static str,
+}
+
+impl SessionCost {
+    /// A KMP meter: the registers in requests of at most 8; GetSerialNo and GetType once.
+    pub fn kmp(registers: usize) -> SessionCost {
+        SessionCost {
+            per_read: u32::try_from(registers.max(1).div_ceil(8)).unwrap_or(u32::MAX),
+            per_connection: 2,
+            identity: "GetSerialNo, GetType",
+        }
+    }
+
+    /// A MULTICAL 66C: `/#1` per read; `/#2` once (customer number, and the program number
+    /// when the config does not give it).
+    pub const MC66C: SessionCost = SessionCost {
+        per_read: 1,
+        per_connection: 1,
+        identity: "/#2",
+    };
+}
+
+/// Start-up advice for one meter: IR sessions per day, and warnings for sleep and battery.
+pub fn advice(
+    meter: &str,
+    kmp: bool,
+    schedule: &Schedule,
+    cost: SessionCost,
+) -> (String, Vec<String>) {
+    let per_day = schedule.sessions_per_day() * f64::from(cost.per_read);
+    let info = format!(
+        "meter {meter}: read {schedule}, about {per_day:.0} IR sessions a day ({} per read), \
+         plus {} per (re)connection for its identity ({})",
+        cost.per_read, cost.per_connection, cost.identity
+    );
     let mut warnings = Vec::new();
     if kmp && schedule.longest_gap() >= KMP_SLEEP_AFTER {
         warnings.push(format!(
@@ -166,14 +206,43 @@ mod tests {
 
     #[test]
     fn warns_about_sleep_and_battery() {
-        let (info, w) = advice("heat", true, &Schedule::Every(Duration::from_secs(3600)));
+        let kmp = SessionCost::kmp(8);
+        let (info, w) = advice(
+            "heat",
+            true,
+            &Schedule::Every(Duration::from_secs(3600)),
+            kmp,
+        );
         assert!(info.contains("24 IR sessions"), "{info}");
+        assert!(info.contains("plus 2 per (re)connection"), "{info}");
         assert!(w.iter().any(|w| w.contains("30 min")), "{w:?}");
-        let (_, w) = advice("heat", true, &Schedule::Every(Duration::from_secs(60)));
+        let (_, w) = advice("heat", true, &Schedule::Every(Duration::from_secs(60)), kmp);
         assert!(w.iter().any(|w| w.contains("battery")), "{w:?}");
-        let (_, w) = advice("heat", true, &Schedule::Every(Duration::from_secs(900)));
+        let (_, w) = advice(
+            "heat",
+            true,
+            &Schedule::Every(Duration::from_secs(900)),
+            kmp,
+        );
         assert!(w.is_empty(), "{w:?}");
-        let (_, w) = advice("old", false, &Schedule::Every(Duration::from_secs(3600)));
+        let (info, w) = advice(
+            "old",
+            false,
+            &Schedule::Every(Duration::from_secs(3600)),
+            SessionCost::MC66C,
+        );
         assert!(w.is_empty(), "the 66C has no sleeping IR port: {w:?}");
+        assert!(
+            info.contains("24 IR sessions a day (1 per read), plus 1 per (re)connection for its identity (/#2)"),
+            "{info}"
+        );
+        // 20 registers take 3 KMP requests per read.
+        let (info, _) = advice(
+            "big",
+            true,
+            &Schedule::Every(Duration::from_secs(3600)),
+            SessionCost::kmp(20),
+        );
+        assert!(info.contains("72 IR sessions a day (3 per read)"), "{info}");
     }
 }

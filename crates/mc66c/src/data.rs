@@ -1,10 +1,11 @@
-//! The single-line "/#n" replies (/#1, /#2, /#3, /#4, /#B, /#C, /#D): typed parse and exact
-//! re-format (for the simulator). Layouts follow TD p.34–36 as summarised in mc66c.md §3, §5.
+//! The single-line "/#n" replies (/#1, /#2, /#3, /#4, /#B, /#C, /#D): one [`Record`] trait for
+//! strict parse, scaled fields with units and exact re-format. Layouts: TD p.34–36 (mc66c.md §3, §5).
 
 #[cfg(feature = "alloc")]
 use alloc::vec::Vec;
 
 use crate::error::Error;
+use crate::field::{Field, Meaning};
 use crate::info::InfoCode;
 use crate::line::{digits, parse_fixed, s7, Spec};
 use crate::request::DataSet;
@@ -20,24 +21,12 @@ fn value_error(spec: &Spec, position: usize, value: i64, reason: &'static str) -
     }
 }
 
-fn names<const N: usize>(specs: &[Spec; N]) -> [&'static str; N] {
-    (*specs).map(|s| s.name)
-}
-
 /// Every raw value must fit its field (a public `from_raw` may get anything).
 fn check_all(raw: &[i64], specs: &[Spec]) -> Result<(), Error> {
     for (v, s) in raw.iter().zip(specs.iter()) {
         crate::line::check_fits(*v, s)?;
     }
     Ok(())
-}
-
-fn pairs<const N: usize>(specs: &[Spec; N], raw: [i64; N]) -> [(&'static str, i64); N] {
-    let mut out = [("", 0i64); N];
-    for ((o, s), r) in out.iter_mut().zip(specs.iter()).zip(raw) {
-        *o = (s.name, r);
-    }
-    out
 }
 
 fn non_negative(specs: &[Spec], raw: &[i64], positions: &[usize]) -> Result<(), Error> {
@@ -114,6 +103,11 @@ impl MeterDate {
         MeterDate::new(year, month, day)
             .map(Some)
             .ok_or_else(|| bad("month or day out of range"))
+    }
+
+    /// The field value `0YYMMDD` as an integer; 0 for "no date".
+    pub fn to_raw(date: Option<MeterDate>) -> i64 {
+        Self::to_field(date)
     }
 
     pub(crate) fn to_field(date: Option<MeterDate>) -> i64 {
@@ -308,37 +302,145 @@ impl Config {
     }
 }
 
-#[cfg(feature = "alloc")]
 fn check_program(program: &ProgramNumber) -> Result<(), Error> {
     ProgramNumber::new(program.a, program.b, program.ccc).map(|_| ())
 }
 
+/// What every single-line "/#n" record shares: the data set it answers, its TD field names,
+/// strict parsing, raw values in wire order, every field with its meaning (scaled with units by
+/// the program number), and the exact reply bytes.
+///
+/// The fields of a record are private: a value of a record type has passed the checks of
+/// [`Record::from_raw`] (every field fits, counters are not negative, `/#1`'s T1 − T2 = ΔT,
+/// dates are dates), and nothing can make it invalid afterwards.
+pub trait Record: Sized + sealed::Sealed {
+    /// The request this record answers.
+    const DATA_SET: DataSet;
+    /// The raw integers in wire order (`[i64; N]`).
+    type Raw: AsRef<[i64]> + Copy;
+    /// Every field with its meaning (`[Field; N]`).
+    type Fields: AsRef<[Field]>;
+
+    /// Field names in wire order, as the TD names them.
+    fn field_names() -> &'static [&'static str];
+
+    /// Validates raw integers in wire order: the checks of [`Record::parse`] after tokenising.
+    fn from_raw(raw: Self::Raw) -> Result<Self, Error>;
+
+    /// The raw integers in wire order.
+    fn to_raw(&self) -> Self::Raw;
+
+    /// Parses a reply strictly (fields separated by spaces, ending in CR or CR LF); rejects,
+    /// never salvages.
+    fn parse(reply: &[u8]) -> Result<Self, Error>;
+
+    /// Every field in wire order with its meaning: energy, volumes, masses, powers and flows
+    /// scaled by `scaling`, temperatures in 0.01 °C, hours, dates, codes; raw where the TD
+    /// gives no decimals.
+    fn fields(&self, scaling: &Scaling) -> Result<Self::Fields, Error>;
+
+    /// The exact reply bytes a meter sends.
+    #[cfg(feature = "alloc")]
+    fn emit(&self) -> Result<Vec<u8>, Error>;
+
+    /// `(name, raw value)` pairs in wire order.
+    #[cfg(feature = "alloc")]
+    fn raw_fields(&self) -> Vec<(&'static str, i64)> {
+        Self::field_names()
+            .iter()
+            .copied()
+            .zip(self.to_raw().as_ref().iter().copied())
+            .collect()
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::StandardData1 {}
+    impl Sealed for super::StandardData2 {}
+    impl Sealed for super::TargetData {}
+    impl Sealed for super::VerificationData {}
+    impl Sealed for super::CurrentCounts {}
+    impl Sealed for super::Instantaneous {}
+    impl Sealed for super::ProgrammingData {}
+}
+
+/// Field names of a spec table, at compile time.
+const fn names_of<const N: usize>(specs: &[Spec; N]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = specs[i].name;
+        i += 1;
+    }
+    out
+}
+
+/// Read-only accessors for the private fields of a record.
+macro_rules! getters {
+    ($t:ty { $($(#[$doc:meta])* $f:ident: $ft:ty),* $(,)? }) => {
+        impl $t {
+            $(
+                $(#[$doc])*
+                pub const fn $f(&self) -> $ft {
+                    self.$f
+                }
+            )*
+        }
+    };
+}
+
+fn customer_field(raw: i64) -> Field {
+    Field::new("customer_no", raw, Meaning::CustomerNo(raw.unsigned_abs()))
+}
+
+fn date_field(name: &'static str, date: Option<MeterDate>) -> Field {
+    Field::new(name, MeterDate::to_field(date), Meaning::Date(date))
+}
+
+fn customer_raw(customer_no: u64) -> i64 {
+    i64::try_from(customer_no).unwrap_or(i64::MAX)
+}
+
 // ---------------------------------------------------------------------------------------------
 
-/// `/#1` standard data 1 (raw register integers; see [`StandardData1::values`] for scaling).
+/// `/#1` standard data 1: energy, volume, hours, T1, T2, ΔT, power, flow, peak power, info.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct StandardData1 {
-    /// Accumulated energy E1-E2 (unit from program digit B).
-    pub energy: i64,
-    /// Accumulated volume V1.
-    pub volume: i64,
-    /// Operating hours.
-    pub hours: i64,
-    /// Flow temperature, 0.01 °C.
-    pub t1: i64,
-    /// Return temperature, 0.01 °C.
-    pub t2: i64,
-    /// T1 − T2, 0.01 K (checked exactly on parse).
-    pub dt: i64,
-    /// Actual power.
-    pub power: i64,
-    /// Actual flow.
-    pub flow: i64,
-    /// Current-period peak power.
-    pub peak_power: i64,
-    /// Info code (bit sum).
-    pub info: i64,
+    energy: i64,
+    volume: i64,
+    hours: i64,
+    t1: i64,
+    t2: i64,
+    dt: i64,
+    power: i64,
+    flow: i64,
+    peak_power: i64,
+    info: i64,
 }
+
+getters!(StandardData1 {
+    /// Accumulated energy E1-E2 (unit from program digit B), raw.
+    energy: i64,
+    /// Accumulated volume V1, raw.
+    volume: i64,
+    /// Operating hours.
+    hours: i64,
+    /// Flow temperature, 0.01 °C.
+    t1: i64,
+    /// Return temperature, 0.01 °C.
+    t2: i64,
+    /// T1 − T2, 0.01 K (checked by the parser).
+    dt: i64,
+    /// Actual power, raw.
+    power: i64,
+    /// Actual flow, raw.
+    flow: i64,
+    /// Peak power of the current period, raw.
+    peak_power: i64,
+    /// Info code bit sum.
+    info: i64,
+});
 
 const STANDARD1: [Spec; 10] = [
     s7("energy"),
@@ -352,63 +454,9 @@ const STANDARD1: [Spec; 10] = [
     s7("peak_power"),
     s7("info"),
 ];
+const STANDARD1_NAMES: [&str; 10] = names_of(&STANDARD1);
 
 impl StandardData1 {
-    /// Field names in wire order.
-    pub fn field_names() -> [&'static str; 10] {
-        names(&STANDARD1)
-    }
-
-    /// Parses a `/#1` reply: exactly 10 fields of 7 characters (`\d{7}` or `-\d{6}`) separated
-    /// by spaces, ending in CR or CR LF. Rejects (never salvages) anything else, a negative
-    /// counter (energy, volume, hours, info) and T1 − T2 ≠ ΔT.
-    pub fn parse(reply: &[u8]) -> Result<Self, Error> {
-        Self::from_raw(parse_fixed(reply, DataSet::Standard1, &STANDARD1)?)
-    }
-
-    /// Validates raw values (the checks of [`StandardData1::parse`] after tokenising).
-    pub fn from_raw(raw: [i64; 10]) -> Result<Self, Error> {
-        check_all(&raw, &STANDARD1)?;
-        non_negative(&STANDARD1, &raw, &[1, 2, 3, 10])?;
-        let [energy, volume, hours, t1, t2, dt, power, flow, peak_power, info] = raw;
-        if t1.checked_sub(t2) != Some(dt) {
-            return Err(Error::DtMismatch { t1, t2, dt });
-        }
-        Ok(StandardData1 {
-            energy,
-            volume,
-            hours,
-            t1,
-            t2,
-            dt,
-            power,
-            flow,
-            peak_power,
-            info,
-        })
-    }
-
-    /// Raw values in wire order.
-    pub fn to_raw(&self) -> [i64; 10] {
-        [
-            self.energy,
-            self.volume,
-            self.hours,
-            self.t1,
-            self.t2,
-            self.dt,
-            self.power,
-            self.flow,
-            self.peak_power,
-            self.info,
-        ]
-    }
-
-    /// `(name, raw value)` pairs in wire order.
-    pub fn raw_fields(&self) -> [(&'static str, i64); 10] {
-        pairs(&STANDARD1, self.to_raw())
-    }
-
     /// The info code.
     pub fn info_code(&self) -> InfoCode {
         InfoCode(u32::try_from(self.info).unwrap_or(0))
@@ -430,43 +478,123 @@ impl StandardData1 {
             Scaling::plain("info", self.info)?,
         ])
     }
+}
 
-    /// The exact reply a meter sends (81 bytes: each field and one space, then CR). Fails if a
-    /// value does not fit its field or breaks the checks of [`StandardData1::parse`].
+impl Record for StandardData1 {
+    const DATA_SET: DataSet = DataSet::Standard1;
+    type Raw = [i64; 10];
+    type Fields = [Field; 10];
+
+    fn field_names() -> &'static [&'static str] {
+        &STANDARD1_NAMES
+    }
+
+    /// Rejects a negative counter (energy, volume, hours, info) and T1 − T2 ≠ ΔT.
+    fn from_raw(raw: [i64; 10]) -> Result<Self, Error> {
+        check_all(&raw, &STANDARD1)?;
+        non_negative(&STANDARD1, &raw, &[1, 2, 3, 10])?;
+        let [energy, volume, hours, t1, t2, dt, power, flow, peak_power, info] = raw;
+        if t1.checked_sub(t2) != Some(dt) {
+            return Err(Error::DtMismatch { t1, t2, dt });
+        }
+        Ok(StandardData1 {
+            energy,
+            volume,
+            hours,
+            t1,
+            t2,
+            dt,
+            power,
+            flow,
+            peak_power,
+            info,
+        })
+    }
+
+    fn to_raw(&self) -> [i64; 10] {
+        [
+            self.energy,
+            self.volume,
+            self.hours,
+            self.t1,
+            self.t2,
+            self.dt,
+            self.power,
+            self.flow,
+            self.peak_power,
+            self.info,
+        ]
+    }
+
+    /// Exactly 10 fields of 7 characters (`\d{7}` or `-\d{6}`).
+    fn parse(reply: &[u8]) -> Result<Self, Error> {
+        Self::from_raw(parse_fixed(reply, Self::DATA_SET, &STANDARD1)?)
+    }
+
+    fn fields(&self, scaling: &Scaling) -> Result<[Field; 10], Error> {
+        let [energy, volume, hours, t1, t2, dt, power, flow, peak_power, _] =
+            self.values(scaling)?;
+        Ok([
+            Field::quantity(energy, self.energy),
+            Field::quantity(volume, self.volume),
+            Field::quantity(hours, self.hours),
+            Field::quantity(t1, self.t1),
+            Field::quantity(t2, self.t2),
+            Field::quantity(dt, self.dt),
+            Field::quantity(power, self.power),
+            Field::quantity(flow, self.flow),
+            Field::quantity(peak_power, self.peak_power),
+            Field::new("info", self.info, Meaning::Info(self.info_code())),
+        ])
+    }
+
+    /// 81 bytes: each field and one space, then CR.
     #[cfg(feature = "alloc")]
-    pub fn emit(&self) -> Result<Vec<u8>, Error> {
-        let raw = self.to_raw();
-        Self::from_raw(raw)?;
-        emit(raw, &STANDARD1, 0)
+    fn emit(&self) -> Result<Vec<u8>, Error> {
+        emit(self.to_raw(), &STANDARD1, 0)
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 
-/// `/#2` standard data 2.
+/// `/#2` standard data 2: customer number, tariff registers and limits, pulse inputs, program
+/// number, configuration, date.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct StandardData2 {
-    /// Customer number (11 digits).
-    pub customer_no: u64,
-    /// Tariff register 2.
-    pub ta2: i64,
-    /// Tariff limit 2.
-    pub tl2: i64,
-    /// Tariff register 3.
-    pub ta3: i64,
-    /// Tariff limit 3.
-    pub tl3: i64,
-    /// Pulse input A register.
-    pub in_a: i64,
-    /// Pulse input B register.
-    pub in_b: i64,
-    /// Program number (field `00ABCCC`).
-    pub program: ProgramNumber,
-    /// Configuration (field `DDEFFGG`).
-    pub config: Config,
-    /// Meter date.
-    pub date: Option<MeterDate>,
+    customer_no: u64,
+    ta2: i64,
+    tl2: i64,
+    ta3: i64,
+    tl3: i64,
+    in_a: i64,
+    in_b: i64,
+    program: ProgramNumber,
+    config: Config,
+    date: Option<MeterDate>,
 }
+
+getters!(StandardData2 {
+    /// Customer number (11 digits).
+    customer_no: u64,
+    /// Tariff register 2 (raw).
+    ta2: i64,
+    /// Tariff limit 2 (raw).
+    tl2: i64,
+    /// Tariff register 3 (raw).
+    ta3: i64,
+    /// Tariff limit 3 (raw).
+    tl3: i64,
+    /// Pulse input A register (raw).
+    in_a: i64,
+    /// Pulse input B register (raw).
+    in_b: i64,
+    /// Program number (field `00ABCCC`).
+    program: ProgramNumber,
+    /// Configuration (field `DDEFFGG`).
+    config: Config,
+    /// Meter date.
+    date: Option<MeterDate>,
+});
 
 const STANDARD2: [Spec; 10] = [
     digits("customer_no", 11),
@@ -480,20 +608,44 @@ const STANDARD2: [Spec; 10] = [
     digits("ddeffgg", 7),
     digits("date", 7),
 ];
+const STANDARD2_NAMES: [&str; 10] = names_of(&STANDARD2);
 
 impl StandardData2 {
-    /// Field names in wire order.
-    pub fn field_names() -> [&'static str; 10] {
-        names(&STANDARD2)
+    /// A record from typed parts; `tariffs_inputs` is `[ta2, tl2, ta3, tl3, in_a, in_b]`.
+    pub fn new(
+        customer_no: u64,
+        tariffs_inputs: [i64; 6],
+        program: ProgramNumber,
+        config: Config,
+        date: Option<MeterDate>,
+    ) -> Result<Self, Error> {
+        check_program(&program)?;
+        let [ta2, tl2, ta3, tl3, in_a, in_b] = tariffs_inputs;
+        Self::from_raw([
+            customer_raw(customer_no),
+            ta2,
+            tl2,
+            ta3,
+            tl3,
+            in_a,
+            in_b,
+            program.abccc(),
+            config.ddeffgg(),
+            MeterDate::to_field(date),
+        ])
+    }
+}
+
+impl Record for StandardData2 {
+    const DATA_SET: DataSet = DataSet::Standard2;
+    type Raw = [i64; 10];
+    type Fields = [Field; 10];
+
+    fn field_names() -> &'static [&'static str] {
+        &STANDARD2_NAMES
     }
 
-    /// Parses a `/#2` reply (11-digit customer number, then 9 fields of 7).
-    pub fn parse(reply: &[u8]) -> Result<Self, Error> {
-        Self::from_raw(parse_fixed(reply, DataSet::Standard2, &STANDARD2)?)
-    }
-
-    /// Validates raw values.
-    pub fn from_raw(raw: [i64; 10]) -> Result<Self, Error> {
+    fn from_raw(raw: [i64; 10]) -> Result<Self, Error> {
         check_all(&raw, &STANDARD2)?;
         let [customer, ta2, tl2, ta3, tl3, in_a, in_b, abccc, ddeffgg, date] = raw;
         if !(0..100_000).contains(&abccc) {
@@ -518,10 +670,9 @@ impl StandardData2 {
         })
     }
 
-    /// Raw values in wire order.
-    pub fn to_raw(&self) -> [i64; 10] {
+    fn to_raw(&self) -> [i64; 10] {
         [
-            i64::try_from(self.customer_no).unwrap_or(i64::MAX),
+            customer_raw(self.customer_no),
             self.ta2,
             self.tl2,
             self.ta3,
@@ -534,16 +685,46 @@ impl StandardData2 {
         ]
     }
 
-    /// `(name, raw value)` pairs in wire order.
-    pub fn raw_fields(&self) -> [(&'static str, i64); 10] {
-        pairs(&STANDARD2, self.to_raw())
+    /// An 11-digit customer number, then 9 fields of 7.
+    fn parse(reply: &[u8]) -> Result<Self, Error> {
+        Self::from_raw(parse_fixed(reply, Self::DATA_SET, &STANDARD2)?)
     }
 
-    /// The exact reply bytes (85 bytes).
+    /// Tariff registers and pulse inputs are raw: their decimals depend on the tariff type and
+    /// the pulse-input configuration, which the TD does not tabulate.
+    fn fields(&self, _scaling: &Scaling) -> Result<[Field; 10], Error> {
+        let r = self.to_raw();
+        Ok([
+            customer_field(r[0]),
+            Field::raw("ta2", self.ta2),
+            Field::raw("tl2", self.tl2),
+            Field::raw("ta3", self.ta3),
+            Field::raw("tl3", self.tl3),
+            Field::raw("in_a", self.in_a),
+            Field::raw("in_b", self.in_b),
+            Field::new(
+                "abccc",
+                r[7],
+                Meaning::Program {
+                    program: self.program,
+                    ccc_v2: None,
+                },
+            ),
+            Field::new(
+                "ddeffgg",
+                r[8],
+                Meaning::Config {
+                    config: self.config,
+                    leak: None,
+                },
+            ),
+            date_field("date", self.date),
+        ])
+    }
+
+    /// 85 bytes.
     #[cfg(feature = "alloc")]
-    pub fn emit(&self) -> Result<Vec<u8>, Error> {
-        check_program(&self.program)?;
-        Self::from_raw(self.to_raw())?;
+    fn emit(&self) -> Result<Vec<u8>, Error> {
         emit(self.to_raw(), &STANDARD2, 0)
     }
 }
@@ -562,25 +743,37 @@ fn program_from_abccc(v: i64) -> ProgramNumber {
 /// `/#3` target (billing-date) data: the registers frozen at the last target date.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TargetData {
-    /// Customer number.
-    pub customer_no: u64,
-    /// The target date the values were frozen at.
-    pub date: Option<MeterDate>,
-    /// Energy at the target date.
-    pub energy: i64,
-    /// Volume V1 at the target date.
-    pub volume: i64,
-    /// Tariff register 2.
-    pub ta2: i64,
-    /// Tariff register 3.
-    pub ta3: i64,
-    /// Pulse input A.
-    pub in_a: i64,
-    /// Pulse input B.
-    pub in_b: i64,
-    /// Peak power of the year.
-    pub peak_power_year: i64,
+    customer_no: u64,
+    date: Option<MeterDate>,
+    energy: i64,
+    volume: i64,
+    ta2: i64,
+    ta3: i64,
+    in_a: i64,
+    in_b: i64,
+    peak_power_year: i64,
 }
+
+getters!(TargetData {
+    /// Customer number.
+    customer_no: u64,
+    /// The target date the values were frozen at.
+    date: Option<MeterDate>,
+    /// Energy at the target date (raw).
+    energy: i64,
+    /// Volume V1 at the target date (raw).
+    volume: i64,
+    /// Tariff register 2 (raw).
+    ta2: i64,
+    /// Tariff register 3 (raw).
+    ta3: i64,
+    /// Pulse input A (raw).
+    in_a: i64,
+    /// Pulse input B (raw).
+    in_b: i64,
+    /// Peak power of the year (raw).
+    peak_power_year: i64,
+});
 
 const TARGET: [Spec; 9] = [
     digits("customer_no", 11),
@@ -593,20 +786,50 @@ const TARGET: [Spec; 9] = [
     s7("in_b"),
     s7("peak_power_year"),
 ];
+const TARGET_NAMES: [&str; 9] = names_of(&TARGET);
 
 impl TargetData {
-    /// Field names in wire order.
-    pub fn field_names() -> [&'static str; 9] {
-        names(&TARGET)
+    /// A record from typed parts; `registers` is `[energy, volume, ta2, ta3, in_a, in_b,
+    /// peak_power_year]`.
+    pub fn new(
+        customer_no: u64,
+        date: Option<MeterDate>,
+        registers: [i64; 7],
+    ) -> Result<Self, Error> {
+        let [energy, volume, ta2, ta3, in_a, in_b, peak] = registers;
+        Self::from_raw([
+            customer_raw(customer_no),
+            MeterDate::to_field(date),
+            energy,
+            volume,
+            ta2,
+            ta3,
+            in_a,
+            in_b,
+            peak,
+        ])
     }
 
-    /// Parses a `/#3` reply.
-    pub fn parse(reply: &[u8]) -> Result<Self, Error> {
-        Self::from_raw(parse_fixed(reply, DataSet::Target, &TARGET)?)
+    /// Scaled energy, volume and peak_power_year.
+    pub fn values(&self, scaling: &Scaling) -> Result<[Value; 3], Error> {
+        Ok([
+            scaling.energy("energy", self.energy)?,
+            scaling.volume("volume", self.volume)?,
+            scaling.power("peak_power_year", self.peak_power_year)?,
+        ])
+    }
+}
+
+impl Record for TargetData {
+    const DATA_SET: DataSet = DataSet::Target;
+    type Raw = [i64; 9];
+    type Fields = [Field; 9];
+
+    fn field_names() -> &'static [&'static str] {
+        &TARGET_NAMES
     }
 
-    /// Validates raw values.
-    pub fn from_raw(raw: [i64; 9]) -> Result<Self, Error> {
+    fn from_raw(raw: [i64; 9]) -> Result<Self, Error> {
         check_all(&raw, &TARGET)?;
         non_negative(&TARGET, &raw, &[3, 4])?;
         let [customer, date, energy, volume, ta2, ta3, in_a, in_b, peak] = raw;
@@ -623,10 +846,9 @@ impl TargetData {
         })
     }
 
-    /// Raw values in wire order.
-    pub fn to_raw(&self) -> [i64; 9] {
+    fn to_raw(&self) -> [i64; 9] {
         [
-            i64::try_from(self.customer_no).unwrap_or(i64::MAX),
+            customer_raw(self.customer_no),
             MeterDate::to_field(self.date),
             self.energy,
             self.volume,
@@ -638,24 +860,28 @@ impl TargetData {
         ]
     }
 
-    /// `(name, raw value)` pairs in wire order.
-    pub fn raw_fields(&self) -> [(&'static str, i64); 9] {
-        pairs(&TARGET, self.to_raw())
+    fn parse(reply: &[u8]) -> Result<Self, Error> {
+        Self::from_raw(parse_fixed(reply, Self::DATA_SET, &TARGET)?)
     }
 
-    /// Scaled energy, volume and peak_power_year.
-    pub fn values(&self, scaling: &Scaling) -> Result<[Value; 3], Error> {
+    fn fields(&self, scaling: &Scaling) -> Result<[Field; 9], Error> {
+        let [energy, volume, peak] = self.values(scaling)?;
         Ok([
-            scaling.energy("energy", self.energy)?,
-            scaling.volume("volume", self.volume)?,
-            scaling.power("peak_power_year", self.peak_power_year)?,
+            customer_field(customer_raw(self.customer_no)),
+            date_field("target_date", self.date),
+            Field::quantity(energy, self.energy),
+            Field::quantity(volume, self.volume),
+            Field::raw("ta2", self.ta2),
+            Field::raw("ta3", self.ta3),
+            Field::raw("in_a", self.in_a),
+            Field::raw("in_b", self.in_b),
+            Field::quantity(peak, self.peak_power_year),
         ])
     }
 
-    /// The exact reply bytes (77 bytes).
+    /// 77 bytes.
     #[cfg(feature = "alloc")]
-    pub fn emit(&self) -> Result<Vec<u8>, Error> {
-        Self::from_raw(self.to_raw())?;
+    fn emit(&self) -> Result<Vec<u8>, Error> {
         emit(self.to_raw(), &TARGET, 0)
     }
 }
@@ -667,25 +893,37 @@ impl TargetData {
 /// are not documented: raw only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct VerificationData {
-    /// Energy.
-    pub energy: i64,
-    /// Qsum1.
-    pub qsum1: i64,
-    /// Qsum2.
-    pub qsum2: i64,
-    /// Volume V1.
-    pub volume1: i64,
-    /// Volume V2.
-    pub volume2: i64,
-    /// Pre-counter 1.
-    pub pre_counter1: i64,
-    /// Pulse input A.
-    pub in_a: i64,
-    /// Pulse input B.
-    pub in_b: i64,
-    /// Pre-counter 2.
-    pub pre_counter2: i64,
+    energy: i64,
+    qsum1: i64,
+    qsum2: i64,
+    volume1: i64,
+    volume2: i64,
+    pre_counter1: i64,
+    in_a: i64,
+    in_b: i64,
+    pre_counter2: i64,
 }
+
+getters!(VerificationData {
+    /// Energy (raw).
+    energy: i64,
+    /// Qsum1 (raw).
+    qsum1: i64,
+    /// Qsum2 (raw).
+    qsum2: i64,
+    /// Volume V1 (raw).
+    volume1: i64,
+    /// Volume V2 (raw).
+    volume2: i64,
+    /// Pre-counter 1 (raw).
+    pre_counter1: i64,
+    /// Pulse input A (raw).
+    in_a: i64,
+    /// Pulse input B (raw).
+    in_b: i64,
+    /// Pre-counter 2 (raw).
+    pre_counter2: i64,
+});
 
 const VERIFICATION: [Spec; 9] = [
     s7("energy"),
@@ -698,20 +936,18 @@ const VERIFICATION: [Spec; 9] = [
     s7("in_b"),
     s7("pre_counter2"),
 ];
+const VERIFICATION_NAMES: [&str; 9] = names_of(&VERIFICATION);
 
-impl VerificationData {
-    /// Field names in wire order.
-    pub fn field_names() -> [&'static str; 9] {
-        names(&VERIFICATION)
+impl Record for VerificationData {
+    const DATA_SET: DataSet = DataSet::Verification;
+    type Raw = [i64; 9];
+    type Fields = [Field; 9];
+
+    fn field_names() -> &'static [&'static str] {
+        &VERIFICATION_NAMES
     }
 
-    /// Parses a `/#4` reply.
-    pub fn parse(reply: &[u8]) -> Result<Self, Error> {
-        Self::from_raw(parse_fixed(reply, DataSet::Verification, &VERIFICATION)?)
-    }
-
-    /// From raw values (each must fit its field).
-    pub fn from_raw(raw: [i64; 9]) -> Result<Self, Error> {
+    fn from_raw(raw: [i64; 9]) -> Result<Self, Error> {
         check_all(&raw, &VERIFICATION)?;
         let [energy, qsum1, qsum2, volume1, volume2, pre_counter1, in_a, in_b, pre_counter2] = raw;
         Ok(VerificationData {
@@ -727,8 +963,7 @@ impl VerificationData {
         })
     }
 
-    /// Raw values in wire order.
-    pub fn to_raw(&self) -> [i64; 9] {
+    fn to_raw(&self) -> [i64; 9] {
         [
             self.energy,
             self.qsum1,
@@ -742,49 +977,78 @@ impl VerificationData {
         ]
     }
 
-    /// `(name, raw value)` pairs in wire order.
-    pub fn raw_fields(&self) -> [(&'static str, i64); 9] {
-        pairs(&VERIFICATION, self.to_raw())
+    fn parse(reply: &[u8]) -> Result<Self, Error> {
+        Self::from_raw(parse_fixed(reply, Self::DATA_SET, &VERIFICATION)?)
     }
 
-    /// The exact reply bytes: 74 bytes with two spaces before CR, as a real meter sent it.
+    fn fields(&self, scaling: &Scaling) -> Result<[Field; 9], Error> {
+        Ok([
+            Field::quantity(scaling.energy("energy", self.energy)?, self.energy),
+            Field::raw("qsum1", self.qsum1),
+            Field::raw("qsum2", self.qsum2),
+            Field::quantity(scaling.volume("volume1", self.volume1)?, self.volume1),
+            Field::quantity(scaling.volume("volume2", self.volume2)?, self.volume2),
+            Field::raw("pre_counter1", self.pre_counter1),
+            Field::raw("in_a", self.in_a),
+            Field::raw("in_b", self.in_b),
+            Field::raw("pre_counter2", self.pre_counter2),
+        ])
+    }
+
+    /// 74 bytes with two spaces before CR, as a real meter sent it.
     #[cfg(feature = "alloc")]
-    pub fn emit(&self) -> Result<Vec<u8>, Error> {
+    fn emit(&self) -> Result<Vec<u8>, Error> {
         emit(self.to_raw(), &VERIFICATION, 1)
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 
-/// `/#B` current counts. Mass decimals are not documented (raw only); m3tf and m3tr are
-/// volume-weighted temperature sums (m3tf / V1 = mean flow temperature).
+/// `/#B` current counts. Masses follow the volume's decimals (tonnes; KenanV's mass/volume
+/// ratio is 0.9925); m3tf and m3tr are volume-weighted temperature sums (m3tf / V1 = mean flow
+/// temperature) whose decimals are not documented: raw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct CurrentCounts {
-    /// Energy.
-    pub energy: i64,
-    /// Cooling energy.
-    pub energy_cold: i64,
-    /// Volume V1.
-    pub volume1: i64,
-    /// Volume V2.
-    pub volume2: i64,
-    /// Mass 1.
-    pub mass1: i64,
-    /// Mass 2.
-    pub mass2: i64,
-    /// Pulse input A.
-    pub in_a: i64,
-    /// Pulse input B.
-    pub in_b: i64,
-    /// Tariff register 2.
-    pub ta2: i64,
-    /// Tariff register 3.
-    pub ta3: i64,
-    /// Volume × flow temperature sum.
-    pub m3tf: i64,
-    /// Volume × return temperature sum.
-    pub m3tr: i64,
+    energy: i64,
+    energy_cold: i64,
+    volume1: i64,
+    volume2: i64,
+    mass1: i64,
+    mass2: i64,
+    in_a: i64,
+    in_b: i64,
+    ta2: i64,
+    ta3: i64,
+    m3tf: i64,
+    m3tr: i64,
 }
+
+getters!(CurrentCounts {
+    /// Energy (raw).
+    energy: i64,
+    /// Cooling energy (raw).
+    energy_cold: i64,
+    /// Volume V1 (raw).
+    volume1: i64,
+    /// Volume V2 (raw).
+    volume2: i64,
+    /// Mass 1 (raw).
+    mass1: i64,
+    /// Mass 2 (raw).
+    mass2: i64,
+    /// Pulse input A (raw).
+    in_a: i64,
+    /// Pulse input B (raw).
+    in_b: i64,
+    /// Tariff register 2 (raw).
+    ta2: i64,
+    /// Tariff register 3 (raw).
+    ta3: i64,
+    /// Volume × flow temperature sum (raw).
+    m3tf: i64,
+    /// Volume × return temperature sum (raw).
+    m3tr: i64,
+});
 
 const CURRENT: [Spec; 12] = [
     s7("energy"),
@@ -800,20 +1064,30 @@ const CURRENT: [Spec; 12] = [
     s7("m3tf"),
     s7("m3tr"),
 ];
+const CURRENT_NAMES: [&str; 12] = names_of(&CURRENT);
 
 impl CurrentCounts {
-    /// Field names in wire order.
-    pub fn field_names() -> [&'static str; 12] {
-        names(&CURRENT)
+    /// Scaled energy, energy_cold, volume1, volume2.
+    pub fn values(&self, scaling: &Scaling) -> Result<[Value; 4], Error> {
+        Ok([
+            scaling.energy("energy", self.energy)?,
+            scaling.energy("energy_cold", self.energy_cold)?,
+            scaling.volume("volume1", self.volume1)?,
+            scaling.volume("volume2", self.volume2)?,
+        ])
+    }
+}
+
+impl Record for CurrentCounts {
+    const DATA_SET: DataSet = DataSet::CurrentCounts;
+    type Raw = [i64; 12];
+    type Fields = [Field; 12];
+
+    fn field_names() -> &'static [&'static str] {
+        &CURRENT_NAMES
     }
 
-    /// Parses a `/#B` reply.
-    pub fn parse(reply: &[u8]) -> Result<Self, Error> {
-        Self::from_raw(parse_fixed(reply, DataSet::CurrentCounts, &CURRENT)?)
-    }
-
-    /// From raw values (each must fit its field).
-    pub fn from_raw(raw: [i64; 12]) -> Result<Self, Error> {
+    fn from_raw(raw: [i64; 12]) -> Result<Self, Error> {
         check_all(&raw, &CURRENT)?;
         let [energy, energy_cold, volume1, volume2, mass1, mass2, in_a, in_b, ta2, ta3, m3tf, m3tr] =
             raw;
@@ -833,8 +1107,7 @@ impl CurrentCounts {
         })
     }
 
-    /// Raw values in wire order.
-    pub fn to_raw(&self) -> [i64; 12] {
+    fn to_raw(&self) -> [i64; 12] {
         [
             self.energy,
             self.energy_cold,
@@ -851,24 +1124,31 @@ impl CurrentCounts {
         ]
     }
 
-    /// `(name, raw value)` pairs in wire order.
-    pub fn raw_fields(&self) -> [(&'static str, i64); 12] {
-        pairs(&CURRENT, self.to_raw())
+    fn parse(reply: &[u8]) -> Result<Self, Error> {
+        Self::from_raw(parse_fixed(reply, Self::DATA_SET, &CURRENT)?)
     }
 
-    /// Scaled energy, energy_cold, volume1, volume2.
-    pub fn values(&self, scaling: &Scaling) -> Result<[Value; 4], Error> {
+    fn fields(&self, scaling: &Scaling) -> Result<[Field; 12], Error> {
+        let [energy, energy_cold, volume1, volume2] = self.values(scaling)?;
         Ok([
-            scaling.energy("energy", self.energy)?,
-            scaling.energy("energy_cold", self.energy_cold)?,
-            scaling.volume("volume1", self.volume1)?,
-            scaling.volume("volume2", self.volume2)?,
+            Field::quantity(energy, self.energy),
+            Field::quantity(energy_cold, self.energy_cold),
+            Field::quantity(volume1, self.volume1),
+            Field::quantity(volume2, self.volume2),
+            Field::quantity(scaling.mass("mass1", self.mass1)?, self.mass1),
+            Field::quantity(scaling.mass("mass2", self.mass2)?, self.mass2),
+            Field::raw("in_a", self.in_a),
+            Field::raw("in_b", self.in_b),
+            Field::raw("ta2", self.ta2),
+            Field::raw("ta3", self.ta3),
+            Field::raw("m3tf", self.m3tf),
+            Field::raw("m3tr", self.m3tr),
         ])
     }
 
-    /// The exact reply bytes (97 bytes).
+    /// 97 bytes.
     #[cfg(feature = "alloc")]
-    pub fn emit(&self) -> Result<Vec<u8>, Error> {
+    fn emit(&self) -> Result<Vec<u8>, Error> {
         emit(self.to_raw(), &CURRENT, 0)
     }
 }
@@ -879,23 +1159,34 @@ impl CurrentCounts {
 /// meter). Pressure decimals are not documented: raw only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Instantaneous {
-    /// Flow temperature, 0.01 °C.
-    pub t1: i64,
-    /// Third temperature, 0.01 °C.
-    pub t3: i64,
-    /// Return temperature, 0.01 °C.
-    pub t2: i64,
-    /// Pressure 1 (bar; decimals unknown).
-    pub p1: i64,
-    /// Pressure 2 (bar; decimals unknown).
-    pub p2: i64,
-    /// Flow 1.
-    pub flow1: i64,
-    /// Flow 2.
-    pub flow2: i64,
-    /// Power 1.
-    pub power1: i64,
+    t1: i64,
+    t3: i64,
+    t2: i64,
+    p1: i64,
+    p2: i64,
+    flow1: i64,
+    flow2: i64,
+    power1: i64,
 }
+
+getters!(Instantaneous {
+    /// Flow temperature, 0.01 °C.
+    t1: i64,
+    /// Third temperature, 0.01 °C.
+    t3: i64,
+    /// Return temperature, 0.01 °C.
+    t2: i64,
+    /// Pressure 1 (bar; decimals unknown).
+    p1: i64,
+    /// Pressure 2 (bar; decimals unknown).
+    p2: i64,
+    /// Flow 1 (raw).
+    flow1: i64,
+    /// Flow 2 (raw).
+    flow2: i64,
+    /// Power 1 (raw).
+    power1: i64,
+});
 
 const INSTANT: [Spec; 8] = [
     s7("t1"),
@@ -907,20 +1198,32 @@ const INSTANT: [Spec; 8] = [
     s7("flow2"),
     s7("power1"),
 ];
+const INSTANT_NAMES: [&str; 8] = names_of(&INSTANT);
 
 impl Instantaneous {
-    /// Field names in wire order.
-    pub fn field_names() -> [&'static str; 8] {
-        names(&INSTANT)
+    /// Scaled t1, t3, t2 (°C), flow1, flow2, power1 (pressures are left out: decimals unknown).
+    pub fn values(&self, scaling: &Scaling) -> Result<[Value; 6], Error> {
+        Ok([
+            Scaling::temperature("t1", self.t1)?,
+            Scaling::temperature("t3", self.t3)?,
+            Scaling::temperature("t2", self.t2)?,
+            scaling.flow("flow1", self.flow1)?,
+            scaling.flow("flow2", self.flow2)?,
+            scaling.power("power1", self.power1)?,
+        ])
+    }
+}
+
+impl Record for Instantaneous {
+    const DATA_SET: DataSet = DataSet::Instantaneous;
+    type Raw = [i64; 8];
+    type Fields = [Field; 8];
+
+    fn field_names() -> &'static [&'static str] {
+        &INSTANT_NAMES
     }
 
-    /// Parses a `/#C` reply.
-    pub fn parse(reply: &[u8]) -> Result<Self, Error> {
-        Self::from_raw(parse_fixed(reply, DataSet::Instantaneous, &INSTANT)?)
-    }
-
-    /// From raw values (each must fit its field).
-    pub fn from_raw(raw: [i64; 8]) -> Result<Self, Error> {
+    fn from_raw(raw: [i64; 8]) -> Result<Self, Error> {
         check_all(&raw, &INSTANT)?;
         let [t1, t3, t2, p1, p2, flow1, flow2, power1] = raw;
         Ok(Instantaneous {
@@ -935,8 +1238,7 @@ impl Instantaneous {
         })
     }
 
-    /// Raw values in wire order.
-    pub fn to_raw(&self) -> [i64; 8] {
+    fn to_raw(&self) -> [i64; 8] {
         [
             self.t1,
             self.t3,
@@ -949,26 +1251,27 @@ impl Instantaneous {
         ]
     }
 
-    /// `(name, raw value)` pairs in wire order.
-    pub fn raw_fields(&self) -> [(&'static str, i64); 8] {
-        pairs(&INSTANT, self.to_raw())
+    fn parse(reply: &[u8]) -> Result<Self, Error> {
+        Self::from_raw(parse_fixed(reply, Self::DATA_SET, &INSTANT)?)
     }
 
-    /// Scaled t1, t3, t2 (°C), flow1, flow2, power1 (pressures are left out: decimals unknown).
-    pub fn values(&self, scaling: &Scaling) -> Result<[Value; 6], Error> {
+    fn fields(&self, scaling: &Scaling) -> Result<[Field; 8], Error> {
+        let [t1, t3, t2, flow1, flow2, power1] = self.values(scaling)?;
         Ok([
-            Scaling::temperature("t1", self.t1)?,
-            Scaling::temperature("t3", self.t3)?,
-            Scaling::temperature("t2", self.t2)?,
-            scaling.flow("flow1", self.flow1)?,
-            scaling.flow("flow2", self.flow2)?,
-            scaling.power("power1", self.power1)?,
+            Field::quantity(t1, self.t1),
+            Field::quantity(t3, self.t3),
+            Field::quantity(t2, self.t2),
+            Field::raw("p1", self.p1),
+            Field::raw("p2", self.p2),
+            Field::quantity(flow1, self.flow1),
+            Field::quantity(flow2, self.flow2),
+            Field::quantity(power1, self.power1),
         ])
     }
 
-    /// The exact reply bytes (65 bytes).
+    /// 65 bytes.
     #[cfg(feature = "alloc")]
-    pub fn emit(&self) -> Result<Vec<u8>, Error> {
+    fn emit(&self) -> Result<Vec<u8>, Error> {
         emit(self.to_raw(), &INSTANT, 0)
     }
 }
@@ -978,29 +1281,43 @@ impl Instantaneous {
 /// `/#D` programming data and timestamp.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ProgrammingData {
-    /// Customer number.
-    pub customer_no: u64,
-    /// Program number A-B-CCC (CCC of V1).
-    pub program: ProgramNumber,
-    /// CCC code of V2 (last three digits of `ABCCCCCC`).
-    pub ccc_v2: u16,
-    /// Configuration DD-E-FF-GG.
-    pub config: Config,
-    /// Leak-detection sensitivity digit M.
-    pub leak_m: u8,
-    /// Leak-detection sensitivity digit N.
-    pub leak_n: u8,
-    /// Meter date.
-    pub date: Option<MeterDate>,
-    /// Meter clock.
-    pub clock: MeterTime,
-    /// Operating hours.
-    pub hours: i64,
-    /// Yearly target (billing) day.
-    pub target_date: Option<MonthDay>,
-    /// Hours with an info code other than 0.
-    pub info_hours: i64,
+    customer_no: u64,
+    program: ProgramNumber,
+    ccc_v2: u16,
+    config: Config,
+    leak_m: u8,
+    leak_n: u8,
+    date: Option<MeterDate>,
+    clock: MeterTime,
+    hours: i64,
+    target_date: Option<MonthDay>,
+    info_hours: i64,
 }
+
+getters!(ProgrammingData {
+    /// Customer number.
+    customer_no: u64,
+    /// Program number A-B-CCC (CCC of V1).
+    program: ProgramNumber,
+    /// CCC code of V2 (last three digits of `ABCCCCCC`).
+    ccc_v2: u16,
+    /// Configuration DD-E-FF-GG.
+    config: Config,
+    /// Leak-detection sensitivity digit M.
+    leak_m: u8,
+    /// Leak-detection sensitivity digit N.
+    leak_n: u8,
+    /// Meter date.
+    date: Option<MeterDate>,
+    /// Meter clock.
+    clock: MeterTime,
+    /// Operating hours.
+    hours: i64,
+    /// Yearly target (billing) day.
+    target_date: Option<MonthDay>,
+    /// Hours with an info code other than 0.
+    info_hours: i64,
+});
 
 const PROGRAMMING: [Spec; 8] = [
     digits("customer_no", 11),
@@ -1012,20 +1329,68 @@ const PROGRAMMING: [Spec; 8] = [
     digits("target_date", 7),
     s7("info_hours"),
 ];
+const PROGRAMMING_NAMES: [&str; 8] = names_of(&PROGRAMMING);
+
+/// The parts of a [`ProgrammingData`], unchecked; [`ProgrammingData::new`] checks them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProgrammingParts {
+    /// Customer number.
+    pub customer_no: u64,
+    /// Program number (CCC of V1).
+    pub program: ProgramNumber,
+    /// CCC of V2.
+    pub ccc_v2: u16,
+    /// Configuration.
+    pub config: Config,
+    /// Leak-detection digits M and N.
+    pub leak: (u8, u8),
+    /// Meter date.
+    pub date: Option<MeterDate>,
+    /// Meter clock.
+    pub clock: MeterTime,
+    /// Operating hours.
+    pub hours: i64,
+    /// Target day.
+    pub target_date: Option<MonthDay>,
+    /// Info hours.
+    pub info_hours: i64,
+}
 
 impl ProgrammingData {
-    /// Field names in wire order.
-    pub fn field_names() -> [&'static str; 8] {
-        names(&PROGRAMMING)
+    /// A record from typed parts (CCC of V2 at most 999, M and N single digits).
+    pub fn new(p: ProgrammingParts) -> Result<Self, Error> {
+        check_program(&p.program)?;
+        let (leak_m, leak_n) = p.leak;
+        if p.ccc_v2 > 999 || leak_m > 9 || leak_n > 9 {
+            return Err(Error::ValueRange {
+                name: "ccc_v2/leak_m/leak_n",
+                value: i64::from(p.ccc_v2.max(u16::from(leak_m.max(leak_n)))),
+                reason: "CCC is at most 999 and M, N are single digits",
+            });
+        }
+        Self::from_raw([
+            customer_raw(p.customer_no),
+            p.program.abccc() * 1000 + i64::from(p.ccc_v2),
+            p.config.ddeffgg() * 100 + i64::from(leak_m) * 10 + i64::from(leak_n),
+            MeterDate::to_field(p.date),
+            p.clock.to_field(),
+            p.hours,
+            MonthDay::to_field(p.target_date),
+            p.info_hours,
+        ])
+    }
+}
+
+impl Record for ProgrammingData {
+    const DATA_SET: DataSet = DataSet::Programming;
+    type Raw = [i64; 8];
+    type Fields = [Field; 8];
+
+    fn field_names() -> &'static [&'static str] {
+        &PROGRAMMING_NAMES
     }
 
-    /// Parses a `/#D` reply.
-    pub fn parse(reply: &[u8]) -> Result<Self, Error> {
-        Self::from_raw(parse_fixed(reply, DataSet::Programming, &PROGRAMMING)?)
-    }
-
-    /// Validates raw values.
-    pub fn from_raw(raw: [i64; 8]) -> Result<Self, Error> {
+    fn from_raw(raw: [i64; 8]) -> Result<Self, Error> {
         check_all(&raw, &PROGRAMMING)?;
         non_negative(&PROGRAMMING, &raw, &[6, 8])?;
         let [customer, abcccccc, ddeffggmn, date, clock, hours, target, info_hours] = raw;
@@ -1044,10 +1409,9 @@ impl ProgrammingData {
         })
     }
 
-    /// Raw values in wire order.
-    pub fn to_raw(&self) -> [i64; 8] {
+    fn to_raw(&self) -> [i64; 8] {
         [
-            i64::try_from(self.customer_no).unwrap_or(i64::MAX),
+            customer_raw(self.customer_no),
             self.program.abccc() * 1000 + i64::from(self.ccc_v2),
             self.config.ddeffgg() * 100 + i64::from(self.leak_m) * 10 + i64::from(self.leak_n),
             MeterDate::to_field(self.date),
@@ -1058,23 +1422,44 @@ impl ProgrammingData {
         ]
     }
 
-    /// `(name, raw value)` pairs in wire order.
-    pub fn raw_fields(&self) -> [(&'static str, i64); 8] {
-        pairs(&PROGRAMMING, self.to_raw())
+    fn parse(reply: &[u8]) -> Result<Self, Error> {
+        Self::from_raw(parse_fixed(reply, Self::DATA_SET, &PROGRAMMING)?)
     }
 
-    /// The exact reply bytes (72 bytes).
+    fn fields(&self, _scaling: &Scaling) -> Result<[Field; 8], Error> {
+        let r = self.to_raw();
+        Ok([
+            customer_field(r[0]),
+            Field::new(
+                "abcccccc",
+                r[1],
+                Meaning::Program {
+                    program: self.program,
+                    ccc_v2: Some(self.ccc_v2),
+                },
+            ),
+            Field::new(
+                "ddeffggmn",
+                r[2],
+                Meaning::Config {
+                    config: self.config,
+                    leak: Some((self.leak_m, self.leak_n)),
+                },
+            ),
+            date_field("date", self.date),
+            Field::new("clock", r[4], Meaning::Time(self.clock)),
+            Field::quantity(Scaling::hours("hours", self.hours)?, self.hours),
+            Field::new("target_date", r[6], Meaning::TargetDay(self.target_date)),
+            Field::quantity(
+                Scaling::hours("info_hours", self.info_hours)?,
+                self.info_hours,
+            ),
+        ])
+    }
+
+    /// 72 bytes.
     #[cfg(feature = "alloc")]
-    pub fn emit(&self) -> Result<Vec<u8>, Error> {
-        check_program(&self.program)?;
-        if self.ccc_v2 > 999 || self.leak_m > 9 || self.leak_n > 9 {
-            return Err(Error::ValueRange {
-                name: "ccc_v2/leak_m/leak_n",
-                value: i64::from(self.ccc_v2.max(u16::from(self.leak_m.max(self.leak_n)))),
-                reason: "CCC is at most 999 and M, N are single digits",
-            });
-        }
-        Self::from_raw(self.to_raw())?;
+    fn emit(&self) -> Result<Vec<u8>, Error> {
         emit(self.to_raw(), &PROGRAMMING, 0)
     }
 }
@@ -1154,13 +1539,14 @@ mod tests {
         let cooling =
             b"0000100 0000200 0000300 0000800 0001200 -000400 -000012 0000079 0000000 0000000 \r\n";
         let d = StandardData1::parse(cooling).unwrap();
-        assert_eq!((d.dt, d.power), (-400, -12));
+        assert_eq!((d.dt(), d.power()), (-400, -12));
     }
 
     #[test]
     fn info_code_of_standard1() {
-        let mut d = StandardData1::parse(KENANV_1).unwrap();
-        d.info = 264;
+        let mut raw = StandardData1::parse(KENANV_1).unwrap().to_raw();
+        raw[9] = 264;
+        let d = StandardData1::from_raw(raw).unwrap();
         let names: Vec<_> = d
             .info_code()
             .flags(crate::InfoTable::Mc66Cde)

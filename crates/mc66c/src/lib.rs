@@ -8,11 +8,12 @@
 //!   ~3.5 s reply deadline, ≥ 5 s between retries, at most 3 retries);
 //! - [`ReplyReader`] (feature `alloc`): feed received bytes one at a time; it says when a reply
 //!   is complete (CR, N lines, caller-detected idle, or ETX + BCC);
-//! - strict parsers: [`StandardData1`] (`/#1`, with the T1 − T2 = ΔT check),
-//!   [`StandardData2`], [`TargetData`], [`VerificationData`], [`CurrentCounts`],
-//!   [`Instantaneous`], [`ProgrammingData`], the multi-line [`MonthlyData`], [`InfoEvent`] and
-//!   raw [`parse_lines`], and the EN 61107 [`Readout`]. Replies are rejected, never salvaged,
-//!   with an [`Error`] whose [`Error::kind`] is a stable short name;
+//! - strict parsers: the seven single-line [`Record`]s [`StandardData1`] (`/#1`, with the
+//!   T1 − T2 = ΔT check), [`StandardData2`], [`TargetData`], [`VerificationData`],
+//!   [`CurrentCounts`], [`Instantaneous`], [`ProgrammingData`]; the multi-line [`MonthlyData`],
+//!   [`Logger`] (`/#6`–`/#9`), [`InfoEvent`] and raw [`parse_lines`]; the EN 61107 [`Readout`].
+//!   Replies are rejected, never salvaged, with an [`Error`] whose [`Error::kind`] is a stable
+//!   short name. Every record gives its [`Field`]s: exact values with units, dates, codes;
 //! - scaling: [`ProgramNumber`] (A-B-CCC) → [`Scaling`] through the TD's [`CCC_TABLE`], then
 //!   exact [`Value`]s (`kamstrup_decimal::Decimal` + [`Unit`]), never floating point;
 //! - info codes decoded to named bits for the 66-CDE and 66-B tables ([`InfoCode`]);
@@ -20,7 +21,7 @@
 //! - [`unescape`] / [`escape`] for the `\r`, `\n`, `\xNN` text form of raw replies.
 //!
 //! ```
-//! use kamstrup_mc66c::{ProgramNumber, Scaling, StandardData1};
+//! use kamstrup_mc66c::{ProgramNumber, Record, Scaling, StandardData1};
 //!
 //! // KenanV's meter (program 4-4-119), reply to "/#1".
 //! let reply = b"0507109 1296626 0032673 0006811 0003366 0003445 0000031 0000079 0000093 0000000 \r";
@@ -52,6 +53,7 @@ extern crate alloc;
 mod data;
 mod error;
 mod escape;
+mod field;
 mod info;
 mod line;
 #[cfg(feature = "alloc")]
@@ -63,15 +65,17 @@ mod scaling;
 
 pub use data::{
     Config, CurrentCounts, Instantaneous, MeterDate, MeterTime, MonthDay, ProgrammingData,
-    StandardData1, StandardData2, TargetData, VerificationData,
+    ProgrammingParts, Record, StandardData1, StandardData2, TargetData, VerificationData,
 };
 pub use error::{Error, EscapeProblem, FieldProblem, Snippet};
 #[cfg(feature = "alloc")]
 pub use escape::{escape, unescape};
+pub use field::{Field, Meaning};
 pub use info::{InfoCode, InfoDescription, InfoFlag, InfoTable, MC66B_INFO, MC66CDE_INFO};
 #[cfg(feature = "alloc")]
 pub use log::{
-    field_names, parse_lines, InfoEvent, LogLine, LogReply, LogToken, MonthlyData, MonthlyRecord,
+    field_names, parse_lines, InfoEvent, LogLine, LogReply, LogToken, Logger, LoggerRecord,
+    MonthlyData, MonthlyRecord,
 };
 pub use reader::{Expect, ReadoutStage, MAX_LINE_LEN, MAX_MULTILINE_LEN, MAX_READOUT_LEN};
 #[cfg(feature = "alloc")]
@@ -107,8 +111,8 @@ pub enum Reply {
     Programming(ProgrammingData),
     /// `/#J`.
     InfoLog(alloc::vec::Vec<InfoEvent>),
-    /// `/#6`–`/#9`: raw named tokens only (layouts not confirmed by real replies).
-    Log(LogReply),
+    /// `/#6`–`/#9`: logger records in the TD layouts.
+    Logger(Logger),
 }
 
 #[cfg(feature = "alloc")]
@@ -126,7 +130,7 @@ impl Reply {
             DataSet::Programming => Reply::Programming(ProgrammingData::parse(reply)?),
             DataSet::InfoLog => Reply::InfoLog(InfoEvent::parse_all(reply)?),
             DataSet::DailyLog | DataSet::HourlyLog | DataSet::MonthlyLog | DataSet::YearlyLog => {
-                Reply::Log(parse_lines(data_set, reply)?)
+                Reply::Logger(Logger::parse(data_set, reply)?)
             }
         })
     }
@@ -134,8 +138,8 @@ impl Reply {
     /// The program number, if this reply carries one (`/#2`, `/#D`).
     pub fn program(&self) -> Option<ProgramNumber> {
         match self {
-            Reply::Standard2(d) => Some(d.program),
-            Reply::Programming(d) => Some(d.program),
+            Reply::Standard2(d) => Some(d.program()),
+            Reply::Programming(d) => Some(d.program()),
             _ => None,
         }
     }

@@ -1,20 +1,21 @@
-//! Multi-line "/#n" replies (/#5 monthly data, /#6–/#9 loggers, /#J info logger): raw tokens
-//! with the TD's field names for all, typed records where the layout is certain enough.
+//! Multi-line "/#n" replies: `/#5` monthly data ([`MonthlyData`]), the `/#6`–`/#9` loggers
+//! ([`Logger`], TD layouts) and the `/#J` info logger ([`InfoEvent`]), typed, scaled, dated.
 //!
 //! The TD layouts of the loggers were not checked against complete real replies (the one dump
 //! found overflowed its buffer; `/#8`/`/#9` looked nibble-coded, `/#J` had undocumented trailing
-//! data), so [`LogReply`] keeps every token as text, with a numeric value where it is one, and
-//! names tokens by position only. Typed parsing is offered for `/#5` ([`MonthlyData`]) and
-//! `/#J` ([`InfoEvent`]), whose layouts match the real first lines.
+//! data): [`Logger`] parses the TD layout strictly, and [`parse_lines`] keeps any reply's tokens
+//! as text with the TD's names by position, for looking at what a meter really sent.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::data::{MeterDate, MeterTime};
 use crate::error::{Error, FieldProblem, Snippet};
+use crate::field::{Field, Meaning};
 use crate::info::InfoCode;
 use crate::line::{digits, field, parse_tokens, s7, strip_terminator, tokens, Spec};
 use crate::request::DataSet;
+use crate::scaling::Scaling;
 
 /// One token of a multi-line reply, as sent.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -233,6 +234,28 @@ impl MonthlyRecord {
         })
     }
 
+    /// Every field with its meaning: the date, energy, volume and peak power scaled by the
+    /// program number; tariff registers and pulse inputs raw.
+    pub fn fields(&self, scaling: &Scaling) -> Result<[Field; 8], Error> {
+        Ok([
+            Field::new(
+                "date",
+                MeterDate::to_field(self.date),
+                Meaning::Date(self.date),
+            ),
+            Field::quantity(scaling.energy("energy", self.energy)?, self.energy),
+            Field::quantity(scaling.volume("volume", self.volume)?, self.volume),
+            Field::raw("ta2", self.ta2),
+            Field::raw("ta3", self.ta3),
+            Field::raw("in_a", self.in_a),
+            Field::raw("in_b", self.in_b),
+            Field::quantity(
+                scaling.power("peak_power", self.peak_power)?,
+                self.peak_power,
+            ),
+        ])
+    }
+
     fn to_raw(self) -> [i64; 8] {
         [
             MeterDate::to_field(self.date),
@@ -435,6 +458,20 @@ impl InfoEvent {
         Ok(out)
     }
 
+    /// The documented fields with their meaning: info code, date, clock, energy (scaled).
+    pub fn fields(&self, scaling: &Scaling) -> Result<[Field; 4], Error> {
+        Ok([
+            Field::new("info", i64::from(self.info.0), Meaning::Info(self.info)),
+            Field::new(
+                "date",
+                MeterDate::to_field(self.date),
+                Meaning::Date(self.date),
+            ),
+            Field::new("clock", self.clock.to_field(), Meaning::Time(self.clock)),
+            Field::quantity(scaling.energy("energy", self.energy)?, self.energy),
+        ])
+    }
+
     /// The reply bytes for a list of events (extra tokens written as they are).
     pub fn emit_all(events: &[InfoEvent]) -> Result<Vec<u8>, Error> {
         let mut out = Vec::with_capacity(events.len() * 40);
@@ -457,6 +494,267 @@ impl InfoEvent {
         }
         Ok(out)
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// What a logger column holds, for scaling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Date,
+    Energy,
+    Volume,
+    Mass,
+    Temperature,
+    Power,
+    Flow,
+    Info,
+    /// Decimals not documented (tariffs, pulse inputs, pressure averages).
+    Raw,
+}
+
+const fn col(name: &'static str, width: usize, kind: Kind) -> (Spec, Kind) {
+    let spec = if width == 7 && !matches!(kind, Kind::Date) {
+        s7(name)
+    } else {
+        digits(name, width)
+    };
+    (spec, kind)
+}
+
+/// `/#6` daily and `/#7` hourly logger lines (TD: date and info 7 characters, the rest 5):
+/// the energy and masses are the period's growth, the temperatures and pressures its averages.
+const DAILY_LAYOUT: [(Spec, Kind); 12] = [
+    col("date", 7, Kind::Date),
+    col("energy", 5, Kind::Energy),
+    col("mass1", 5, Kind::Mass),
+    col("mass2", 5, Kind::Mass),
+    col("in_a", 5, Kind::Raw),
+    col("in_b", 5, Kind::Raw),
+    col("p1_avg", 5, Kind::Raw),
+    col("p2_avg", 5, Kind::Raw),
+    col("t1_avg", 5, Kind::Temperature),
+    col("t3_avg", 5, Kind::Temperature),
+    col("t2_avg", 5, Kind::Temperature),
+    col("info", 7, Kind::Info),
+];
+
+/// `/#8` monthly logger lines: counters at the end of the month, the month's peaks.
+const MONTHLY_LOG_LAYOUT: [(Spec, Kind); 12] = [
+    col("date", 7, Kind::Date),
+    col("energy", 7, Kind::Energy),
+    col("volume1", 7, Kind::Volume),
+    col("ta2", 7, Kind::Raw),
+    col("ta3", 7, Kind::Raw),
+    col("in_a", 7, Kind::Raw),
+    col("in_b", 7, Kind::Raw),
+    col("peak_power_eff", 7, Kind::Power),
+    col("peak_flow", 7, Kind::Flow),
+    col("volume2", 7, Kind::Volume),
+    col("energy_cold", 7, Kind::Energy),
+    col("info", 7, Kind::Info),
+];
+
+/// `/#9` yearly logger lines: counters at the end of the year, the year's peak and its date.
+const YEARLY_LOG_LAYOUT: [(Spec, Kind); 13] = [
+    col("date", 7, Kind::Date),
+    col("energy", 7, Kind::Energy),
+    col("volume1", 7, Kind::Volume),
+    col("ta2", 7, Kind::Raw),
+    col("ta3", 7, Kind::Raw),
+    col("in_a", 7, Kind::Raw),
+    col("in_b", 7, Kind::Raw),
+    col("peak_power", 7, Kind::Power),
+    col("peak_date", 7, Kind::Date),
+    col("peak_flow", 7, Kind::Flow),
+    col("volume2", 7, Kind::Volume),
+    col("energy_cold", 7, Kind::Energy),
+    col("info", 7, Kind::Info),
+];
+
+fn layout(data_set: DataSet) -> Option<&'static [(Spec, Kind)]> {
+    match data_set {
+        DataSet::DailyLog | DataSet::HourlyLog => Some(&DAILY_LAYOUT),
+        DataSet::MonthlyLog => Some(&MONTHLY_LOG_LAYOUT),
+        DataSet::YearlyLog => Some(&YEARLY_LOG_LAYOUT),
+        _ => None,
+    }
+}
+
+/// One line of a `/#6`–`/#9` logger: its date and every column, checked. Fields are private:
+/// a record has passed [`LoggerRecord::from_raw`] (widths, dates, counters not negative).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LoggerRecord {
+    data_set: DataSet,
+    raw: Vec<i64>,
+}
+
+impl LoggerRecord {
+    /// Validates one line's raw integers in wire order for a logger data set.
+    pub fn from_raw(data_set: DataSet, raw: &[i64]) -> Result<LoggerRecord, Error> {
+        let layout = layout(data_set).ok_or(Error::ValueRange {
+            name: "data_set",
+            value: 0,
+            reason: "not a logger data set (/#6–/#9)",
+        })?;
+        if raw.len() != layout.len() {
+            return Err(Error::Fields {
+                line: 0,
+                data_set,
+                expected: layout.len(),
+                found: raw.len(),
+            });
+        }
+        for (i, (v, (spec, kind))) in raw.iter().zip(layout.iter()).enumerate() {
+            crate::line::check_fits(*v, spec)?;
+            let bad = |reason| Error::FieldValue {
+                line: 0,
+                position: i + 1,
+                name: spec.name,
+                value: *v,
+                reason,
+            };
+            match kind {
+                Kind::Date => {
+                    MeterDate::from_field(*v, spec, i + 1)?;
+                }
+                Kind::Energy | Kind::Volume | Kind::Mass if *v < 0 => {
+                    return Err(bad("negative, but this counter never is"))
+                }
+                Kind::Info if *v < 0 => return Err(bad("negative, but an info code never is")),
+                _ => {}
+            }
+        }
+        Ok(LoggerRecord {
+            data_set,
+            raw: raw.to_vec(),
+        })
+    }
+
+    /// The logger this record is from.
+    pub fn data_set(&self) -> DataSet {
+        self.data_set
+    }
+
+    /// The record's date (`None` for an empty entry, date 0).
+    pub fn date(&self) -> Option<MeterDate> {
+        let spec = digits("date", 7);
+        self.raw
+            .first()
+            .and_then(|v| MeterDate::from_field(*v, &spec, 1).ok().flatten())
+    }
+
+    /// The raw integers in wire order.
+    pub fn raw(&self) -> &[i64] {
+        &self.raw
+    }
+
+    /// The value of the column with this TD name.
+    pub fn get(&self, name: &str) -> Option<i64> {
+        let layout = layout(self.data_set)?;
+        let i = layout.iter().position(|(s, _)| s.name == name)?;
+        self.raw.get(i).copied()
+    }
+
+    /// Every column with its meaning: energies, volumes, masses, powers and flows scaled by
+    /// the program number; average temperatures in 0.01 °C; dates; the info code.
+    pub fn fields(&self, scaling: &Scaling) -> Result<Vec<Field>, Error> {
+        let layout = layout(self.data_set).unwrap_or(&[]);
+        let mut out = Vec::with_capacity(layout.len());
+        for (i, ((spec, kind), v)) in layout.iter().zip(self.raw.iter()).enumerate() {
+            let (name, v) = (spec.name, *v);
+            out.push(match kind {
+                Kind::Date => Field::new(
+                    name,
+                    v,
+                    Meaning::Date(MeterDate::from_field(v, spec, i + 1)?),
+                ),
+                Kind::Energy => Field::quantity(scaling.energy(name, v)?, v),
+                Kind::Volume => Field::quantity(scaling.volume(name, v)?, v),
+                Kind::Mass => Field::quantity(scaling.mass(name, v)?, v),
+                Kind::Temperature => Field::quantity(Scaling::temperature(name, v)?, v),
+                Kind::Power => Field::quantity(scaling.power(name, v)?, v),
+                Kind::Flow => Field::quantity(scaling.flow(name, v)?, v),
+                Kind::Info => Field::new(
+                    name,
+                    v,
+                    Meaning::Info(InfoCode(u32::try_from(v).unwrap_or(0))),
+                ),
+                Kind::Raw => Field::raw(name, v),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// A `/#6`–`/#9` logger reply: one record per line, in the meter's order (newest first). The
+/// TD gives 60 daily, 960 hourly, 36 monthly and 15 yearly lines; the count is not enforced.
+/// (The one real dump found of `/#8`/`/#9` looked nibble-coded; such a reply is rejected here,
+/// and [`parse_lines`] still gives its raw tokens.)
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Logger {
+    data_set: DataSet,
+    records: Vec<LoggerRecord>,
+}
+
+impl Logger {
+    /// A logger reply from checked records (all of `data_set`).
+    pub fn new(data_set: DataSet, records: Vec<LoggerRecord>) -> Result<Logger, Error> {
+        if layout(data_set).is_none() || records.iter().any(|r| r.data_set != data_set) {
+            return Err(Error::ValueRange {
+                name: "data_set",
+                value: 0,
+                reason: "records of one logger data set (/#6–/#9) only",
+            });
+        }
+        Ok(Logger { data_set, records })
+    }
+
+    /// Parses a logger reply strictly (field errors name their line).
+    pub fn parse(data_set: DataSet, reply: &[u8]) -> Result<Logger, Error> {
+        let lines = split_lines(reply)?;
+        let mut records = Vec::with_capacity(lines.len());
+        for (i, body) in lines.into_iter().enumerate() {
+            let at = |e: Error| e.at_line(i + 1);
+            let raw = match data_set {
+                DataSet::YearlyLog => {
+                    parse_tokens(body, data_set, &specs(&YEARLY_LOG_LAYOUT)).map(|r| r.to_vec())
+                }
+                DataSet::MonthlyLog => {
+                    parse_tokens(body, data_set, &specs(&MONTHLY_LOG_LAYOUT)).map(|r| r.to_vec())
+                }
+                _ => parse_tokens(body, data_set, &specs(&DAILY_LAYOUT)).map(|r| r.to_vec()),
+            }
+            .map_err(at)?;
+            records.push(LoggerRecord::from_raw(data_set, &raw).map_err(at)?);
+        }
+        Logger::new(data_set, records)
+    }
+
+    /// The logger asked for.
+    pub fn data_set(&self) -> DataSet {
+        self.data_set
+    }
+
+    /// The records in line order.
+    pub fn records(&self) -> &[LoggerRecord] {
+        &self.records
+    }
+
+    /// The reply bytes (each line: fields and one space each, then CR).
+    pub fn emit(&self) -> Result<Vec<u8>, Error> {
+        let layout = layout(self.data_set).unwrap_or(&[]);
+        let specs: Vec<Spec> = layout.iter().map(|(s, _)| *s).collect();
+        let mut out = Vec::with_capacity(self.records.len() * 80);
+        for r in &self.records {
+            crate::line::emit_line(&mut out, &r.raw, &specs, 0)?;
+        }
+        Ok(out)
+    }
+}
+
+fn specs<const N: usize>(layout: &[(Spec, Kind); N]) -> [Spec; N] {
+    layout.map(|(s, _)| s)
 }
 
 #[cfg(test)]

@@ -6,8 +6,9 @@
 
 use kamstrup_mc66c::{
     parse_lines, unescape, Config, CurrentCounts, DataSet, EnergyUnit, Expect, Instantaneous,
-    Mc66cReadout, MeterDate, MeterTime, MonthDay, ProgramNumber, ProgrammingData, Readout, Reply,
-    ReplyReader, Request, StandardData1, StandardData2, TargetData, VerificationData,
+    Logger, LoggerRecord, Mc66cReadout, Meaning, MeterDate, MeterTime, MonthDay, ProgramNumber,
+    ProgrammingData, ProgrammingParts, Readout, Record, Reply, ReplyReader, Request, Scaling,
+    StandardData1, StandardData2, TargetData, VerificationData,
 };
 use proptest::prelude::*;
 
@@ -29,17 +30,20 @@ fn standard1() -> impl Strategy<Value = StandardData1> {
         (field7(), field7(), field7(), counter7()),
     )
         .prop_map(
-            |((energy, volume, hours), (t1, t2), (power, flow, peak_power, info))| StandardData1 {
-                energy,
-                volume,
-                hours,
-                t1,
-                t2,
-                dt: t1 - t2,
-                power,
-                flow,
-                peak_power,
-                info,
+            |((energy, volume, hours), (t1, t2), (power, flow, peak_power, info))| {
+                StandardData1::from_raw([
+                    energy,
+                    volume,
+                    hours,
+                    t1,
+                    t2,
+                    t1 - t2,
+                    power,
+                    flow,
+                    peak_power,
+                    info,
+                ])
+                .unwrap()
             },
         )
 }
@@ -117,12 +121,12 @@ proptest! {
 
     #[test]
     fn standard1_dt_mismatch_is_rejected(d in standard1(), delta in 1i64..100) {
-        let mut bad = d;
-        bad.dt = d.dt + delta;
-        prop_assert_eq!(bad.emit().unwrap_err().kind(), "dt-mismatch");
+        let mut bad = d.to_raw();
+        bad[5] = d.dt() + delta;
+        prop_assert_eq!(StandardData1::from_raw(bad).unwrap_err().kind(), "dt-mismatch");
         // The same on the wire: the dt field is bytes 40..47.
         let mut bytes = d.emit().unwrap();
-        let text = if bad.dt < 0 { format!("-{:06}", -bad.dt) } else { format!("{:07}", bad.dt) };
+        let text = if bad[5] < 0 { format!("-{:06}", -bad[5]) } else { format!("{:07}", bad[5]) };
         bytes[40..47].copy_from_slice(text.as_bytes());
         prop_assert_eq!(StandardData1::parse(&bytes).unwrap_err().kind(), "dt-mismatch");
     }
@@ -135,11 +139,8 @@ proptest! {
         config in meter_config(),
         date in date(),
     ) {
-        let d = StandardData2 {
-            customer_no,
-            ta2: regs[0], tl2: regs[1], ta3: regs[2], tl3: regs[3], in_a: regs[4], in_b: regs[5],
-            program, config, date,
-        };
+        let d = StandardData2::new(customer_no, regs, program, config, date).unwrap();
+        prop_assert_eq!((d.customer_no(), d.program(), d.config(), d.date()), (customer_no, program, config, date));
         let bytes = d.emit().unwrap();
         prop_assert_eq!(bytes.len(), 85);
         prop_assert_eq!(StandardData2::parse(&bytes).unwrap(), d);
@@ -153,10 +154,9 @@ proptest! {
         volume in counter7(),
         regs in prop::array::uniform5(field7()),
     ) {
-        let d = TargetData {
-            customer_no, date, energy, volume,
-            ta2: regs[0], ta3: regs[1], in_a: regs[2], in_b: regs[3], peak_power_year: regs[4],
-        };
+        let d = TargetData::new(
+            customer_no, date, [energy, volume, regs[0], regs[1], regs[2], regs[3], regs[4]],
+        ).unwrap();
         let bytes = d.emit().unwrap();
         prop_assert_eq!(bytes.len(), 77);
         prop_assert_eq!(TargetData::parse(&bytes).unwrap(), d);
@@ -199,11 +199,12 @@ proptest! {
         target in prop_oneof![Just(None), (1u8..=12, 1u8..=31).prop_map(|(m, d)| MonthDay::new(m, d))],
         info_hours in counter7(),
     ) {
-        let d = ProgrammingData {
-            customer_no, program, ccc_v2, config, leak_m, leak_n, date,
+        let d = ProgrammingData::new(ProgrammingParts {
+            customer_no, program, ccc_v2, config, leak: (leak_m, leak_n), date,
             clock: MeterTime::new(h, m, s).unwrap(),
             hours, target_date: target, info_hours,
-        };
+        }).unwrap();
+        prop_assert_eq!((d.program(), d.ccc_v2(), d.leak_m(), d.leak_n()), (program, ccc_v2, leak_m, leak_n));
         let bytes = d.emit().unwrap();
         prop_assert_eq!(bytes.len(), 72);
         prop_assert_eq!(ProgrammingData::parse(&bytes).unwrap(), d);
@@ -272,9 +273,20 @@ fn all_expects() -> [Expect; 5] {
 }
 
 fn exercise_parsers(bytes: &[u8]) {
+    let scaling = Scaling::ccc119_fallback(EnergyUnit::MWh);
     for d in DataSet::ALL {
-        if let Err(e) = Reply::parse(d, bytes) {
-            let _ = (e.kind(), e.to_string());
+        match Reply::parse(d, bytes) {
+            Err(e) => {
+                let _ = (e.kind(), e.to_string());
+            }
+            Ok(Reply::Logger(l)) => {
+                for r in l.records() {
+                    for f in r.fields(&scaling).unwrap() {
+                        let _ = f.to_string();
+                    }
+                }
+            }
+            Ok(_) => {}
         }
         let _ = parse_lines(d, bytes);
     }
@@ -332,5 +344,118 @@ proptest! {
     #[test]
     fn parsers_never_panic_on_strings(s in "\\PC{0,200}") {
         exercise_parsers(s.as_bytes());
+    }
+}
+
+/// One logger line's raw values for `data_set`, within the TD widths.
+fn logger_line(data_set: DataSet) -> impl Strategy<Value = Vec<i64>> {
+    let n = if data_set == DataSet::YearlyLog {
+        13
+    } else {
+        12
+    };
+    let five = matches!(data_set, DataSet::DailyLog | DataSet::HourlyLog);
+    (
+        date(),
+        prop::collection::vec(0i64..100_000, n - 2),
+        date(),
+        0i64..10_000,
+    )
+        .prop_map(move |(d, mut middle, peak_date, info)| {
+            if !five {
+                // 7-character columns: stretch to their full range.
+                for v in &mut middle {
+                    *v *= 99;
+                }
+            }
+            let mut line = vec![MeterDate::to_raw(d)];
+            line.append(&mut middle);
+            if data_set == DataSet::YearlyLog {
+                // Column 9 is the peak's date.
+                line[8] = MeterDate::to_raw(peak_date);
+            }
+            line.push(0);
+            let last = line.len() - 1;
+            line[last] = info;
+            line
+        })
+}
+
+fn any_logger() -> impl Strategy<Value = (DataSet, Vec<Vec<i64>>)> {
+    prop::sample::select(vec![
+        DataSet::DailyLog,
+        DataSet::HourlyLog,
+        DataSet::MonthlyLog,
+        DataSet::YearlyLog,
+    ])
+    .prop_flat_map(|d| (Just(d), prop::collection::vec(logger_line(d), 1..6)))
+}
+
+fn any_scaling() -> impl Strategy<Value = Scaling> {
+    (
+        prop::sample::select(vec![2u8, 3, 4, 5]),
+        prop::sample::select(vec![119u16, 137, 158, 170, 171, 107, 555]),
+    )
+        .prop_map(|(b, ccc)| {
+            let p = ProgramNumber { a: 4, b, ccc };
+            match Scaling::resolve(&p) {
+                Ok(r) => r
+                    .known()
+                    .unwrap_or(Scaling::ccc119_fallback(p.energy_unit().unwrap())),
+                Err(_) => Scaling::ccc119_fallback(EnergyUnit::GJ),
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    #[test]
+    fn logger_round_trip_with_dated_scaled_fields((d, lines) in any_logger(), scaling in any_scaling()) {
+        let records: Vec<LoggerRecord> = lines
+            .iter()
+            .map(|l| LoggerRecord::from_raw(d, l).unwrap())
+            .collect();
+        let logger = Logger::new(d, records).unwrap();
+        let bytes = logger.emit().unwrap();
+        let parsed = Logger::parse(d, &bytes).unwrap();
+        prop_assert_eq!(&parsed, &logger);
+        prop_assert_eq!(Reply::parse(d, &bytes).unwrap(), Reply::Logger(logger));
+        for (r, raw) in parsed.records().iter().zip(&lines) {
+            prop_assert_eq!(r.raw(), raw.as_slice());
+            let fields = r.fields(&scaling).unwrap();
+            prop_assert_eq!(fields.len(), raw.len());
+            prop_assert_eq!(fields[0].meaning, Meaning::Date(r.date()));
+            let energy = fields.iter().find(|f| f.name == "energy").unwrap();
+            prop_assert_eq!(energy.unit(), Some(scaling.energy_unit.unit()));
+            prop_assert_eq!(energy.value(), Some(kamstrup_decimal::Decimal::new(i128::from(raw[1]), scaling.energy).unwrap()));
+        }
+    }
+
+    #[test]
+    fn record_fields_follow_the_field_names(
+        r1 in standard1(),
+        r4 in prop::array::uniform9(field7()),
+        rb in prop::array::uniform12(field7()),
+        scaling in any_scaling(),
+    ) {
+        fn names<R: Record>(r: &R, scaling: &Scaling) -> (Vec<&'static str>, Vec<&'static str>, Vec<i64>, Vec<i64>) {
+            let fields = r.fields(scaling).unwrap();
+            let fields = fields.as_ref();
+            (
+                fields.iter().map(|f| f.name).collect(),
+                R::field_names().to_vec(),
+                fields.iter().map(|f| f.raw).collect(),
+                r.to_raw().as_ref().to_vec(),
+            )
+        }
+        for (a, b, raw_a, raw_b) in [
+            names(&r1, &scaling),
+            names(&VerificationData::from_raw(r4).unwrap(), &scaling),
+            names(&CurrentCounts::from_raw(rb).unwrap(), &scaling),
+        ] {
+            prop_assert_eq!(a, b);
+            prop_assert_eq!(raw_a, raw_b);
+        }
     }
 }

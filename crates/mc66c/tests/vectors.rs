@@ -6,8 +6,8 @@
 
 use kamstrup_mc66c::{
     unescape, DataSet, Error, Expect, InfoCode, InfoTable, Instantaneous, MeterDate, MeterTime,
-    MonthDay, ProgramNumber, ProgrammingData, Readout, Reply, ReplyReader, Request, Scaling,
-    StandardData1, StandardData2, TargetData,
+    MonthDay, ProgramNumber, ProgrammingData, Readout, Record, Reply, ReplyReader, Request,
+    Scaling, StandardData1, StandardData2, TargetData,
 };
 
 /// The vectors file, copied into the repository from the shared research folder (its `source`
@@ -80,9 +80,9 @@ fn kenanv_standard1_program_44119() {
 #[test]
 fn kenanv_standard2_gives_program() {
     let d = StandardData2::parse(KENANV_2).unwrap();
-    assert_eq!(d.customer_no, 60017);
+    assert_eq!(d.customer_no(), 60017);
     assert_eq!(
-        d.program,
+        d.program(),
         ProgramNumber {
             a: 4,
             b: 4,
@@ -90,13 +90,21 @@ fn kenanv_standard2_gives_program() {
         }
     );
     assert_eq!(
-        (d.config.dd(), d.config.e(), d.config.ff(), d.config.gg()),
+        (
+            d.config().dd(),
+            d.config().e(),
+            d.config().ff(),
+            d.config().gg()
+        ),
         (12, 0, 0, 0)
     );
-    assert_eq!(d.date, MeterDate::new(2017, 10, 28));
-    assert_eq!([d.ta2, d.tl2, d.ta3, d.tl3, d.in_a, d.in_b], [0; 6]);
+    assert_eq!(d.date(), MeterDate::new(2017, 10, 28));
     assert_eq!(
-        Scaling::resolve(&d.program).unwrap().known(),
+        [d.ta2(), d.tl2(), d.ta3(), d.tl3(), d.in_a(), d.in_b()],
+        [0; 6]
+    );
+    assert_eq!(
+        Scaling::resolve(&d.program()).unwrap().known(),
         Some(kenanv_scaling())
     );
     assert_eq!(KENANV_2.len(), 85);
@@ -106,7 +114,7 @@ fn kenanv_standard2_gives_program() {
 #[test]
 fn kenanv_target_data() {
     let d = TargetData::parse(KENANV_3).unwrap();
-    assert_eq!(d.date, MeterDate::new(2017, 5, 31));
+    assert_eq!(d.date(), MeterDate::new(2017, 5, 31));
     assert_eq!(
         shown(&d.values(&kenanv_scaling()).unwrap()),
         [
@@ -133,7 +141,7 @@ fn kenanv_instantaneous() {
             "power1=3.1 kW"
         ]
     );
-    assert_eq!((d.p1, d.p2), (0, 0));
+    assert_eq!((d.p1(), d.p2()), (0, 0));
     assert_eq!(KENANV_C.len(), 65);
     assert_eq!(d.emit().unwrap(), KENANV_C);
 }
@@ -141,16 +149,16 @@ fn kenanv_instantaneous() {
 #[test]
 fn kenanv_programming_data() {
     let d = ProgrammingData::parse(KENANV_D).unwrap();
-    assert_eq!(d.customer_no, 60017);
-    assert_eq!(d.program, "4-4-119".parse().unwrap());
-    assert_eq!(d.ccc_v2, 119);
-    assert_eq!(d.config.dd(), 12);
-    assert_eq!((d.leak_m, d.leak_n), (0, 0));
-    assert_eq!(d.date, MeterDate::new(2017, 10, 28));
-    assert_eq!(d.clock, MeterTime::new(18, 4, 19).unwrap());
-    assert_eq!(d.hours, 32674);
-    assert_eq!(d.target_date, MonthDay::new(6, 1));
-    assert_eq!(d.info_hours, 1);
+    assert_eq!(d.customer_no(), 60017);
+    assert_eq!(d.program(), "4-4-119".parse().unwrap());
+    assert_eq!(d.ccc_v2(), 119);
+    assert_eq!(d.config().dd(), 12);
+    assert_eq!((d.leak_m(), d.leak_n()), (0, 0));
+    assert_eq!(d.date(), MeterDate::new(2017, 10, 28));
+    assert_eq!(d.clock(), MeterTime::new(18, 4, 19).unwrap());
+    assert_eq!(d.hours(), 32674);
+    assert_eq!(d.target_date(), MonthDay::new(6, 1));
+    assert_eq!(d.info_hours(), 1);
     assert_eq!(KENANV_D.len(), 72);
     assert_eq!(d.emit().unwrap(), KENANV_D);
 }
@@ -158,7 +166,7 @@ fn kenanv_programming_data() {
 #[test]
 fn meterlogger_instantaneous_negative_t3() {
     let d = Instantaneous::parse(METERLOGGER_C).unwrap();
-    assert_eq!(d.t3, -2735);
+    assert_eq!(d.t3(), -2735);
     let v = d.values(&kenanv_scaling()).unwrap();
     assert_eq!(v[1].to_string(), "t3=-27.35 °C");
     assert_eq!(v[5].to_string(), "power1=0.0 kW");
@@ -341,52 +349,52 @@ fn actual_pairs(row: &Row, scaling: &Scaling) -> Result<Actual, Error> {
         }
         Reply::Standard2(d) => {
             push_raw(&mut a, &d.raw_fields());
-            push(&mut a, "inA", d.in_a, None);
-            push(&mut a, "inB", d.in_b, None);
-            push(&mut a, "A", d.program.a, None);
-            push(&mut a, "B", d.program.b, None);
-            push(&mut a, "CCC", d.program.ccc, None);
-            push(&mut a, "DD", d.config.dd(), None);
-            push(&mut a, "E", d.config.e(), None);
-            push(&mut a, "FF", d.config.ff(), None);
-            push(&mut a, "GG", d.config.gg(), None);
+            push(&mut a, "inA", d.in_a(), None);
+            push(&mut a, "inB", d.in_b(), None);
+            push(&mut a, "A", d.program().a, None);
+            push(&mut a, "B", d.program().b, None);
+            push(&mut a, "CCC", d.program().ccc, None);
+            push(&mut a, "DD", d.config().dd(), None);
+            push(&mut a, "E", d.config().e(), None);
+            push(&mut a, "FF", d.config().ff(), None);
+            push(&mut a, "GG", d.config().gg(), None);
             a.retain(|(k, _, _)| k != "date");
-            push(&mut a, "date", date(d.date), None);
+            push(&mut a, "date", date(d.date()), None);
         }
         Reply::Target(d) => {
             push_values(&mut a, &d.values(scaling)?);
             push_raw(&mut a, &d.raw_fields());
-            push(&mut a, "inA", d.in_a, None);
-            push(&mut a, "inB", d.in_b, None);
+            push(&mut a, "inA", d.in_a(), None);
+            push(&mut a, "inB", d.in_b(), None);
             a.retain(|(k, _, _)| k != "targetdate");
-            push(&mut a, "target_date", date(d.date), None);
+            push(&mut a, "target_date", date(d.date()), None);
         }
         Reply::Instantaneous(d) => {
             push_values(&mut a, &d.values(scaling)?);
             push_raw(&mut a, &d.raw_fields());
         }
         Reply::Programming(d) => {
-            push_values(&mut a, &[Scaling::hours("hours", d.hours)?]);
-            push_values(&mut a, &[Scaling::hours("info_hours", d.info_hours)?]);
-            push(&mut a, "customer_no", d.customer_no, None);
+            push_values(&mut a, &[Scaling::hours("hours", d.hours())?]);
+            push_values(&mut a, &[Scaling::hours("info_hours", d.info_hours())?]);
+            push(&mut a, "customer_no", d.customer_no(), None);
             push(&mut a, "ABCCCCCC", d.raw_fields()[1].1, None);
             push(&mut a, "DDEFFGGMN", d.raw_fields()[2].1, None);
-            push(&mut a, "A", d.program.a, None);
-            push(&mut a, "B", d.program.b, None);
-            push(&mut a, "CCC_V1", d.program.ccc, None);
-            push(&mut a, "CCC_V2", d.ccc_v2, None);
-            push(&mut a, "DD", d.config.dd(), None);
-            push(&mut a, "E", d.config.e(), None);
-            push(&mut a, "FF", d.config.ff(), None);
-            push(&mut a, "GG", d.config.gg(), None);
-            push(&mut a, "M", d.leak_m, None);
-            push(&mut a, "N", d.leak_n, None);
-            push(&mut a, "date", date(d.date), None);
-            push(&mut a, "clock", d.clock, None);
+            push(&mut a, "A", d.program().a, None);
+            push(&mut a, "B", d.program().b, None);
+            push(&mut a, "CCC_V1", d.program().ccc, None);
+            push(&mut a, "CCC_V2", d.ccc_v2(), None);
+            push(&mut a, "DD", d.config().dd(), None);
+            push(&mut a, "E", d.config().e(), None);
+            push(&mut a, "FF", d.config().ff(), None);
+            push(&mut a, "GG", d.config().gg(), None);
+            push(&mut a, "M", d.leak_m(), None);
+            push(&mut a, "N", d.leak_n(), None);
+            push(&mut a, "date", date(d.date()), None);
+            push(&mut a, "clock", d.clock(), None);
             push(
                 &mut a,
                 "target_date",
-                d.target_date.map_or("none".into(), |t| t.to_string()),
+                d.target_date().map_or("none".into(), |t| t.to_string()),
                 None,
             );
         }
@@ -571,4 +579,144 @@ fn info_codes_of_the_vectors() {
         names(13),
         ["supply_missing", "t2_out_of_range", "t1_out_of_range"]
     );
+}
+
+/// Every field of a parsed reply, the way `decode` and `scan` show them.
+fn reply_fields(reply: &Reply, scaling: &Scaling) -> Vec<kamstrup_mc66c::Field> {
+    match reply {
+        Reply::Standard1(d) => d.fields(scaling).unwrap().to_vec(),
+        Reply::Standard2(d) => d.fields(scaling).unwrap().to_vec(),
+        Reply::Target(d) => d.fields(scaling).unwrap().to_vec(),
+        Reply::Verification(d) => d.fields(scaling).unwrap().to_vec(),
+        Reply::CurrentCounts(d) => d.fields(scaling).unwrap().to_vec(),
+        Reply::Instantaneous(d) => d.fields(scaling).unwrap().to_vec(),
+        Reply::Programming(d) => d.fields(scaling).unwrap().to_vec(),
+        Reply::Monthly(m) => m
+            .records
+            .iter()
+            .flat_map(|r| r.fields(scaling).unwrap())
+            .collect(),
+        Reply::InfoLog(events) => events
+            .iter()
+            .flat_map(|e| e.fields(scaling).unwrap())
+            .collect(),
+        Reply::Logger(l) => l
+            .records()
+            .iter()
+            .flat_map(|r| r.fields(scaling).unwrap())
+            .collect(),
+    }
+}
+
+#[test]
+fn every_tsv_data_row_through_the_record_fields() {
+    let mut checked = 0;
+    for row in rows() {
+        let ok = row.expected.starts_with("status=OK");
+        let Ok(Request::Data(data_set)) = row.request.get(..3).unwrap_or("").parse() else {
+            continue;
+        };
+        let scaling = row_scaling(&row);
+        let parsed = Reply::parse(data_set, &row.raw);
+        if !ok {
+            assert!(parsed.is_err(), "line {}: accepted a REJECT row", row.line);
+            continue;
+        }
+        let fields = reply_fields(&parsed.unwrap(), &scaling);
+        for (k, v, unit) in expected_pairs(&row.expected) {
+            let Some(f) = fields.iter().find(|f| norm_key(f.name) == k) else {
+                continue;
+            };
+            let shown = match f.meaning {
+                kamstrup_mc66c::Meaning::Quantity(q) => q.value.to_string(),
+                kamstrup_mc66c::Meaning::Date(_)
+                | kamstrup_mc66c::Meaning::TargetDay(_)
+                | kamstrup_mc66c::Meaning::Time(_) => f.meaning.to_string(),
+                _ => f.raw.to_string(),
+            };
+            assert!(
+                same_value(&v, &shown),
+                "line {}: {k} = {shown}, expected {v}",
+                row.line
+            );
+            if let (Some(u), Some(fu)) = (&unit, f.unit()) {
+                assert_eq!(u, fu.as_str(), "line {}: unit of {k}", row.line);
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 50, "only {checked} values checked");
+}
+
+/// KenanV's `/#4` (program 4-4-119): energy and Qsum1 and the pre-counter as mc66c.md §5 gives
+/// them (507.109 MWh, 640641, 490); the other fields are illustrative.
+const KENANV_4: &[u8] =
+    b"0507109 0640641 0000000 1296626 0000000 0000490 0000000 0000000 0000000  \r";
+
+#[test]
+fn verification_data_is_scaled_with_units() {
+    let d = kamstrup_mc66c::VerificationData::parse(KENANV_4).unwrap();
+    let shown: Vec<String> = d
+        .fields(&kenanv_scaling())
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "energy=507.109 MWh",
+            "qsum1=640641",
+            "qsum2=0",
+            "volume1=12966.26 m³",
+            "volume2=0.00 m³",
+            "pre_counter1=490",
+            "in_a=0",
+            "in_b=0",
+            "pre_counter2=0",
+        ]
+    );
+    assert_eq!(KENANV_4.len(), 74, "KenanV printed 74 characters");
+    assert_eq!(d.emit().unwrap(), KENANV_4);
+}
+
+/// A `/#6` daily-logger line with the values mc66c.md §5 gives for KenanV's first line (72 kWh,
+/// 1.88 t, T1/T3/T2 averages 67.59/219.23/34.73 °C); the date and zero columns are illustrative.
+const KENANV_6_LINE: &[u8] =
+    b"0171027 00072 00188 00000 00000 00000 00000 00000 06759 21923 03473 0000000 \r";
+
+#[test]
+fn daily_logger_is_dated_and_scaled() {
+    let Reply::Logger(log) = Reply::parse(DataSet::DailyLog, KENANV_6_LINE).unwrap() else {
+        panic!("not a logger reply");
+    };
+    let record = &log.records()[0];
+    assert_eq!(record.date(), MeterDate::new(2017, 10, 27));
+    let shown: Vec<String> = record
+        .fields(&kenanv_scaling())
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "date=2017-10-27",
+            "energy=0.072 MWh",
+            "mass1=1.88 t",
+            "mass2=0.00 t",
+            "in_a=0",
+            "in_b=0",
+            "p1_avg=0",
+            "p2_avg=0",
+            "t1_avg=67.59 °C",
+            "t3_avg=219.23 °C",
+            "t2_avg=34.73 °C",
+            "info=0",
+        ]
+    );
+    assert_eq!(log.emit().unwrap(), KENANV_6_LINE);
+    // The physics check of mc66c.md §9: 1.88 t × 32.86 K × 1.163 kWh/(t·K) ≈ 72 kWh.
+    let kwh = 1.88 * (67.59 - 34.73) * 1.163;
+    assert!((kwh - 72.0_f64).abs() < 1.0, "{kwh}");
 }

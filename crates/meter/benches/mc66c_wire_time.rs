@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use kamstrup_mc66c::StandardData1;
+use kamstrup_mc66c::{Record, StandardData1};
 use kamstrup_meter::sim::{self, Mc66cModel, SimModel, SimOptions};
 use kamstrup_meter::{Mc66cMeter, Mc66cOptions};
 use kamstrup_optical::{

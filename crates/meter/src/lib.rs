@@ -8,6 +8,8 @@ pub mod diagnose;
 pub mod error;
 pub mod kmp_driver;
 pub mod mc66c_driver;
+pub mod mc66c_present;
+pub mod mc66c_registers;
 pub mod sim;
 
 /// The domain types, re-exported from `kamstrup-reading`.

@@ -3,16 +3,14 @@
 //!
 //! The 66C has no serial-number register: [`MeterIdentity::serial`] carries the customer number
 //! from `/#2` (the utility's number for the installation, 0 on many meters). Its `/#1` fields are
-//! mapped onto KMP catalogue ids and names where the meaning matches, so that everything
-//! downstream treats both protocols alike (see [`STANDARD_REGISTERS`]).
+//! mapped onto KMP catalogue ids and names in [`crate::mc66c_registers`]; the listings of every
+//! data set for `decode` and `scan` are in [`crate::mc66c_present`] (both re-exported here).
 
 use std::time::Duration;
 
-use kamstrup_decimal::Decimal;
 use kamstrup_mc66c::{
-    escape, timing, DataSet, EnergyUnit, Expect, InfoTable, ProgramNumber, Provenance, Readout,
-    ReadoutStage, Reply, ReplyReader, Request, Resolution, Scaling, StandardData1, Terminator,
-    Unit, Value, READOUT_ACK,
+    escape, timing, DataSet, Expect, ProgramNumber, Provenance, Readout, ReadoutStage, Reply,
+    ReplyReader, Request, Resolution, Scaling, StandardData1, Terminator, Value, READOUT_ACK,
 };
 use kamstrup_optical::{
     DataBits, LineSettings, Link, LinkError, Parity, StopBits, TimeoutPhase, Timeouts, Transceiver,
@@ -23,7 +21,9 @@ use tracing::{debug, info, warn};
 
 use crate::error::MeterError;
 use crate::kmp_driver::DriverStats;
-use crate::reading::{MeterIdentity, Protocol, Reading, RegisterValue};
+pub use crate::mc66c_present::{readout_fields, reply_fields, DataField};
+pub use crate::mc66c_registers::{scaling_from_readout, standard_registers, STANDARD_REGISTERS};
+use crate::reading::{MeterIdentity, Protocol, Reading};
 
 /// How a [`Mc66cMeter`] talks to the meter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,7 +49,8 @@ pub struct Mc66cOptions {
     pub readout_ack_wait: Duration,
     /// The program number A-B-CCC if the user knows it; otherwise it is read from the meter.
     pub program: Option<ProgramNumber>,
-    /// Read `/#2` once even when the program is given, for the customer number.
+    /// Read `/#2` once per connection even when the program is known, for the customer number
+    /// (one more IR session). Without it a known program makes a read cost `/#1` only.
     pub identify: bool,
 }
 
@@ -191,298 +192,6 @@ impl ReadoutReply {
     }
 }
 
-/// One `/#1` field mapped onto the KMP catalogue: (wire position, KMP id, name, short name).
-pub const STANDARD_REGISTERS: [(usize, u16, &str, &str); 10] = [
-    (0, 60, "heat_energy", "E1"),
-    (1, 68, "volume", "V1"),
-    (2, 1004, "hours", "HourCounter"),
-    (3, 86, "t1", "T1"),
-    (4, 87, "t2", "T2"),
-    (5, 89, "t1_t2", "T1-T2"),
-    (6, 80, "power", "Power1"),
-    (7, 74, "flow", "Flow1"),
-    (8, 143, "peak_power", "P.pwr"),
-    (9, 99, "info", "InfoCode"),
-];
-
-/// The ten `/#1` fields as [`RegisterValue`]s (wire order, KMP ids and names), exactly scaled.
-/// ΔT is the meter's own field (checked against T1 − T2 by the parser), not derived.
-pub fn standard_registers(
-    data: &StandardData1,
-    scaling: &Scaling,
-) -> Result<Vec<RegisterValue>, kamstrup_mc66c::Error> {
-    let values = data.values(scaling)?;
-    let info = data.info_code();
-    Ok(STANDARD_REGISTERS
-        .iter()
-        .filter_map(|&(pos, id, name, short)| {
-            let v = values.get(pos)?;
-            let text = (id == 99 && !info.is_ok()).then(|| {
-                info.flags(InfoTable::Mc66Cde)
-                    .map(|f| f.name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            });
-            Some(RegisterValue {
-                id,
-                name: name.to_string(),
-                short: short.to_string(),
-                value: v.value,
-                unit: v.unit.map(Unit::as_str).unwrap_or("").to_string(),
-                unit_code: None,
-                text: text.filter(|t| !t.is_empty()),
-                derived: false,
-            })
-        })
-        .collect())
-}
-
-/// One named value of a 66C reply other than `/#1`, for listings (`scan`, `decode`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct DataField {
-    /// Field name from the TD (`customer_no`, `energy`, `energy[3]` for line 3 of a log).
-    pub name: String,
-    /// The exact value when the field is a number (scaled where the scaling is known).
-    pub value: Option<Decimal>,
-    /// Unit symbol; empty when none or unknown.
-    pub unit: String,
-    /// Human form (dates, program number, the text of a non-numeric token).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
-}
-
-impl DataField {
-    fn number(name: impl Into<String>, raw: i64) -> DataField {
-        DataField {
-            name: name.into(),
-            value: Some(Decimal::from_int(raw)),
-            unit: String::new(),
-            text: None,
-        }
-    }
-
-    fn scaled(name: impl Into<String>, v: &Value) -> DataField {
-        DataField {
-            name: name.into(),
-            value: Some(v.value),
-            unit: v.unit.map(Unit::as_str).unwrap_or("").to_string(),
-            text: None,
-        }
-    }
-
-    fn text(name: impl Into<String>, raw: i64, text: String) -> DataField {
-        DataField {
-            name: name.into(),
-            value: Some(Decimal::from_int(raw)),
-            unit: String::new(),
-            text: Some(text),
-        }
-    }
-}
-
-/// Raw `(name, value)` pairs as fields, with scaled values replacing their raw ones by name.
-fn merge(raw: &[(&'static str, i64)], scaled: &[Value], suffix: &str) -> Vec<DataField> {
-    raw.iter()
-        .map(|(name, v)| match scaled.iter().find(|s| s.name == *name) {
-            Some(s) => DataField::scaled(format!("{name}{suffix}"), s),
-            None => DataField::number(format!("{name}{suffix}"), *v),
-        })
-        .collect()
-}
-
-fn opt_text<T: std::fmt::Display>(v: Option<T>) -> String {
-    v.map_or_else(|| "none".to_string(), |d| d.to_string())
-}
-
-/// The fields of any parsed 66C reply, scaled with `scaling` where the reply has scalable
-/// registers (raw integers otherwise; the TD does not give every register's decimals).
-pub fn reply_fields(
-    reply: &Reply,
-    scaling: &Scaling,
-) -> Result<Vec<DataField>, kamstrup_mc66c::Error> {
-    Ok(match reply {
-        Reply::Standard1(d) => {
-            let mut fields = merge(&d.raw_fields(), &d.values(scaling)?, "");
-            if let Some(info) = fields.iter_mut().find(|f| f.name == "info") {
-                info.text = Some(d.info_code().describe(InfoTable::Mc66Cde).to_string());
-            }
-            fields
-        }
-        Reply::Standard2(d) => {
-            let mut fields = merge(&d.raw_fields(), &[], "");
-            for f in &mut fields {
-                f.text = match f.name.as_str() {
-                    "abccc" => Some(format!("program {}", d.program)),
-                    "ddeffgg" => Some(format!(
-                        "DD={} E={} FF={} GG={}",
-                        d.config.dd(),
-                        d.config.e(),
-                        d.config.ff(),
-                        d.config.gg()
-                    )),
-                    "date" => Some(opt_text(d.date)),
-                    _ => None,
-                };
-            }
-            fields
-        }
-        Reply::Target(d) => {
-            let mut fields = merge(&d.raw_fields(), &d.values(scaling)?, "");
-            if let Some(f) = fields.iter_mut().find(|f| f.name == "target_date") {
-                f.text = Some(opt_text(d.date));
-            }
-            fields
-        }
-        Reply::Verification(d) => merge(&d.raw_fields(), &[], ""),
-        Reply::CurrentCounts(d) => merge(&d.raw_fields(), &d.values(scaling)?, ""),
-        Reply::Instantaneous(d) => merge(&d.raw_fields(), &d.values(scaling)?, ""),
-        Reply::Programming(d) => {
-            let mut fields = merge(&d.raw_fields(), &[], "");
-            for f in &mut fields {
-                f.text = match f.name.as_str() {
-                    "abcccccc" => Some(format!("program {}, V2 code {:03}", d.program, d.ccc_v2)),
-                    "ddeffggmn" => Some(format!(
-                        "DD={} E={} FF={} GG={} M={} N={}",
-                        d.config.dd(),
-                        d.config.e(),
-                        d.config.ff(),
-                        d.config.gg(),
-                        d.leak_m,
-                        d.leak_n
-                    )),
-                    "date" => Some(opt_text(d.date)),
-                    "clock" => Some(d.clock.to_string()),
-                    "target_date" => Some(opt_text(d.target_date)),
-                    _ => None,
-                };
-            }
-            for h in fields
-                .iter_mut()
-                .filter(|f| f.name == "hours" || f.name == "info_hours")
-            {
-                h.unit = "h".to_string();
-            }
-            fields
-        }
-        Reply::Monthly(d) => {
-            let mut fields = vec![DataField::number(
-                "customer_no",
-                i64::try_from(d.customer_no).unwrap_or(i64::MAX),
-            )];
-            for (i, r) in d.records.iter().enumerate() {
-                let n = i + 1;
-                fields.push(DataField::text(format!("date[{n}]"), 0, opt_text(r.date)));
-                if let Some(f) = fields.last_mut() {
-                    f.value = None;
-                }
-                fields.push(DataField::scaled(
-                    format!("energy[{n}]"),
-                    &scaling.energy("energy", r.energy)?,
-                ));
-                fields.push(DataField::scaled(
-                    format!("volume[{n}]"),
-                    &scaling.volume("volume", r.volume)?,
-                ));
-                fields.push(DataField::scaled(
-                    format!("peak_power[{n}]"),
-                    &scaling.power("peak_power", r.peak_power)?,
-                ));
-            }
-            fields
-        }
-        Reply::InfoLog(events) => {
-            let mut fields = Vec::new();
-            for (i, e) in events.iter().enumerate() {
-                let n = i + 1;
-                fields.push(DataField::text(
-                    format!("info[{n}]"),
-                    i64::from(e.info.0),
-                    e.info.describe(InfoTable::Mc66Cde).to_string(),
-                ));
-                fields.push(DataField {
-                    name: format!("time[{n}]"),
-                    value: None,
-                    unit: String::new(),
-                    text: Some(format!("{} {}", opt_text(e.date), e.clock)),
-                });
-                fields.push(DataField::scaled(
-                    format!("energy[{n}]"),
-                    &scaling.energy("energy", e.energy)?,
-                ));
-            }
-            fields
-        }
-        Reply::Log(log) => {
-            let mut fields = Vec::new();
-            for (i, line) in log.lines.iter().enumerate() {
-                for (j, tok) in line.tokens.iter().enumerate() {
-                    let name = if tok.name.is_empty() {
-                        format!("token{}[{}]", j + 1, i + 1)
-                    } else {
-                        format!("{}[{}]", tok.name, i + 1)
-                    };
-                    fields.push(DataField {
-                        name,
-                        value: tok.value.map(Decimal::from_int),
-                        unit: String::new(),
-                        text: tok.value.is_none().then(|| tok.text.clone()),
-                    });
-                }
-            }
-            fields
-        }
-    })
-}
-
-/// The fields of an EN 61107 readout.
-pub fn readout_fields(readout: &ReadoutReply) -> Vec<DataField> {
-    let mut fields = vec![DataField {
-        name: "ident".to_string(),
-        value: None,
-        unit: String::new(),
-        text: Some(readout.ident.clone()),
-    }];
-    if let Some(c) = &readout.customer_no {
-        fields.push(DataField {
-            name: "customer_no".to_string(),
-            value: c.parse().ok(),
-            unit: String::new(),
-            text: Some(c.clone()),
-        });
-    }
-    for v in [&readout.energy, &readout.volume, &readout.hours]
-        .into_iter()
-        .flatten()
-    {
-        fields.push(DataField::scaled(v.name, v));
-    }
-    fields
-}
-
-/// Scaling from a readout: its energy and volume carry their decimal point and unit; flow and
-/// power are not in the readout, so the CCC-119 family is assumed for them.
-pub fn scaling_from_readout(readout: &ReadoutReply) -> Option<Scaling> {
-    let energy = readout.energy?;
-    let volume = readout.volume?;
-    let energy_unit = match energy.unit? {
-        Unit::GJ => EnergyUnit::GJ,
-        Unit::KWh => EnergyUnit::KWh,
-        Unit::MWh => EnergyUnit::MWh,
-        Unit::Gcal => EnergyUnit::Gcal,
-        _ => return None,
-    };
-    if volume.unit != Some(Unit::CubicMetre) {
-        return None;
-    }
-    let family = Scaling::ccc119_fallback(energy_unit);
-    Some(Scaling {
-        energy: energy.value.exponent(),
-        volume: volume.value.exponent(),
-        provenance: Provenance::Custom,
-        ..family
-    })
-}
-
 /// The optical crate's line settings for a protocol-crate line description.
 fn link_settings(line: kamstrup_mc66c::LineSettings) -> LineSettings {
     LineSettings {
@@ -598,8 +307,10 @@ impl Mc66cMeter {
     }
 
     /// `/#1` as a [`Reading`]: the ten fields in wire order under KMP ids and names, exactly
-    /// scaled. Then, only if the scaling or the customer number is not known yet, `/#2` once
-    /// (see [`Mc66cMeter::scaling`]); `taken_at` is when the `/#1` reply arrived.
+    /// scaled. Then `/#2` once, only if the program number is not known (see
+    /// [`Mc66cMeter::scaling`]) or [`Mc66cOptions::identify`] asks for the customer number and
+    /// it is not known yet; `taken_at` is when the `/#1` reply arrived. With a known program
+    /// and no `identify` this is exactly one IR session.
     pub async fn read_standard(&mut self) -> Result<Reading, MeterError> {
         let reply = self.read_data_set(DataSet::Standard1).await?;
         let taken_at = chrono::Utc::now();
@@ -636,11 +347,9 @@ impl Mc66cMeter {
             meter: MeterIdentity {
                 protocol: Protocol::Mc66c,
                 port: self.port.clone(),
-                serial: if self.options.identify {
-                    self.customer_no
-                } else {
-                    None
-                },
+                // Known whenever /#2 or /#D was read on this connection (for the program or
+                // for identity); never worth an IR session of its own unless `identify` asks.
+                serial: self.customer_no,
                 meter_type: Some(info.describe()),
             },
             taken_at,
@@ -660,13 +369,13 @@ impl Mc66cMeter {
             .await?;
         match &reply {
             Reply::Standard2(d) => {
-                self.customer_no = Some(d.customer_no);
-                self.program = Some((d.program, ScalingSource::Standard2));
+                self.customer_no = Some(d.customer_no());
+                self.program = Some((d.program(), ScalingSource::Standard2));
             }
             Reply::Programming(d) => {
-                self.customer_no = Some(d.customer_no);
+                self.customer_no = Some(d.customer_no());
                 if self.program.is_none() {
-                    self.program = Some((d.program, ScalingSource::Programming));
+                    self.program = Some((d.program(), ScalingSource::Programming));
                 }
             }
             _ => {}

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use kamstrup_mc66c::{DataSet, ProgramNumber, Provenance, Reply, StandardData1};
+use kamstrup_mc66c::{DataSet, ProgramNumber, Provenance, Record, Reply, StandardData1};
 use kamstrup_meter::sim::{sim_link, FaultPlan, Mc66cModel, SimModel, SimOptions};
 use kamstrup_meter::{Mc66cMeter, Mc66cOptions, MeterError, Protocol, ScalingSource};
 use kamstrup_optical::{memory_pair, LineSettings, Link, Timeouts, Transceiver};

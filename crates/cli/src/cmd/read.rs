@@ -23,8 +23,9 @@ MULTICAL 66C (--protocol mc66c, or a sim:multical-66c port): one \"/#1\" request
 heat_energy (60), volume (68), hours (1004), t1 (86), t2 (87), t1_t2 (89, sent by the meter),
 power (80), flow (74), peak_power (143) and info (99). The registers carry no decimal point:
 the decimals and the energy unit come from the program number A-B-CCC — --program, else read
-once from the meter (/#2, or /#D), else an EN 61107 readout. The serial is the customer number
-from /#2. Failed requests are retried at least --retry-interval (5 s) apart, --retries (3) times.
+once from the meter (/#2, or /#D), else an EN 61107 readout. With a known --program a read is
+ONE IR session (/#1 only); --identify adds /#2 for the customer number, which is the serial
+(shown whenever /#2 was read). Failed requests are retried at least --retry-interval (5 s) apart, --retries (3) times.
 
 --protocol auto tries KMP GetSerialNo, then \"/#1\", and says on stderr what it found.
 
@@ -44,6 +45,7 @@ Examples:
   kamstrup read --port tcp://10.0.0.5:4001 60 0x44 1004 --format csv
   kamstrup read --port sim:multical-66c
   kamstrup read --port /dev/ttyUSB0 --protocol mc66c --program 4-4-119 --format json
+  kamstrup read --port /dev/ttyUSB0 --protocol mc66c --program 4-4-119 --identify
   kamstrup read --port /dev/ttyUSB0 --protocol auto
   kamstrup --trace-frames read --port /dev/ttyUSB0      (hex of every frame on stderr)";
 
@@ -62,14 +64,20 @@ pub(crate) struct ReadArgs {
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     format: Format,
 
-    /// Skip asking for the serial number (one request less; 66C: the customer number).
-    #[arg(long)]
+    /// Skip asking for the serial number (one request less; 66C: leave the customer number out).
+    #[arg(long, conflicts_with = "identify")]
     no_serial: bool,
+
+    /// MULTICAL 66C: also read /#2 for the customer number even when the program is known (one
+    /// more IR session; without it a known --program costs exactly one, /#1). KMP meters report
+    /// their serial anyway.
+    #[arg(long)]
+    identify: bool,
 }
 
 pub(crate) async fn run(args: ReadArgs) -> ExitCode {
     let retries = u32::from(kamstrup_mc66c::timing::MAX_RETRIES);
-    let opened = match super::open_meter(&args.port, args.format, retries, !args.no_serial).await {
+    let opened = match super::open_meter(&args.port, args.format, retries, args.identify).await {
         Ok(o) => o,
         Err(code) => return code,
     };
@@ -96,7 +104,7 @@ pub(crate) async fn run(args: ReadArgs) -> ExitCode {
                 }
                 Err(kmp_error) => {
                     tracing::info!(error = %kmp_error, "no KMP reply; trying the MULTICAL 66C's /#1");
-                    let options = super::mc66c_options(&args.port, retries, !args.no_serial);
+                    let options = super::mc66c_options(&args.port, retries, args.identify);
                     let mut meter = Mc66cMeter::new(probe.into_link(), port.clone(), options);
                     match meter.read_standard().await {
                         Ok(reading) => {
@@ -157,6 +165,9 @@ async fn read_mc66c(mut meter: Mc66cMeter, args: &ReadArgs) -> ExitCode {
 
 /// Keeps the asked registers (all ten by default), prints, and picks the exit code.
 fn finish_mc66c(meter: &Mc66cMeter, mut reading: Reading, args: &ReadArgs) -> ExitCode {
+    if args.no_serial {
+        reading.meter.serial = None;
+    }
     if !args.registers.is_empty() {
         let ids = match super::resolve_mc66c_registers(&args.registers) {
             Ok(ids) => ids,

@@ -360,7 +360,7 @@ mod tests {
         plan.damage_text(FaultKind::LateBaud, &mut reply, LineSettings::MC66C_REPLY);
         assert!(reply.len() < original.len());
         assert!(reply.ends_with(&original[LATE_BAUD_BYTES..]));
-        assert!(kamstrup_mc66c::StandardData1::parse(&reply).is_err());
+        assert!(<kamstrup_mc66c::StandardData1 as kamstrup_mc66c::Record>::parse(&reply).is_err());
     }
 
     #[test]

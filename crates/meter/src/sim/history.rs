@@ -205,15 +205,14 @@ pub fn kmp_history(
     Ok(out)
 }
 
-/// Readings of a simulated MULTICAL 66C as its driver makes them from `/#1`: the model formats
-/// each reply and the protocol crate parses it back, so the values are exactly what a live read
-/// gives (the customer number as serial, the program's scaling).
+/// Readings of a simulated MULTICAL 66C as its driver makes them from `/#1` at each time: the
+/// model formats each reply for that absolute time (as a live simulator then did) and the
+/// protocol crate parses it back (the customer number as serial, the program's scaling).
 pub fn mc66c_history(
     model: Mc66cModel,
     port: &str,
     spec: &HistorySpec,
 ) -> Result<Vec<Reading>, HistoryError> {
-    let rewound = Rewound::new(model.installation(), spec.span, Mc66cModel::NAME)?;
     let scaling = ScalingInfo {
         scaling: model.scaling(),
         program: Some(model.program),
@@ -221,10 +220,20 @@ pub fn mc66c_history(
     };
     let meter_type = scaling.describe();
     let mut out = Vec::new();
-    for taken_at in spec.times()? {
-        let snap = rewound.at(offset_s(taken_at, spec.end));
-        let local = taken_at.with_timezone(&chrono::Local).naive_local();
-        let bytes = model.respond(Request::Data(DataSet::Standard1), &snap, local)?;
+    let times = spec.times()?;
+    if times
+        .first()
+        .is_some_and(|t| *t < Mc66cModel::commissioned())
+    {
+        return Err(HistoryError::TooLong {
+            model: Mc66cModel::NAME,
+            max_days: u64::try_from((spec.end - Mc66cModel::commissioned()).num_days())
+                .unwrap_or(0),
+        });
+    }
+    for taken_at in times {
+        // The simulated 66C is a function of absolute time: its past is what it logged.
+        let bytes = model.respond_at(Request::Data(DataSet::Standard1), taken_at)?;
         let Reply::Standard1(data) = Reply::parse(DataSet::Standard1, &bytes)? else {
             continue;
         };

@@ -327,7 +327,8 @@ async fn serve_mc66c(
     model: Mc66cModel,
     options: &mut SimOptions,
 ) -> Result<(), LinkError> {
-    let installation = model.installation();
+    // The 66C's state is a function of absolute UTC time (see `Mc66cModel::respond_at`).
+    let started_utc = chrono::Utc::now();
     let started = Instant::now();
     let mut scanner = RequestScanner::default();
     let mut buf = [0u8; 512];
@@ -348,7 +349,7 @@ async fn serve_mc66c(
             answer_mc66c(
                 link,
                 model,
-                &installation,
+                started_utc,
                 started,
                 options,
                 request,
@@ -364,7 +365,7 @@ async fn serve_mc66c(
 async fn answer_mc66c(
     link: &mut dyn Link,
     model: Mc66cModel,
-    installation: &physics::Installation,
+    started_utc: chrono::DateTime<chrono::Utc>,
     started: Instant,
     options: &mut SimOptions,
     request: Request,
@@ -375,10 +376,11 @@ async fn answer_mc66c(
         link.write_all(request.bytes()).await?;
         link.flush().await?;
     }
+    // At speed 1 this is the wall clock, so every process agrees on every register and
+    // logger record; a faster simulation runs ahead from its start.
     let elapsed = started.elapsed().as_secs_f64() * options.speed;
-    let snap = installation.at(elapsed);
-    let now = chrono::Local::now().naive_local();
-    let mut reply = match model.respond(request, &snap, now) {
+    let at = started_utc + chrono::Duration::milliseconds((elapsed * 1000.0) as i64);
+    let mut reply = match model.respond_at(request, at) {
         Ok(bytes) => bytes,
         Err(e) => {
             debug!(error = %e, "simulator: reply could not be formatted; staying silent");

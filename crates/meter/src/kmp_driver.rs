@@ -306,6 +306,9 @@ impl KmpMeter {
             Response::SerialNo(_) => "a GetSerialNo reply",
             Response::Registers(_) => "a GetRegister reply",
             Response::Ack => "an ACK",
+            Response::EventStatus(_) => "an event-status reply",
+            Response::Logger(_) => "a logger (B8) reply",
+            Response::Log(_) => "a log (A0–A3) reply",
         };
         MeterError::Unexpected {
             port: self.port.clone(),

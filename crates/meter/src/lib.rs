@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod kmp_driver;
+pub mod kmp_logger;
 pub mod mc66c_driver;
 pub mod sim;
 
@@ -18,6 +19,7 @@ use kamstrup_optical::{LineSettings, Link, LinkError, PortSpec};
 
 pub use error::MeterError;
 pub use kmp_driver::{DriverStats, KmpMeter, KmpOptions};
+pub use kmp_logger::{LogError, LogQuery, LogRead, LogRow, Selection};
 pub use mc66c_driver::{Mc66cMeter, Mc66cOptions, ScalingInfo, ScalingSource};
 pub use reading::{MeterIdentity, Protocol, Reading, RegisterValue};
 pub use sim::{sim_link, SimModel, SimOptions};

@@ -4,6 +4,11 @@
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::logger::{
+    LogReply, LogRequest, LoggerReply, LoggerRequest, CID_LOGGER_READOUT, CID_LOG_TIME_PAST,
+    CID_LOG_TIME_PRESENT,
+};
+use crate::time::ClockSetting;
 use crate::{cid, Direction, Error, Frame, RegisterId, RegisterRecord};
 
 /// Most register ids one GetRegister request may carry (every known implementation caps here).
@@ -19,6 +24,14 @@ pub enum Request {
     GetSerialNo,
     /// CID 0x10: 1..=8 registers. Encoding and decoding reject other counts.
     GetRegister(Vec<RegisterId>),
+    /// CID 0x09: set the meter clock (reply: ACK). A write: never sent unless a user asks.
+    SetClock(ClockSetting),
+    /// CID 0x9B: the four event-status bytes (logger modules: unread records).
+    GetEventStatus,
+    /// CID 0xB8: logger configuration or records (MULTICAL 303/403/603).
+    Logger(LoggerRequest),
+    /// CIDs 0xA0–0xA3: log records (MULTICAL 601 logger modules, MULTICAL 801).
+    Log(LogRequest),
 }
 
 impl Request {
@@ -32,6 +45,10 @@ impl Request {
         let (cid, data) = match self {
             Request::GetType => (cid::GET_TYPE, Vec::new()),
             Request::GetSerialNo => (cid::GET_SERIAL_NO, Vec::new()),
+            Request::GetEventStatus => (cid::GET_EVENT_STATUS, Vec::new()),
+            Request::SetClock(setting) => (cid::SET_CLOCK, setting.to_bytes()?.to_vec()),
+            Request::Logger(r) => (CID_LOGGER_READOUT, r.to_data()?),
+            Request::Log(r) => (r.selector.cid(), r.to_data()?),
             Request::GetRegister(ids) => {
                 check_register_count(ids.len())?;
                 let mut data = Vec::with_capacity(1 + 2 * ids.len());
@@ -66,7 +83,16 @@ impl Request {
         match frame.cid {
             cid::GET_TYPE if frame.data.is_empty() => Ok(Request::GetType),
             cid::GET_SERIAL_NO if frame.data.is_empty() => Ok(Request::GetSerialNo),
-            cid::GET_TYPE | cid::GET_SERIAL_NO => Err(unexpected()),
+            cid::GET_EVENT_STATUS if frame.data.is_empty() => Ok(Request::GetEventStatus),
+            cid::GET_TYPE | cid::GET_SERIAL_NO | cid::GET_EVENT_STATUS => Err(unexpected()),
+            cid::SET_CLOCK => {
+                let bytes: [u8; 8] = frame.data[..].try_into().map_err(|_| unexpected())?;
+                Ok(Request::SetClock(ClockSetting::from_bytes(bytes)?))
+            }
+            CID_LOGGER_READOUT => Ok(Request::Logger(LoggerRequest::from_data(&frame.data)?)),
+            CID_LOG_TIME_PRESENT..=CID_LOG_TIME_PAST => {
+                Ok(Request::Log(LogRequest::from_data(frame.cid, &frame.data)?))
+            }
             cid::GET_REGISTER => {
                 let (&count, ids) = frame.data.split_first().ok_or_else(unexpected)?;
                 let count = usize::from(count);
@@ -137,6 +163,12 @@ pub enum Response {
     Registers(Vec<RegisterRecord>),
     /// The bare acknowledge byte 0x06 (e.g. after SetClock).
     Ack,
+    /// Reply to GetEventStatus: ES0..ES3 (ES2 bit 0: the interval log has unread records).
+    EventStatus([u8; 4]),
+    /// Reply to a B8 logger request.
+    Logger(LoggerReply),
+    /// Reply to an A0–A3 log request.
+    Log(LogReply),
 }
 
 impl Response {
@@ -165,6 +197,14 @@ impl Response {
                 [a, b, c, d] => Ok(Response::SerialNo(u32::from_be_bytes([a, b, c, d]))),
                 _ => Err(unexpected()),
             },
+            cid::GET_EVENT_STATUS => match frame.data[..] {
+                [a, b, c, d] => Ok(Response::EventStatus([a, b, c, d])),
+                _ => Err(unexpected()),
+            },
+            CID_LOGGER_READOUT => Ok(Response::Logger(LoggerReply::from_data(&frame.data)?)),
+            CID_LOG_TIME_PRESENT..=CID_LOG_TIME_PAST => {
+                Ok(Response::Log(LogReply::from_data(frame.cid, &frame.data)?))
+            }
             cid::GET_REGISTER => {
                 let mut records = Vec::new();
                 let mut rest = &frame.data[..];
@@ -198,6 +238,9 @@ impl Response {
                 )
             }
             Response::SerialNo(n) => (cid::GET_SERIAL_NO, n.to_be_bytes().to_vec()),
+            Response::EventStatus(bytes) => (cid::GET_EVENT_STATUS, bytes.to_vec()),
+            Response::Logger(r) => (CID_LOGGER_READOUT, r.to_data()?),
+            Response::Log(r) => (r.cid, r.to_data()?),
             Response::Registers(records) => {
                 let mut data = Vec::with_capacity(records.len() * 9);
                 for r in records {
@@ -287,7 +330,28 @@ mod tests {
             cid: cid::SET_CLOCK,
             data: Vec::new(),
         };
-        assert_eq!(Request::from_frame(&clock), Err(Error::UnknownCid(0x09)));
+        assert_eq!(
+            Request::from_frame(&clock),
+            Err(Error::UnexpectedLength { cid: 0x09, len: 0 })
+        );
+        let put = Frame {
+            cid: cid::PUT_REGISTER,
+            ..clock
+        };
+        assert_eq!(Request::from_frame(&put), Err(Error::UnknownCid(0x11)));
+    }
+
+    #[test]
+    fn set_clock_round_trip() {
+        let at = crate::CivilDateTime::new(2026, 12, 1, 9, 30, 0).unwrap();
+        let request = Request::SetClock(ClockSetting { at });
+        let wire = request.encode(0x3F).unwrap();
+        assert_eq!(
+            Request::from_frame(&Frame::parse(&wire).unwrap()),
+            Ok(request)
+        );
+        // The meter acknowledges with the bare ACK byte.
+        assert_eq!(Response::Ack.encode(0x3F).unwrap(), [0x06]);
     }
 
     #[test]

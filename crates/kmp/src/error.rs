@@ -85,6 +85,46 @@ pub enum Error {
         /// The register id of the record.
         register: u16,
     },
+    /// A command with sub-commands (B8) names one this crate does not know.
+    #[error("CID {cid:#04X}: unknown sub-command {sub:#04X}")]
+    UnknownSubCommand {
+        /// Command id.
+        cid: u8,
+        /// The sub-command byte.
+        sub: u8,
+    },
+    /// A B8 logger type outside the known 0..=9.
+    #[error("unknown logger type {0}")]
+    UnknownLogger(u8),
+    /// The command data goes on after its last field.
+    #[error("CID {cid:#04X}: {count} trailing bytes after the command data")]
+    TrailingBytes {
+        /// Command id.
+        cid: u8,
+        /// Bytes left over.
+        count: usize,
+    },
+    /// The command data is internally inconsistent (ids, counts, columns).
+    #[error("CID {cid:#04X}: {what}")]
+    Malformed {
+        /// Command id.
+        cid: u8,
+        /// What does not fit.
+        what: &'static str,
+    },
+    /// A logged value does not fit the format of its column (register, unit, exponent, sign or
+    /// length).
+    #[error("register {register}: value does not fit its logger column")]
+    ColumnMismatch {
+        /// The register id.
+        register: u16,
+    },
+    /// A date or time field is impossible (month 13, 24:00, 30 February, a year off the wire).
+    #[error("impossible date or time: bad {what}")]
+    BadDateTime {
+        /// Which field.
+        what: &'static str,
+    },
     /// The command data has a length that does not fit the command.
     #[error("CID {cid:#04X}: unexpected data length {len}")]
     UnexpectedLength {
@@ -110,10 +150,16 @@ impl Error {
             Error::UnknownCid(_)
             | Error::TooManyRegisters(_)
             | Error::NoRegisters
-            | Error::UnexpectedLength { .. } => "protocol",
-            Error::ValueLength { .. } | Error::ExponentRange(_) | Error::MantissaRange { .. } => {
-                "value"
-            }
+            | Error::UnexpectedLength { .. }
+            | Error::UnknownSubCommand { .. }
+            | Error::UnknownLogger(_)
+            | Error::TrailingBytes { .. }
+            | Error::Malformed { .. } => "protocol",
+            Error::ValueLength { .. }
+            | Error::ExponentRange(_)
+            | Error::MantissaRange { .. }
+            | Error::ColumnMismatch { .. }
+            | Error::BadDateTime { .. } => "value",
         }
     }
 }

@@ -154,11 +154,17 @@ impl RegisterRecord {
     /// The value as ISO-style text for date and time units, else `None`.
     ///
     /// Units 0x2F hhmmss → `"20:02:43"`, 0x30 yymmdd → `"2023-01-23"` (years 20yy),
-    /// 0x31 yyyymmdd → `"2023-01-23"`, 0x32 mmdd → `"--01-23"` (ISO 8601 without year).
+    /// 0x31 yyyymmdd → `"2023-01-23"`, 0x32 mmdd → `"--01-23"` (ISO 8601 without year),
+    /// 0x4F (register 348) → `"2024-07-15 10:00:05 standard time (DST +60 min)"`.
     /// Leading zeros vanish on the wire (09:15:00 is sent as 91500), so the number is read as if
     /// zero-padded. `None` if the value is negative, not an integer, has too many digits or
     /// names an impossible time or date (month 13, day 32, 24:00:00 ...).
     pub fn date_time_text(&self) -> Option<String> {
+        if self.unit == crate::time::DATE_TIME_UNIT {
+            return crate::time::MeterDateTime::from_record(self)
+                .ok()
+                .map(|t| alloc::format!("{t}"));
+        }
         let n = u32::try_from(self.value.rescale(0)?.mantissa()).ok()?;
         let (hi, mid, lo) = (n / 10_000, n / 100 % 100, n % 100);
         match self.unit.0 {

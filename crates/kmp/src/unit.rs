@@ -162,6 +162,8 @@ impl Unit {
             0x48 => "Kamstrup datetime",
             0x49 => "IPv4",
             0x4A => "IPv6",
+            // Register 348 (3-series): DST offset + YY MM DD hh mm ss, standard time.
+            0x4F => "date-time",
             _ => return None,
         })
     }
@@ -182,7 +184,9 @@ impl Unit {
             0x30..=0x32 => Quantity::Date,
             0x00 | 0x33 => Quantity::Number,
             0x34 => Quantity::Pressure,
-            0x2B | 0x35 | 0x36 | 0x3B | 0x3F..=0x42 | 0x44 | 0x45 | 0x48..=0x4A => Quantity::Other,
+            0x2B | 0x35 | 0x36 | 0x3B | 0x3F..=0x42 | 0x44 | 0x45 | 0x48..=0x4A | 0x4F => {
+                Quantity::Other
+            }
             _ => Quantity::Unknown,
         }
     }

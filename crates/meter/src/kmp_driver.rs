@@ -96,6 +96,21 @@ impl KmpMeter {
         }
     }
 
+    /// How the driver talks to the meter.
+    pub fn options(&self) -> KmpOptions {
+        self.options
+    }
+
+    /// Changes timeouts, retries or the destination for the following requests.
+    pub fn set_options(&mut self, options: KmpOptions) {
+        self.options = options;
+    }
+
+    /// The port as the user named it.
+    pub fn port(&self) -> &str {
+        &self.port
+    }
+
     /// Gives the link back (e.g. to close it or hand it to another driver).
     pub fn into_link(self) -> Box<dyn Link> {
         self.tx.into_link()
@@ -292,12 +307,20 @@ impl KmpMeter {
             (Request::GetType, Response::Type(_))
                 | (Request::GetSerialNo, Response::SerialNo(_))
                 | (Request::GetRegister(_), Response::Registers(_))
-        );
+                | (Request::GetEventStatus, Response::EventStatus(_))
+                | (Request::Logger(_), Response::Logger(_))
+                | (Request::SetClock(_), Response::Ack)
+        ) || matches!((request, &response), (Request::Log(q), Response::Log(r)) if q.selector.cid() == r.cid);
         if fits {
             Ok(response)
         } else {
             Err(self.unexpected(&response))
         }
+    }
+
+    /// The error for a valid reply that does not answer what was asked.
+    pub(crate) fn unexpected_reply(&self, response: &Response) -> MeterError {
+        self.unexpected(response)
     }
 
     fn unexpected(&self, response: &Response) -> MeterError {
@@ -306,6 +329,9 @@ impl KmpMeter {
             Response::SerialNo(_) => "a GetSerialNo reply",
             Response::Registers(_) => "a GetRegister reply",
             Response::Ack => "an ACK",
+            Response::EventStatus(_) => "an event-status reply",
+            Response::Logger(_) => "a logger (B8) reply",
+            Response::Log(_) => "a log (A0–A3) reply",
         };
         MeterError::Unexpected {
             port: self.port.clone(),

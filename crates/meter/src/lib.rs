@@ -7,6 +7,7 @@
 pub mod diagnose;
 pub mod error;
 pub mod kmp_driver;
+pub mod kmp_logger;
 pub mod mc66c_driver;
 pub mod mc66c_present;
 pub mod mc66c_registers;
@@ -22,6 +23,7 @@ use kamstrup_optical::{LineSettings, Link, LinkError, PortSpec};
 pub use diagnose::{Verdict, VerdictReport};
 pub use error::MeterError;
 pub use kmp_driver::{DriverStats, KmpMeter, KmpOptions};
+pub use kmp_logger::{LogError, LogQuery, LogRead, LogRow, Selection};
 pub use mc66c_driver::{Mc66cMeter, Mc66cOptions, ScalingInfo, ScalingSource};
 pub use reading::{MeterIdentity, Protocol, Reading, RegisterValue};
 pub use sim::{sim_link, SimModel, SimOptions};

@@ -1,5 +1,8 @@
-//! Past readings of a simulated meter, to seed a history database: the simulator's circuit run
-//! backwards in time, ending exactly where a simulator started now will begin its counters.
+//! Past readings of a simulated meter, to seed a history database, ending exactly where a
+//! simulator started now will begin its counters.
+//!
+//! A KMP model's state is a function of absolute UTC time ([`KmpModel::snapshot_at`]), so its
+//! history is simply that function at past times. The 66C below still counts from its start:
 //!
 //! The simulator's counters are a function of the time since it started ([`Installation::at`]).
 //! History before that start comes from the same installation *rewound* by a whole number of
@@ -164,25 +167,31 @@ fn offset_s(t: DateTime<Utc>, end: DateTime<Utc>) -> f64 {
 }
 
 /// Readings of a simulated KMP meter as the daemon stores them (the asked registers in the
-/// order asked, ΔT derived from T1 and T2 when not asked for, serial filled in).
+/// order asked, ΔT derived from T1 and T2 when not asked for, serial filled in): exactly what
+/// the simulator answered at each time. Refused before the model's commissioning.
 pub fn kmp_history(
     model: KmpModel,
     register_ids: &[u16],
     port: &str,
     spec: &HistorySpec,
 ) -> Result<Vec<Reading>, HistoryError> {
-    let rewound = Rewound::new(model.installation(), spec.span, model.name())?;
+    let span = chrono::Duration::from_std(spec.span).map_err(|_| HistoryError::BadStep)?;
+    let commissioned = super::kmp_loggers::commissioned();
+    if spec.end - span < commissioned {
+        return Err(HistoryError::TooLong {
+            model: model.name(),
+            max_days: u64::try_from((spec.end - commissioned).num_days()).unwrap_or(0),
+        });
+    }
     let mut out = Vec::new();
     for taken_at in spec.times()? {
-        let snap = rewound.at(offset_s(taken_at, spec.end));
-        let local = taken_at.with_timezone(&chrono::Local).naive_local();
         let mut values: Vec<RegisterValue> = Vec::with_capacity(register_ids.len() + 1);
         let mut missing = Vec::new();
         for &id in register_ids {
             if values.iter().any(|v| v.id == id) {
                 continue;
             }
-            match model.record(id, &snap, local) {
+            match model.record_at(id, taken_at) {
                 Some(record) => values.push(register_value(&record)),
                 None => missing.push(id),
             }
@@ -316,10 +325,8 @@ mod tests {
             }
         }
         let last = history.last().unwrap();
-        let live = model.installation().at(0.0);
-        let now = chrono::Local::now().naive_local();
         for (name, id) in [("heat_energy", 60), ("volume", 68), ("hours", 1004)] {
-            let first_live = model.record(id, &live, now).unwrap().value;
+            let first_live = model.record_at(id, s.end).unwrap().value;
             assert!(
                 value(last, name).cmp_value(&first_live).is_le(),
                 "{name}: seeded {} > live {first_live}",

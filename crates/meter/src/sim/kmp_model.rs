@@ -1,5 +1,5 @@
-//! Simulated KMP meters (MULTICAL 402/403/602): which registers each answers, in which unit and
-//! resolution, and the sans-I/O request → reply step, including the meter's silence rules.
+//! Simulated KMP meters (MULTICAL 303/402/403/602/603): which registers each answers, in which
+//! unit and resolution, and the sans-I/O request → reply step, including the meter's silence rules.
 
 use std::time::Duration;
 
@@ -8,6 +8,8 @@ use kamstrup_kmp::{
     Frame, MeterType, RegisterId, RegisterRecord, Request, Response, SoftwareRevision, Unit,
     DESTINATION_HEAT_METER,
 };
+
+use chrono::{DateTime, Utc};
 
 use super::physics::{Installation, Snapshot};
 
@@ -23,14 +25,20 @@ pub enum KmpModel {
     Multical403,
     /// MULTICAL 602: energy in MWh, temperatures with 2-byte mantissas (as seen in captures).
     Multical602,
+    /// MULTICAL 603: energy in MWh; hour/day/month/year loggers read with B8.
+    Multical603,
+    /// MULTICAL 303: energy in kWh; hour/day/month/year loggers read with B8.
+    Multical303,
 }
 
 impl KmpModel {
     /// All models, for help texts.
-    pub const ALL: [KmpModel; 3] = [
+    pub const ALL: [KmpModel; 5] = [
         KmpModel::Multical402,
         KmpModel::Multical403,
         KmpModel::Multical602,
+        KmpModel::Multical603,
+        KmpModel::Multical303,
     ];
 
     /// The name used on the command line (`multical-403`).
@@ -39,6 +47,8 @@ impl KmpModel {
             KmpModel::Multical402 => "multical-402",
             KmpModel::Multical403 => "multical-403",
             KmpModel::Multical602 => "multical-602",
+            KmpModel::Multical603 => "multical-603",
+            KmpModel::Multical303 => "multical-303",
         }
     }
 
@@ -55,6 +65,8 @@ impl KmpModel {
             KmpModel::Multical402 => 6_892_850,
             KmpModel::Multical403 => 71_234_567,
             KmpModel::Multical602 => 5_512_345,
+            KmpModel::Multical603 => 78_901_234,
+            KmpModel::Multical303 => 69_012_345,
         }
     }
 
@@ -65,6 +77,8 @@ impl KmpModel {
             KmpModel::Multical402 => 0x0402,
             KmpModel::Multical403 => 0x0403,
             KmpModel::Multical602 => 0x0602,
+            KmpModel::Multical603 => 0x0603,
+            KmpModel::Multical303 => 0x0303,
         };
         MeterType {
             type_code,
@@ -75,19 +89,22 @@ impl KmpModel {
         }
     }
 
-    /// The installation this model heats, chosen to look like a real flat or house.
+    /// The installation this model heats, chosen to look like a real flat or house. Counters
+    /// are those at the model's commissioning ([`KmpModel::commissioned`]).
     pub fn installation(&self) -> Installation {
-        let (energy_kwh, volume_m3, hours) = match self {
-            KmpModel::Multical402 => (18_432.0, 402.17, 21_004),
-            KmpModel::Multical403 => (33_861.0, 951.33, 9_872),
-            KmpModel::Multical602 => (55_006.0, 1_875.56, 41_260),
+        let (energy_kwh, volume_m3, hours, mean_power_kw) = match self {
+            KmpModel::Multical402 => (18_432.0, 402.17, 21_004, 4.2),
+            KmpModel::Multical403 => (33_861.0, 951.33, 9_872, 4.2),
+            KmpModel::Multical602 => (55_006.0, 1_875.56, 41_260, 4.2),
+            KmpModel::Multical603 => (41_250.0, 1_402.61, 12_004, 5.0),
+            KmpModel::Multical303 => (9_870.0, 302.44, 8_123, 2.4),
         };
         Installation {
             energy_kwh,
             volume_m3,
             hours,
-            mean_power_kw: 4.2,
-            power_swing_kw: 2.1,
+            mean_power_kw,
+            power_swing_kw: mean_power_kw / 2.0,
             mean_t1: 66.0,
             mean_dt: 31.0,
             period_s: 6.0 * 3600.0,
@@ -100,6 +117,8 @@ impl KmpModel {
             KmpModel::Multical402 => (0x02, 0),  // kWh, whole
             KmpModel::Multical403 => (0x08, -2), // GJ, 2 decimals
             KmpModel::Multical602 => (0x03, -3), // MWh, 3 decimals
+            KmpModel::Multical603 => (0x03, -3), // MWh, 3 decimals
+            KmpModel::Multical303 => (0x02, 0),  // kWh, whole
         }
     }
 
@@ -112,8 +131,9 @@ impl KmpModel {
         COMMON.contains(&id)
             || match self {
                 KmpModel::Multical402 => [64, 66, 84, 85, 152, 155, 223].contains(&id),
-                KmpModel::Multical403 => [266, 239].contains(&id),
+                KmpModel::Multical403 | KmpModel::Multical303 => [266, 239].contains(&id),
                 KmpModel::Multical602 => [61, 62, 69, 75, 88, 94, 95, 175].contains(&id),
+                KmpModel::Multical603 => [266, 239, 69, 175].contains(&id),
             }
     }
 
@@ -213,13 +233,9 @@ pub enum MeterAction {
     Silent(&'static str),
 }
 
-/// Decides the answer to a request frame, as a meter would.
-pub fn respond(
-    model: KmpModel,
-    frame: &Frame,
-    snap: &Snapshot,
-    now: chrono::NaiveDateTime,
-) -> MeterAction {
+/// Decides the answer to a request frame at absolute time `at`, as a meter would: the meter's
+/// state (counters, clock, loggers) is a function of `at` alone.
+pub fn respond(model: KmpModel, frame: &Frame, at: DateTime<Utc>) -> MeterAction {
     if frame.destination != DESTINATION_HEAT_METER {
         return MeterAction::Silent("request for another address");
     }
@@ -232,9 +248,19 @@ pub fn respond(
         Request::GetSerialNo => Response::SerialNo(model.serial()),
         Request::GetRegister(ids) => Response::Registers(
             ids.iter()
-                .filter_map(|RegisterId(id)| model.record(*id, snap, now))
+                .filter_map(|RegisterId(id)| model.record_at(*id, at))
                 .collect(),
         ),
+        Request::Logger(request) => match model.answer_logger(&request, at) {
+            Some(reply) => Response::Logger(reply),
+            None => return MeterAction::Silent("no such logger on this model"),
+        },
+        // A0–A3 belong to logger modules at 0x7F/0xBF (none simulated); a meter at 0x3F is
+        // thought to ignore them, as a flowIQ 2200 did. SetClock: the simulator never lets its
+        // clock be set (its state is a function of UTC time), so it stays silent.
+        Request::Log(_) => return MeterAction::Silent("A0–A3 log commands are not for 0x3F"),
+        Request::GetEventStatus => return MeterAction::Silent("no event status at 0x3F"),
+        Request::SetClock(_) => return MeterAction::Silent("the simulated clock cannot be set"),
     };
     match response.encode(DESTINATION_HEAT_METER) {
         Ok(bytes) => MeterAction::Reply(bytes),
@@ -247,17 +273,16 @@ mod tests {
     use super::*;
     use kamstrup_kmp::Direction;
 
-    fn now() -> chrono::NaiveDateTime {
-        chrono::NaiveDate::from_ymd_opt(2026, 1, 5)
-            .and_then(|d| d.and_hms_opt(9, 15, 0))
-            .unwrap()
+    /// 2026-01-05 08:15:00 UTC: the meter's clock (CET standard time, plus its drift) reads
+    /// about 09:15.
+    fn now() -> DateTime<Utc> {
+        "2026-01-05T08:15:00Z".parse().unwrap()
     }
 
     fn ask(model: KmpModel, ids: &[u16]) -> Vec<RegisterRecord> {
         let req = Request::GetRegister(ids.iter().map(|&i| RegisterId(i)).collect());
         let frame = req.to_frame(DESTINATION_HEAT_METER).unwrap();
-        let snap = model.installation().at(1234.0);
-        let MeterAction::Reply(bytes) = respond(model, &frame, &snap, now()) else {
+        let MeterAction::Reply(bytes) = respond(model, &frame, now()) else {
             panic!("no reply")
         };
         let reply = Frame::parse(&bytes).unwrap();
@@ -295,18 +320,23 @@ mod tests {
 
     #[test]
     fn date_and_time_registers_are_yymmdd_and_hhmmss() {
-        let got = ask(KmpModel::Multical403, &[1002, 1003]);
-        assert_eq!(got[0].value.to_string(), "91500");
-        assert_eq!(got[0].date_time_text().as_deref(), Some("09:15:00"));
+        let model = KmpModel::Multical403;
+        let got = ask(model, &[1002, 1003]);
+        let clock = model.meter_clock(now()).standard;
+        assert_eq!(clock.to_string().get(..15), Some("2026-01-05 09:1"));
+        let hhmmss = u32::from(clock.hour) * 10_000
+            + u32::from(clock.minute) * 100
+            + u32::from(clock.second);
+        assert_eq!(got[0].value.to_string(), hhmmss.to_string());
+        assert!(got[0].date_time_text().unwrap().starts_with("09:1"));
         assert_eq!(got[1].value.to_string(), "260105");
     }
 
     #[test]
     fn silent_for_other_address() {
         let frame = Request::GetSerialNo.to_frame(0x7F).unwrap();
-        let snap = KmpModel::Multical403.installation().at(0.0);
         assert!(matches!(
-            respond(KmpModel::Multical403, &frame, &snap, now()),
+            respond(KmpModel::Multical403, &frame, now()),
             MeterAction::Silent(_)
         ));
     }

@@ -3,6 +3,7 @@
 
 pub mod faults;
 pub mod history;
+pub mod kmp_loggers;
 pub mod kmp_model;
 pub mod mc66c_model;
 pub mod physics;
@@ -121,7 +122,9 @@ pub struct SimOptions {
     pub echo: bool,
     /// Faults to inject into replies.
     pub faults: FaultPlan,
-    /// Simulated seconds per real second (1 = real time); makes counters move in demos.
+    /// Simulated seconds per real second (1 = real time); makes counters move in demos. At 1 a
+    /// KMP meter's state is a function of UTC time alone (every process agrees); faster, its
+    /// time runs ahead of UTC from the moment the simulator starts.
     pub speed: f64,
     /// The link shows the client's line settings (pseudo-terminal, in-memory link), so a 66C
     /// reply sent while the client is not yet at 1200 Bd arrives garbled, as on a real wire.
@@ -190,7 +193,6 @@ async fn serve_kmp(
     kmp: KmpModel,
     options: &mut SimOptions,
 ) -> Result<(), LinkError> {
-    let installation = kmp.installation();
     let started = Instant::now();
     let line = model.line_settings();
     let mut decoder = Decoder::new(Direction::ToMeter);
@@ -229,10 +231,11 @@ async fn serve_kmp(
                 link.write_all(&wire).await?;
                 link.flush().await?;
             }
-            let elapsed = started.elapsed().as_secs_f64() * options.speed;
-            let snap = installation.at(elapsed);
-            let now = chrono::Local::now().naive_local();
-            let mut reply = match kmp_model::respond(kmp, &frame, &snap, now) {
+            // The meter's time: UTC now, run ahead by `speed` since the simulator started.
+            let ahead = started.elapsed().as_secs_f64() * (options.speed - 1.0);
+            let at = chrono::Utc::now()
+                + chrono::Duration::milliseconds((ahead * 1000.0).clamp(0.0, 1e15) as i64);
+            let mut reply = match kmp_model::respond(kmp, &frame, at) {
                 MeterAction::Reply(bytes) => bytes,
                 MeterAction::Silent(why) => {
                     debug!(why, "simulator: no reply");

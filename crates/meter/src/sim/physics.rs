@@ -76,6 +76,26 @@ impl Installation {
     }
 }
 
+impl Installation {
+    /// Time-averaged forward and return temperatures (°C) over `[from_s, to_s]` of simulated
+    /// time, in closed form (what a meter logs as the hour's or day's T1/T2 average; whether a
+    /// real meter weights by time or by flow is not documented — time is assumed).
+    pub fn mean_temperatures(&self, from_s: f64, to_s: f64) -> (f64, f64) {
+        let (a, b) = (from_s.max(0.0), to_s.max(0.0));
+        let w = TAU / self.period_s;
+        if b - a < 1e-9 {
+            let snap = self.at(b);
+            return (snap.t1_centi as f64 / 100.0, snap.t2_centi as f64 / 100.0);
+        }
+        let span = b - a;
+        // Mean of sin(k·t + c) over [a, b] = (cos(k·a + c) − cos(k·b + c)) / (k·span).
+        let mean_sin = |k: f64, c: f64| ((k * a + c).cos() - (k * b + c).cos()) / (k * span);
+        let t1 = self.mean_t1 + 4.0 * mean_sin(w * 0.5, 0.0);
+        let dt = self.mean_dt + 3.0 * mean_sin(w, 1.0);
+        (t1, t1 - dt)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +126,23 @@ mod tests {
             assert!(now.flow_lh > 0);
             last = now;
         }
+    }
+
+    #[test]
+    fn mean_temperatures_match_sampling() {
+        let h = house();
+        let (t1, t2) = h.mean_temperatures(3600.0, 7200.0);
+        let n = 3600;
+        let (mut s1, mut s2) = (0.0, 0.0);
+        for i in 0..n {
+            let t = 3600.0 + (f64::from(i) + 0.5);
+            let w = TAU / h.period_s;
+            let a = h.mean_t1 + 4.0 * (w * t * 0.5).sin();
+            s1 += a;
+            s2 += a - (h.mean_dt + 3.0 * (w * t + 1.0).sin());
+        }
+        assert!((t1 - s1 / f64::from(n)).abs() < 1e-3, "{t1}");
+        assert!((t2 - s2 / f64::from(n)).abs() < 1e-3, "{t2}");
     }
 
     #[test]

@@ -162,10 +162,6 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
     a
 }
 
-fn offset_s(t: DateTime<Utc>, end: DateTime<Utc>) -> f64 {
-    (t - end).num_milliseconds() as f64 / 1000.0
-}
-
 /// Readings of a simulated KMP meter as the daemon stores them (the asked registers in the
 /// order asked, ΔT derived from T1 and T2 when not asked for, serial filled in): exactly what
 /// the simulator answered at each time. Refused before the model's commissioning.

@@ -833,15 +833,15 @@ impl Sink for DomoticzSink {
                             "idx2 {idx2} ({}) has no numeric value ({:?})",
                             info2.kind, info2.data
                         )),
-                        Some(s) => {
+                        Some(_) => {
                             let ours = self
                                 .devices
                                 .iter()
                                 .any(|o| o.idx == idx2 && o.mode == DomoticzMode::Write);
                             if !ours && matches!(info2.kind, DeviceKind::Custom { .. }) {
                                 notes.push(format!(
-                                    "note: idx2 {idx2} is a Custom Sensor kamstrup does not write; Domoticz shows it with {} significant digits, so larger values lose precision",
-                                    s.significant
+                                    "note: idx2 {idx2} is a Custom Sensor kamstrup does not write; Domoticz shows custom sensors with at most 6 significant digits (now {:?}), so larger values lose precision",
+                                    info2.data
                                 ));
                             }
                         }

@@ -64,24 +64,32 @@ struct Terminal {
 
 impl Terminal {
     fn spawn(args: &[&str], dir: &Path) -> Terminal {
-        let size = nix::pty::Winsize {
+        use rustix::fs::{Mode, OFlags};
+        use rustix::pty::OpenptFlags;
+        let master = rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+        rustix::pty::grantpt(&master).unwrap();
+        rustix::pty::unlockpt(&master).unwrap();
+        let name = rustix::pty::ptsname(&master, Vec::new()).unwrap();
+        let slave = rustix::fs::open(name.as_c_str(), OFlags::RDWR | OFlags::NOCTTY, Mode::empty())
+            .unwrap();
+        let size = rustix::termios::Winsize {
             ws_row: 50,
             ws_col: 160,
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
-        let pty = nix::pty::openpty(Some(&size), None).unwrap();
+        rustix::termios::tcsetwinsize(&slave, size).unwrap();
         let child = Command::new(BIN)
             .arg("setup")
             .args(args)
             .current_dir(dir)
             .env("TERM", "xterm")
-            .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
-            .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
-            .stderr(Stdio::from(pty.slave))
+            .stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave))
             .spawn()
             .unwrap();
-        let master = std::fs::File::from(pty.master);
+        let master = std::fs::File::from(master);
         let screen = Arc::new(Mutex::new(Vec::new()));
         let mut reader = master.try_clone().unwrap();
         let sink = Arc::clone(&screen);

@@ -70,8 +70,12 @@ impl Terminal {
         rustix::pty::grantpt(&master).unwrap();
         rustix::pty::unlockpt(&master).unwrap();
         let name = rustix::pty::ptsname(&master, Vec::new()).unwrap();
-        let slave = rustix::fs::open(name.as_c_str(), OFlags::RDWR | OFlags::NOCTTY, Mode::empty())
-            .unwrap();
+        let slave = rustix::fs::open(
+            name.as_c_str(),
+            OFlags::RDWR | OFlags::NOCTTY,
+            Mode::empty(),
+        )
+        .unwrap();
         let size = rustix::termios::Winsize {
             ws_row: 50,
             ws_col: 160,
@@ -481,4 +485,102 @@ fn scripted_setup_with_flags_and_a_silent_meter() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("verdict (no-reply)"), "{stdout}");
     assert!(!fresh.exists());
+}
+
+/// A Domoticz 2025.1 stand-in for `getdevices`: one answer per connection, then the connection
+/// is closed (as the real server does without keep-alive). Returns its URL and the requests seen.
+fn fake_domoticz() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let request = String::from_utf8_lossy(&head)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string();
+            log.lock().unwrap().push(request);
+            let body = r#"{"status":"OK","title":"getdevices","result":[
+                {"idx":"12","Name":"Heat energy","Type":"General","SubType":"Custom Sensor","Data":"121.89 GJ"},
+                {"idx":"13","Name":"Forward temperature","Type":"Temp","SubType":"LaCrosse TX3","Data":"66.0 C","Temp":66.0}]}"#;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn domoticz_devices_are_listed_to_pick_the_idx_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, seen) = fake_domoticz();
+    // A script is told which devices exist.
+    let out = Command::new(BIN)
+        .args([
+            "setup",
+            "--port",
+            "sim:multical-403",
+            "--sink",
+            "domoticz",
+            "--domoticz-url",
+            &url,
+            "--yes",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--domoticz-idx"), "{stderr}");
+    assert!(
+        stderr.contains("idx 12: Heat energy: 121.89 GJ"),
+        "{stderr}"
+    );
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.contains("type=command") && r.contains("param=getdevices")),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+    // In a terminal, the list is a choice.
+    let mut t = Terminal::spawn(
+        &[
+            "--port",
+            "sim:multical-403",
+            "--sink",
+            "domoticz",
+            "--domoticz-url",
+            &url,
+            "--interval",
+            "15m",
+        ],
+        dir.path(),
+    );
+    t.expect("Which Domoticz device receives the heat energy?");
+    t.expect("idx 13: Forward temperature");
+    // Down to the temperature and back up to the energy device.
+    t.send(DOWN);
+    t.send(UP);
+    t.send("\r");
+    // The answers are checked against Domoticz before anything is written.
+    t.expect("ok   domoticz: devices[0] heat_energy → idx 12");
+    t.expect("Next:");
+    let (code, screen) = t.wait();
+    assert_eq!(code, 0, "{screen}");
+    let text = std::fs::read_to_string(dir.path().join("kamstrup.toml")).unwrap();
+    assert!(text.contains("idx = 12"), "{text}");
+    assert!(text.contains(&format!("url = \"{url}\"")), "{text}");
 }

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use kamstrup_daemon::schedule::{advice, Schedule};
+use kamstrup_daemon::schedule::{advice, Schedule, SessionCost};
 use kamstrup_kmp::registers::DEFAULT_SET;
 use kamstrup_mc66c::ProgramNumber;
 use kamstrup_meter::diagnose::{self, ports, DiagnoseOptions, ProbeProtocol};
@@ -888,8 +888,14 @@ async fn test_sink_in(
 /// Lists Domoticz's devices (`type=command&param=getdevices`, through the sink's own check) and
 /// lets the user pick the one for the heat energy.
 async fn pick_domoticz_device(ask: &Ask, url: &str, base: &Path, meter: &str) -> Result<u64, Stop> {
+    // The sink wants one device mapping; idx 0 is a placeholder no Domoticz device has (its
+    // check line is left out below). The check lists every used device as "idx N: name: data".
     let probe = SinkConfig {
-        toml: format!("[domoticz]\nurl = {}\n", quoted(url)),
+        toml: format!(
+            "[domoticz]\nurl = {}\ndevices = [ {{ meter = {}, register = \"heat_energy\", idx = 0 }} ]\n",
+            quoted(url),
+            quoted(meter)
+        ),
         ..SinkConfig::default()
     };
     let lines = test_sink(&probe, base, meter).await;
@@ -897,13 +903,15 @@ async fn pick_domoticz_device(ask: &Ask, url: &str, base: &Path, meter: &str) ->
         .iter()
         .filter(|(ok, _)| *ok)
         .filter_map(|(_, l)| {
-            let rest = l.split_once("idx ")?.1;
+            let rest = l.strip_prefix("domoticz: idx ")?;
             let (idx, what) = rest.split_once(": ")?;
             Some((idx.trim().parse().ok()?, what.to_string()))
         })
         .collect();
-    for (ok, line) in lines.iter().filter(|(ok, _)| !ok) {
-        let _ = ok;
+    for (_, line) in lines
+        .iter()
+        .filter(|(ok, l)| !ok && !l.contains("devices[0]"))
+    {
         println!("FAIL {line}");
     }
     if devices.is_empty() {
@@ -972,7 +980,12 @@ fn choose_interval(args: &SetupArgs, ask: &Ask, protocol: Protocol) -> Result<St
 }
 
 fn schedule_lines(name: &str, kmp: bool, every: Duration) -> (String, Vec<String>) {
-    advice(name, kmp, &Schedule::Every(every))
+    let cost = if kmp {
+        SessionCost::kmp(DEFAULT_SET.len())
+    } else {
+        SessionCost::MC66C
+    };
+    advice(name, kmp, &Schedule::Every(every), cost)
 }
 
 fn config_text(

@@ -1,0 +1,586 @@
+//! End-to-end: the real `kamstrup setup` in a real pseudo-terminal, its prompts answered by the
+//! test (arrow keys, typed text), against `kamstrup simulate` on a pty and on TCP and a real MQTT
+//! broker (rumqttd); the config it writes must pass validation. Also the script form (--yes).
+
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kamstrup");
+const BROKER_PORT_ENV: &str = "KAMSTRUP_TEST_BROKER_PORT";
+const UP: &str = "\x1b[A";
+const DOWN: &str = "\x1b[B";
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `kamstrup simulate`; returns it with its port (pty symlink or tcp://…).
+fn simulator(args: &[&str], dir: &Path) -> (Proc, String) {
+    let link = dir.join("meter");
+    let mut cmd = Command::new(BIN);
+    cmd.arg("simulate").args(args);
+    let pty = !args.contains(&"--listen");
+    if pty {
+        cmd.args(["--pty", "--link"]).arg(&link);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = if pty {
+        link.to_string_lossy().into_owned()
+    } else {
+        line.split_whitespace()
+            .find(|w| w.starts_with("tcp://"))
+            .unwrap()
+            .to_string()
+    };
+    (Proc(child), port)
+}
+
+/// `kamstrup setup` on a pseudo-terminal: its stdin, stdout and stderr are the pty's slave.
+struct Terminal {
+    child: Proc,
+    master: std::fs::File,
+    screen: Arc<Mutex<Vec<u8>>>,
+    /// How much of the (cleaned) screen earlier `expect`s consumed.
+    seen: usize,
+}
+
+impl Terminal {
+    fn spawn(args: &[&str], dir: &Path) -> Terminal {
+        use rustix::fs::{Mode, OFlags};
+        use rustix::pty::OpenptFlags;
+        let master = rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+        rustix::pty::grantpt(&master).unwrap();
+        rustix::pty::unlockpt(&master).unwrap();
+        let name = rustix::pty::ptsname(&master, Vec::new()).unwrap();
+        let slave = rustix::fs::open(
+            name.as_c_str(),
+            OFlags::RDWR | OFlags::NOCTTY,
+            Mode::empty(),
+        )
+        .unwrap();
+        let size = rustix::termios::Winsize {
+            ws_row: 50,
+            ws_col: 160,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        rustix::termios::tcsetwinsize(&slave, size).unwrap();
+        let child = Command::new(BIN)
+            .arg("setup")
+            .args(args)
+            .current_dir(dir)
+            .env("TERM", "xterm")
+            .stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave))
+            .spawn()
+            .unwrap();
+        let master = std::fs::File::from(master);
+        let screen = Arc::new(Mutex::new(Vec::new()));
+        let mut reader = master.try_clone().unwrap();
+        let sink = Arc::clone(&screen);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // EIO once the child has exited and closed the slave.
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Terminal {
+            child: Proc(child),
+            master,
+            screen,
+            seen: 0,
+        }
+    }
+
+    /// The screen so far without escape sequences.
+    fn text(&self) -> String {
+        let raw = self.screen.lock().unwrap().clone();
+        strip_ansi(&String::from_utf8_lossy(&raw))
+    }
+
+    /// Waits until `needle` appears after what earlier calls consumed.
+    fn expect(&mut self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = self.text();
+            if let Some(at) = text.get(self.seen..).and_then(|t| t.find(needle)) {
+                self.seen += at + needle.len();
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {needle:?}; screen:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn send(&mut self, keys: &str) {
+        // Give the prompt time to switch the terminal to raw mode (and a password prompt to turn
+        // echo off) after drawing itself, as a person would; then keys one at a time, as typed.
+        std::thread::sleep(Duration::from_millis(250));
+        // An escape sequence (an arrow key) is one key: it goes in one write.
+        let bytes = keys.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let len = if bytes[i] == 0x1b {
+                3.min(bytes.len() - i)
+            } else {
+                1
+            };
+            self.master.write_all(&bytes[i..i + len]).unwrap();
+            self.master.flush().unwrap();
+            i += len;
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        self.master.flush().unwrap();
+    }
+
+    fn wait(mut self) -> (i32, String) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = self.child.0.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "setup did not finish; screen:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        (status.code().unwrap_or(-1), self.text())
+    }
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                // Parameters and intermediates, then one final byte.
+                for f in chars.by_ref() {
+                    if ('@'..='~').contains(&f) {
+                        break;
+                    }
+                }
+            } else {
+                chars.next();
+            }
+            continue;
+        }
+        if c != '\r' {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn check_config(config: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(config)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+// ---- a real MQTT broker in a child process ----------------------------------------------------
+
+struct Broker {
+    port: u16,
+    _child: Proc,
+}
+
+fn broker() -> Broker {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "broker_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(BROKER_PORT_ENV, port.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "broker did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Broker {
+        port,
+        _child: Proc(child),
+    }
+}
+
+/// Not a test: the body of the broker child process. Runs until the parent closes stdin.
+#[test]
+#[ignore = "helper process for the broker tests"]
+fn broker_child() {
+    let Ok(port) = std::env::var(BROKER_PORT_ENV) else {
+        return;
+    };
+    std::thread::spawn(|| {
+        let mut buf = [0u8; 16];
+        while matches!(std::io::stdin().read(&mut buf), Ok(n) if n > 0) {}
+        std::process::exit(0);
+    });
+    let config = serde_json::json!({
+        "id": 0,
+        "router": { "max_connections": 100, "max_outgoing_packet_count": 500,
+                    "max_segment_size": 10485760, "max_segment_count": 10 },
+        "v4": { "1": { "name": "v4-1", "listen": format!("127.0.0.1:{port}"), "next_connection_delay_ms": 1,
+                       "connections": { "connection_timeout_ms": 60000, "max_payload_size": 1048576,
+                                        "max_inflight_count": 200, "dynamic_filters": true } } }
+    });
+    let config: rumqttd::Config = serde_json::from_value(config).unwrap();
+    rumqttd::Broker::new(config).start().unwrap();
+}
+
+// ---- the tests ----------------------------------------------------------------------------------
+
+#[test]
+fn interactive_setup_with_a_meter_on_a_pty_and_home_assistant_over_mqtt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sim, port) = simulator(&["--model", "multical-602"], dir.path());
+    let broker = broker();
+    let mut t = Terminal::spawn(&[], dir.path());
+    // The head: "another path" is the last entry; Up from the first wraps to it.
+    t.expect("Which IR head?");
+    t.expect("another path");
+    t.send(UP);
+    t.send("\r");
+    t.expect("Port");
+    t.send(&format!("{port}\r"));
+    // What answered, with its values and units.
+    t.expect("Found a KMP meter");
+    t.expect("heat_energy (E1)");
+    t.expect("MWh");
+    // Home Assistant over MQTT is the first choice.
+    t.expect("Where should the readings go?");
+    t.send("\r");
+    t.expect("MQTT broker");
+    t.send(&format!("mqtt://127.0.0.1:{}\r", broker.port));
+    t.expect("MQTT user name");
+    t.send("kamstrup\r");
+    t.expect("MQTT password");
+    t.send("s3cret\r");
+    // The broker is checked with the answers before anything is written.
+    t.expect("ok   homeassistant");
+    t.expect("How often should the meter be read?");
+    t.expect("IR sessions a day");
+    t.send("\r");
+    t.expect("Next:");
+    let (code, screen) = t.wait();
+    assert_eq!(code, 0, "{screen}");
+    assert!(
+        !screen.contains("s3cret"),
+        "the password is never echoed:\n{screen}"
+    );
+
+    let config = dir.path().join("kamstrup.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains(&format!("port = \"{port}\"")), "{text}");
+    assert!(text.contains("protocol = \"kmp\""), "{text}");
+    assert!(text.contains("interval = \"15m\""), "{text}");
+    assert!(
+        text.contains(&format!("url = \"mqtt://127.0.0.1:{}\"", broker.port)),
+        "{text}"
+    );
+    assert!(text.contains("username = \"kamstrup\""), "{text}");
+    assert!(text.contains("[homeassistant]"), "{text}");
+    assert!(!text.contains("s3cret"), "no secret in the config:\n{text}");
+    let secret = dir.path().join("mqtt-password");
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "s3cret");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // The same validation as `kamstrup check`, with the meter and the broker reached.
+    let out = check_config(&config, &[]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn interactive_setup_with_a_66c_over_tcp_a_file_sink_and_an_existing_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sim, port) = simulator(
+        &[
+            "--model",
+            "multical-66c",
+            "--program",
+            "4-4-119",
+            "--latency-ms",
+            "300",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        dir.path(),
+    );
+    let address = port.trim_start_matches("tcp://").to_string();
+    let config = dir.path().join("kamstrup.toml");
+    std::fs::write(&config, "# an older config\n").unwrap();
+    let mut t = Terminal::spawn(&[], dir.path());
+    t.expect("Which IR head?");
+    t.expect("another path");
+    // The bridge is the second-to-last entry.
+    t.send(UP);
+    t.send(UP);
+    t.send("\r");
+    t.expect("Bridge address");
+    t.send(&format!("{address}\r"));
+    t.expect("asking the MULTICAL 66C");
+    t.expect("Found a MULTICAL 66C");
+    t.expect("program 4-4-119");
+    t.expect("Where should the readings go?");
+    // A file is the fifth choice.
+    t.send(&DOWN.repeat(4));
+    t.send("\r");
+    t.expect("File for the readings");
+    t.send("\r");
+    t.expect("How often should the meter be read?");
+    t.send("\r");
+    t.expect("exists. Overwrite it?");
+    t.send("y");
+    t.expect("Next:");
+    let (code, screen) = t.wait();
+    assert_eq!(code, 0, "{screen}");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains(&format!("port = \"{port}\"")), "{text}");
+    assert!(text.contains("protocol = \"mc66c\""), "{text}");
+    assert!(text.contains("program = \"4-4-119\""), "{text}");
+    assert!(text.contains("interval = \"1h\""), "{text}");
+    assert!(
+        text.contains("[file]") && text.contains("readings.jsonl"),
+        "{text}"
+    );
+    let out = check_config(&config, &["--no-meters"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn scripted_setup_with_flags_and_a_silent_meter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sim, port) = simulator(&["--listen", "127.0.0.1:0"], dir.path());
+    let config = dir.path().join("k.toml");
+    let run = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(["setup", "--port", &port, "--config"])
+            .arg(&config)
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // Secrets as environment references: nothing secret on disk.
+    let out = run(&[
+        "--sink",
+        "influxdb",
+        "--influx-url",
+        "http://127.0.0.1:9",
+        "--influx-org",
+        "home",
+        "--influx-token",
+        "t0ken",
+        "--secrets",
+        "env",
+        "--interval",
+        "20m",
+        "--yes",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("ok   config:"), "{stdout}");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        text.contains("token = \"env:KAMSTRUP_INFLUX_TOKEN\""),
+        "{text}"
+    );
+    assert!(!text.contains("t0ken"));
+    assert!(!dir.path().join("influx-token").exists());
+    // An existing config is never overwritten without --force.
+    let out = run(&["--sink", "none", "--yes"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    assert!(std::fs::read_to_string(&config)
+        .unwrap()
+        .contains("[influxdb]"));
+    let out = run(&["--sink", "none", "--yes", "--force"]);
+    assert!(out.status.success());
+    assert!(!std::fs::read_to_string(&config)
+        .unwrap()
+        .contains("[influxdb]"));
+    // A script without a needed answer is told which flag to give.
+    let out = run(&["--sink", "influxdb", "--yes", "--force"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--influx-org"));
+
+    // A silent meter: the doctor's diagnosis, and no config.
+    let (_silent, silent_port) = simulator(&["--faults", "drop"], dir.path());
+    let fresh = dir.path().join("fresh.toml");
+    let out = Command::new(BIN)
+        .args([
+            "setup",
+            "--port",
+            &silent_port,
+            "--protocol",
+            "kmp",
+            "--yes",
+            "--config",
+        ])
+        .arg(&fresh)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("verdict (no-reply)"), "{stdout}");
+    assert!(!fresh.exists());
+}
+
+/// A Domoticz 2025.1 stand-in for `getdevices`: one answer per connection, then the connection
+/// is closed (as the real server does without keep-alive). Returns its URL and the requests seen.
+fn fake_domoticz() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let request = String::from_utf8_lossy(&head)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string();
+            log.lock().unwrap().push(request);
+            let body = r#"{"status":"OK","title":"getdevices","result":[
+                {"idx":"12","Name":"Heat energy","Type":"General","SubType":"Custom Sensor","Data":"121.89 GJ"},
+                {"idx":"13","Name":"Forward temperature","Type":"Temp","SubType":"LaCrosse TX3","Data":"66.0 C","Temp":66.0}]}"#;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn domoticz_devices_are_listed_to_pick_the_idx_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, seen) = fake_domoticz();
+    // A script is told which devices exist.
+    let out = Command::new(BIN)
+        .args([
+            "setup",
+            "--port",
+            "sim:multical-403",
+            "--sink",
+            "domoticz",
+            "--domoticz-url",
+            &url,
+            "--yes",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--domoticz-idx"), "{stderr}");
+    assert!(
+        stderr.contains("idx 12: Heat energy: 121.89 GJ"),
+        "{stderr}"
+    );
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.contains("type=command") && r.contains("param=getdevices")),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+    // In a terminal, the list is a choice.
+    let mut t = Terminal::spawn(
+        &[
+            "--port",
+            "sim:multical-403",
+            "--sink",
+            "domoticz",
+            "--domoticz-url",
+            &url,
+            "--interval",
+            "15m",
+        ],
+        dir.path(),
+    );
+    t.expect("Which Domoticz device receives the heat energy?");
+    t.expect("idx 13: Forward temperature");
+    // Down to the temperature and back up to the energy device.
+    t.send(DOWN);
+    t.send(UP);
+    t.send("\r");
+    // The answers are checked against Domoticz before anything is written.
+    t.expect("ok   domoticz: devices[0] heat_energy → idx 12");
+    t.expect("Next:");
+    let (code, screen) = t.wait();
+    assert_eq!(code, 0, "{screen}");
+    let text = std::fs::read_to_string(dir.path().join("kamstrup.toml")).unwrap();
+    assert!(text.contains("idx = 12"), "{text}");
+    assert!(text.contains(&format!("url = \"{url}\"")), "{text}");
+}

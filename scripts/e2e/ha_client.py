@@ -481,9 +481,13 @@ async def cmd_energy_verdict(a):
     deadline = time.monotonic() + a.timeout
     t0 = time.monotonic()
     while True:
-        (ids,) = await ws_call(a.url, token, {"type": "recorder/list_statistic_ids",
-                                              "statistic_type": "sum"})
-        if any(i.get("statistic_id") == a.entity for i in ids):
+        # list_statistic_ids also names entities that merely could have statistics: ask for
+        # compiled 5-minute rows instead.
+        (rows,) = await ws_call(a.url, token, {
+            "type": "recorder/statistics_during_period",
+            "start_time": "2000-01-01T00:00:00+00:00", "statistic_ids": [a.entity],
+            "period": "5minute", "types": ["sum", "state"]})
+        if rows.get(a.entity):
             break
         if time.monotonic() > deadline:
             print(f"FAIL no statistics compiled for {a.entity} within {a.timeout} s")

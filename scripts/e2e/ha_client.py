@@ -535,8 +535,11 @@ async def cmd_registry_same(a):
     # History: each register sensor has states from before the switch.
     sensors = [eid for eid in before.values() if eid.startswith("sensor.")]
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as s:
-        start = "2000-01-01T00:00:00+00:00"
-        params = {"filter_entity_id": ",".join(sensors), "minimal_response": ""}
+        import datetime
+        since = datetime.datetime.fromisoformat(a.since)
+        start = (since - datetime.timedelta(minutes=30)).isoformat()
+        end = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5)).isoformat()
+        params = {"filter_entity_id": ",".join(sensors), "end_time": end, "minimal_response": ""}
         async with s.get(f"{a.url}/api/history/period/{start}", params=params) as r:
             r.raise_for_status()
             hist = await r.json()
@@ -545,7 +548,7 @@ async def cmd_registry_same(a):
         if series:
             eid = series[0]["entity_id"]
             first[eid] = min(x.get("last_changed", "9") for x in series)
-    heat = [e for e in sensors if "heat_energy" in e]
+    heat = [e for e in sensors if e.endswith("_heat_energy")]
     for eid in heat:
         c.ok(eid in first and first[eid] < a.since,
              f"{eid} history reaches back before the switch", f"first {first.get(eid)}")

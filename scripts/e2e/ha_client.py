@@ -219,6 +219,11 @@ def cmd_listeners(a):
                 continue
             ip, port = _proc_addr(local)
             print(f"{table} {ip}:{port}")
+            if a.allow_mdns and table.startswith("udp") and port == 5353:
+                # HA >= 2025 always starts its shared mDNS (zeroconf) instance for its HTTP
+                # client; a multicast socket cannot be bound to loopback. The e2e limits HA's
+                # adapters to `lo`, so nothing is announced on the machine's network.
+                continue
             if not ip.is_loopback:
                 bad.append(f"{table} {ip}:{port}")
     if bad:
@@ -456,7 +461,9 @@ async def cmd_check(a):
         c.ok(d.get("attributes", {}).get("friendly_name") != f"Kamstrup {meter} {rest_name(register)}",
              f"beside: {want_disc} carries discovery's name, not REST's",
              f"attributes {d.get('attributes')}")
-        dup = sorted(eid for eid in states if eid.startswith(want_disc + "_") and eid != want_rest)
+        # HA's answer to a taken entity id is a numeric suffix (`_2`).
+        dup = sorted(eid for eid in states
+                     if eid.startswith(want_disc + "_") and eid[len(want_disc) + 1:].isdigit())
         c.ok(not dup, f"beside: no duplicate of {want_disc}", f"found {dup}")
     return 1 if c.failed else 0
 
@@ -479,9 +486,13 @@ async def cmd_energy_verdict(a):
     deadline = time.monotonic() + a.timeout
     t0 = time.monotonic()
     while True:
-        (ids,) = await ws_call(a.url, token, {"type": "recorder/list_statistic_ids",
-                                              "statistic_type": "sum"})
-        if any(i.get("statistic_id") == a.entity for i in ids):
+        # list_statistic_ids also names entities that merely could have statistics: ask for
+        # compiled 5-minute rows instead.
+        (rows,) = await ws_call(a.url, token, {
+            "type": "recorder/statistics_during_period",
+            "start_time": "2000-01-01T00:00:00+00:00", "statistic_ids": [a.entity],
+            "period": "5minute", "types": ["sum", "state"]})
+        if rows.get(a.entity):
             break
         if time.monotonic() > deadline:
             print(f"FAIL no statistics compiled for {a.entity} within {a.timeout} s")
@@ -524,8 +535,11 @@ async def cmd_registry_same(a):
     # History: each register sensor has states from before the switch.
     sensors = [eid for eid in before.values() if eid.startswith("sensor.")]
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as s:
-        start = "2000-01-01T00:00:00+00:00"
-        params = {"filter_entity_id": ",".join(sensors), "minimal_response": ""}
+        import datetime
+        since = datetime.datetime.fromisoformat(a.since)
+        start = (since - datetime.timedelta(minutes=30)).isoformat()
+        end = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5)).isoformat()
+        params = {"filter_entity_id": ",".join(sensors), "end_time": end, "minimal_response": ""}
         async with s.get(f"{a.url}/api/history/period/{start}", params=params) as r:
             r.raise_for_status()
             hist = await r.json()
@@ -534,7 +548,7 @@ async def cmd_registry_same(a):
         if series:
             eid = series[0]["entity_id"]
             first[eid] = min(x.get("last_changed", "9") for x in series)
-    heat = [e for e in sensors if "heat_energy" in e]
+    heat = [e for e in sensors if e.endswith("_heat_energy")]
     for eid in heat:
         c.ok(eid in first and first[eid] < a.since,
              f"{eid} history reaches back before the switch", f"first {first.get(eid)}")
@@ -591,6 +605,8 @@ def main():
         x.add_argument("--token-file", required=True)
     li = sub.add_parser("listeners")
     li.add_argument("--pid", type=int, required=True)
+    li.add_argument("--allow-mdns", action="store_true",
+                    help="tolerate HA's mDNS socket (UDP 5353); its adapters are limited to lo")
     k = sub.add_parser("check")
     k.add_argument("--url", required=True)
     k.add_argument("--token-file", required=True)

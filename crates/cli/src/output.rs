@@ -73,6 +73,9 @@ pub(crate) fn print_reading(reading: &Reading, format: Format) -> std::io::Resul
                 writeln!(out, "{kind}")?;
             }
             write_table(&mut out, &reading.registers)?;
+            if let Some(line) = info_line(reading) {
+                writeln!(out, "{line}")?;
+            }
             if !reading.missing.is_empty() {
                 let ids: Vec<String> = reading.missing.iter().map(u16::to_string).collect();
                 writeln!(out, "not answered by the meter: {}", ids.join(", "))?;
@@ -80,6 +83,39 @@ pub(crate) fn print_reading(reading: &Reading, format: Format) -> std::io::Resul
         }
     }
     out.flush()
+}
+
+/// The info code with its problems by name (the bits mean something only per meter family:
+/// known for a 66C and for a simulator named after its model; otherwise the bits are listed).
+pub(crate) fn info_line(reading: &Reading) -> Option<String> {
+    let model = reading
+        .meter
+        .port
+        .strip_prefix("sim:")
+        .and_then(kamstrup_meter::reading::ModelText::of_simulator);
+    let status = kamstrup_meter::reading::InfoStatus::of_reading(reading, model.as_deref())?;
+    if status.is_ok() {
+        return Some("info 0: no problems".to_owned());
+    }
+    let mut parts: Vec<String> = status
+        .flags()
+        .map(|f| format!("{} ({})", f.name, f.description))
+        .collect();
+    let unknown = status.unknown_bits();
+    if unknown != 0 {
+        let what = if status.family.is_some() {
+            "undocumented bits"
+        } else {
+            "bits (meter family unknown, see the meter's manual)"
+        };
+        let bits: Vec<String> = (0..32)
+            .map(|i| 1u32 << i)
+            .filter(|b| unknown & b != 0)
+            .map(|b| b.to_string())
+            .collect();
+        parts.push(format!("{what} {}", bits.join(", ")));
+    }
+    Some(format!("info {}: {}", status.code, parts.join("; ")))
 }
 
 /// Aligned table of registers.
@@ -216,4 +252,53 @@ fn write_csv(out: &mut impl Write, reading: &Reading) -> std::io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kamstrup_meter::reading::MeterIdentity;
+
+    fn reading(port: &str, protocol: Protocol, info: &str) -> Reading {
+        Reading {
+            meter: MeterIdentity {
+                protocol,
+                port: port.into(),
+                serial: Some(1),
+                meter_type: None,
+            },
+            taken_at: chrono::DateTime::from_timestamp(1_779_400_000, 0).unwrap(),
+            registers: vec![RegisterValue {
+                id: 99,
+                name: "info".into(),
+                short: "InfoCode".into(),
+                value: info.parse().unwrap(),
+                unit: String::new(),
+                unit_code: None,
+                text: None,
+                derived: false,
+            }],
+            missing: vec![],
+        }
+    }
+
+    #[test]
+    fn info_codes_by_name_where_the_family_is_known() {
+        assert_eq!(
+            info_line(&reading("sim:multical-403", Protocol::Kmp, "264")).unwrap(),
+            "info 264: t1_above_range (t1 above measuring range or disconnected); v1_air (air in flow sensor V1)"
+        );
+        assert_eq!(
+            info_line(&reading("/dev/ttyUSB0", Protocol::Mc66c, "264")).unwrap(),
+            "info 264: t1_out_of_range (T1 (flow) outside 0…165 °C); leak_heating (leak in the heating system (V1 vs V2))"
+        );
+        assert_eq!(
+            info_line(&reading("/dev/ttyUSB0", Protocol::Kmp, "6")).unwrap(),
+            "info 6: bits (meter family unknown, see the meter's manual) 2, 4"
+        );
+        assert_eq!(
+            info_line(&reading("/dev/ttyUSB0", Protocol::Kmp, "0")).unwrap(),
+            "info 0: no problems"
+        );
+    }
 }

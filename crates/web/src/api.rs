@@ -66,12 +66,22 @@ struct ValueJson {
     counter: bool,
 }
 
-/// The info code: zero means no alarm.
+/// The info code: zero means no alarm; `flags` are the set bits by name (when the meter family
+/// is known, see `kamstrup_reading::info`), `text` the same names for display.
 #[derive(Serialize)]
 struct InfoJson {
     value: Decimal,
     ok: bool,
     text: Option<String>,
+    family: Option<kamstrup_reading::InfoFamily>,
+    flags: Vec<FlagJson>,
+}
+
+/// One set info bit.
+#[derive(Serialize)]
+struct FlagJson {
+    name: String,
+    description: Option<&'static str>,
 }
 
 fn meter_json(
@@ -104,13 +114,40 @@ fn meter_json(
             missing: r.missing.clone(),
         }
     });
-    let info = latest
-        .and_then(|s| s.reading.get("info"))
-        .map(|v| InfoJson {
+    let model = record
+        .model
+        .as_deref()
+        .and_then(|m| kamstrup_reading::ModelText::parse(m).model);
+    let info = latest.and_then(|s| {
+        let v = s.reading.get("info")?;
+        let status = kamstrup_reading::InfoStatus::of_reading(&s.reading, model);
+        let flags: Vec<FlagJson> = status.map_or_else(Vec::new, |st| {
+            let named = st.flags().map(|f| FlagJson {
+                name: f.name.to_owned(),
+                description: Some(f.description),
+            });
+            let unknown = (0..32)
+                .map(|i| 1u32 << i)
+                .filter(|b| st.unknown_bits() & b != 0);
+            named
+                .chain(unknown.map(|b| FlagJson {
+                    name: format!("bit_{b}"),
+                    description: None,
+                }))
+                .collect()
+        });
+        let names: Vec<&str> = flags.iter().map(|f| f.name.as_str()).collect();
+        Some(InfoJson {
             value: v.value,
             ok: v.value.is_zero(),
-            text: v.text.clone(),
-        });
+            text: v
+                .text
+                .clone()
+                .or_else(|| (!names.is_empty()).then(|| names.join(", "))),
+            family: status.and_then(|st| st.family),
+            flags,
+        })
+    });
     MeterJson {
         serial: record.serial.to_string(),
         name: record.name.clone(),

@@ -272,7 +272,7 @@ async fn meters_list_the_latest_exact_values() {
     assert_eq!(values["flow"]["value"], "360");
     assert_eq!(
         heat["info"],
-        json!({ "value": "0", "ok": true, "text": null })
+        json!({ "value": "0", "ok": true, "text": null, "family": "multical403", "flags": [] })
     );
     assert_eq!(heat["status"]["schedule"], "every 15m");
 
@@ -282,6 +282,10 @@ async fn meters_list_the_latest_exact_values() {
     assert_eq!(old["info"]["ok"], false);
     assert_eq!(old["info"]["value"], "8");
     assert_eq!(old["info"]["text"], "flow sensor: air in the water");
+    // Info 8 on a 66C (66-C/D/E table): T1 out of range, by name.
+    assert_eq!(old["info"]["family"], "mc66_cde");
+    assert_eq!(old["info"]["flags"][0]["name"], "t1_out_of_range");
+    assert_eq!(old["info"]["flags"].as_array().unwrap().len(), 1);
     assert_eq!(values_by_register(old)["heat_energy"]["value"], "125.766");
     assert_eq!(old["status"], Value::Null);
 

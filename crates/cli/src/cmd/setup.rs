@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use kamstrup_daemon::schedule::{advice, Schedule};
+use kamstrup_daemon::schedule::{advice, Schedule, SessionCost};
 use kamstrup_kmp::registers::DEFAULT_SET;
 use kamstrup_mc66c::ProgramNumber;
 use kamstrup_meter::diagnose::{self, ports, DiagnoseOptions, ProbeProtocol};
@@ -972,7 +972,13 @@ fn choose_interval(args: &SetupArgs, ask: &Ask, protocol: Protocol) -> Result<St
 }
 
 fn schedule_lines(name: &str, kmp: bool, every: Duration) -> (String, Vec<String>) {
-    advice(name, kmp, &Schedule::Every(every))
+    // The written config reads the standard set (KMP) or /#1 (66C).
+    let cost = if kmp {
+        SessionCost::kmp(DEFAULT_SET.len())
+    } else {
+        SessionCost::MC66C
+    };
+    advice(name, kmp, &Schedule::Every(every), cost)
 }
 
 fn config_text(

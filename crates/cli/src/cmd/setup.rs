@@ -980,6 +980,7 @@ fn choose_interval(args: &SetupArgs, ask: &Ask, protocol: Protocol) -> Result<St
 }
 
 fn schedule_lines(name: &str, kmp: bool, every: Duration) -> (String, Vec<String>) {
+    // The written config reads the standard set (KMP) or /#1 (66C).
     let cost = if kmp {
         SessionCost::kmp(DEFAULT_SET.len())
     } else {

@@ -84,6 +84,10 @@ enum Command {
     /// history and the web dashboard on 127.0.0.1.
     #[command(after_help = cmd::demo::HELP)]
     Demo(cmd::demo::DemoArgs),
+    /// Home Assistant add-on start-up: turn /data/options.json (and the Supervisor's MQTT
+    /// broker) into the config for `kamstrup run`.
+    #[command(name = "addon-config", after_help = cmd::addon::HELP)]
+    AddonConfig(cmd::addon::AddonArgs),
 }
 
 /// How to reach the meter; shared by `read` and `scan`.
@@ -209,6 +213,7 @@ fn main() -> ExitCode {
             Command::Run(args) => cmd::run::run(args).await,
             Command::Check(args) => cmd::check::run(args).await,
             Command::History(args) => cmd::history::run(args).await,
+            Command::AddonConfig(args) => cmd::addon::run(args).await,
         }
     })
 }

@@ -595,7 +595,7 @@ function meterSection(data) {
 function seriesUrl(serial, register, from, to, bucket) {
   const q = new URLSearchParams({ register, from: new Date(from).toISOString(), to: new Date(to).toISOString() });
   if (bucket && bucket !== "raw") q.set("bucket", bucket);
-  return `/api/meters/${encodeURIComponent(serial)}/readings?${q}`;
+  return `api/meters/${encodeURIComponent(serial)}/readings?${q}`;
 }
 
 function toPoints(body) {
@@ -764,7 +764,7 @@ function renderStatus(status) {
 
 async function refreshLatest() {
   try {
-    const [list, status] = await Promise.all([getJSON("/api/meters"), getJSON("/api/status")]);
+    const [list, status] = await Promise.all([getJSON("api/meters"), getJSON("api/status")]);
     showBanner("");
     const fresh = [];
     for (const data of list.meters) {

@@ -480,7 +480,8 @@ async fn dashboard_files_are_embedded_and_the_server_is_read_only() {
     assert!(csp.contains("default-src 'none'"), "{csp}");
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     let html = response.text().await.unwrap();
-    assert!(html.contains(r#"<script src="/app.js" defer></script>"#));
+    assert!(html.contains(r#"<script src="app.js" defer></script>"#));
+    assert!(!html.contains("<base"), "no prefix header, no <base>");
     assert!(
         !html.contains("http://") && !html.contains("https://"),
         "no external resource"
@@ -515,6 +516,41 @@ async fn dashboard_files_are_embedded_and_the_server_is_read_only() {
             .unwrap();
         assert_eq!(response.status().as_u16(), 405, "DELETE {path}");
     }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn behind_ingress_the_page_names_the_ingress_path_as_its_base() {
+    let server = Server::start().await;
+    let response = server
+        .client
+        .get(format!("{}/", server.base))
+        .header("X-Ingress-Path", "/api/hassio_ingress/Tk3n_x-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(response.headers()["vary"]
+        .to_str()
+        .unwrap()
+        .contains("x-ingress-path"));
+    let html = response.text().await.unwrap();
+    assert!(
+        html.contains(r#"<base href="/api/hassio_ingress/Tk3n_x-1/">"#),
+        "{html}"
+    );
+    // A value that would point the page at another server is ignored.
+    let html = server
+        .client
+        .get(format!("{}/", server.base))
+        .header("X-Forwarded-Prefix", "//evil.example")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("<base"), "{html}");
     server.stop().await;
 }
 

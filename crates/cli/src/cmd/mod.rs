@@ -1,6 +1,7 @@
 //! One module per subcommand; each parses nothing itself (clap does) and returns an exit code.
 //! Shared pieces: opening the port named by the user for the right protocol, resolving names.
 
+pub(crate) mod addon;
 pub(crate) mod check;
 pub(crate) mod config_file;
 pub(crate) mod decode;

@@ -155,7 +155,7 @@ fn addon_config_problems(config: &Yaml) -> Vec<String> {
         }
         _ => problems.push("arch must be a non-empty list".into()),
     }
-    if !config["version"].as_str().is_some_and(|v| !v.is_empty()) {
+    if config["version"].as_str().is_none_or(|v| v.is_empty()) {
         problems.push("version must be a string (quote it)".into());
     }
     let slug_ok = config["slug"].as_str().is_some_and(|s| {

@@ -45,7 +45,10 @@ pub(crate) fn proxy_prefix(headers: &HeaderMap) -> Option<String> {
             .all(|b| b.is_ascii_alphanumeric() || b"/-_.~%".contains(&b));
     if !plain {
         if !value.is_empty() {
-            tracing::debug!(value, "ignoring a path-prefix header that is not a plain path");
+            tracing::debug!(
+                value,
+                "ignoring a path-prefix header that is not a plain path"
+            );
         }
         return None;
     }
@@ -135,7 +138,14 @@ mod tests {
     #[test]
     fn page_and_script_use_only_relative_urls() {
         for (name, text) in [("index.html", INDEX_HTML), ("app.js", APP_JS)] {
-            for absolute in ["href=\"/", "src=\"/", "\"/api", "`/api", "'/api", "\"/metrics"] {
+            for absolute in [
+                "href=\"/",
+                "src=\"/",
+                "\"/api",
+                "`/api",
+                "'/api",
+                "\"/metrics",
+            ] {
                 assert!(
                     !text.contains(absolute),
                     "{name} has an absolute URL ({absolute}…): it breaks behind a path prefix"

@@ -508,6 +508,8 @@ async fn mqtt_transport_delivers_every_mode_exactly_once_across_a_restart() {
             Device::new("Heat on 1 January", Kind::Custom("GJ"), "80"),
         ),
         (30, Device::new("Heat summed", Kind::Custom("GJ"), "1")),
+        (13, Device::new("Inlet", Kind::Temperature, "0")),
+        (15, Device::new("Heat kWh", Kind::Kwh, "0;0")),
     ])
     .await;
     dz.listen_mqtt(broker.port).await;
@@ -517,6 +519,8 @@ async fn mqtt_transport_delivers_every_mode_exactly_once_across_a_restart() {
             {"register": "volume", "idx": 14, "type": "counter"},
             {"register": "heat_energy", "idx": 20, "mode": "subtract", "idx2": 21},
             {"register": "heat_energy", "idx": 30, "mode": "add-delta", "idx2": 12},
+            {"register": "t1", "idx": 13, "type": "temperature"},
+            {"register": "heat_energy", "idx": 15, "type": "kwh"},
         ]
     }))
     .unwrap();
@@ -545,10 +549,14 @@ async fn mqtt_transport_delivers_every_mode_exactly_once_across_a_restart() {
     assert!(s.check().await.unwrap()[0].ok);
     let r1 = heat(1_779_400_000, "84.817", "951.33");
     s.deliver(&[delivered(1, "heat", 1, &r1)]).await.unwrap();
-    wait_for(4).await;
+    wait_for(6).await;
     assert_eq!(
         [dz.svalue(12), dz.svalue(14), dz.svalue(20), dz.svalue(30)],
         ["84.817", "95133", "4.817", "1.000"].map(String::from)
+    );
+    assert_eq!(
+        [dz.svalue(13), dz.svalue(15)],
+        ["76.85", "15500;23560278"].map(String::from)
     );
     s.shutdown().await;
     drop(s);
@@ -556,7 +564,7 @@ async fn mqtt_transport_delivers_every_mode_exactly_once_across_a_restart() {
     let mut s = start();
     let r2 = heat(1_779_400_900, "84.830", "951.50");
     s.deliver(&[delivered(2, "heat", 1, &r2)]).await.unwrap();
-    wait_for(8).await;
+    wait_for(12).await;
     assert_eq!(
         [dz.svalue(12), dz.svalue(14), dz.svalue(20), dz.svalue(30)],
         ["84.830", "95150", "4.830", "1.013"].map(String::from)

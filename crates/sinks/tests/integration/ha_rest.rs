@@ -200,7 +200,7 @@ async fn rejected_body_reports_has_reason_and_unavailable_is_posted() {
     assert_eq!(ha.states.len(), 9);
     assert!(ha.states.values().all(|s| s["state"] == "unavailable"));
     assert_eq!(
-        ha.states["sensor.kamstrup_heat_flow"]["attributes"]["unit_of_measurement"],
+        ha.states["sensor.kamstrup_heat_flow_rest"]["attributes"]["unit_of_measurement"],
         "L/h"
     );
 }

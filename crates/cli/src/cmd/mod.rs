@@ -4,8 +4,10 @@
 pub(crate) mod check;
 pub(crate) mod config_file;
 pub(crate) mod decode;
+pub(crate) mod decode_log;
 pub(crate) mod demo;
 pub(crate) mod history;
+pub(crate) mod log;
 pub(crate) mod read;
 pub(crate) mod run;
 pub(crate) mod scan;

@@ -22,6 +22,7 @@ Examples:
   kamstrup read --port tcp://192.168.1.20:4001 heat_energy volume --format json
   kamstrup scan --port /dev/serial/by-id/usb-FTDI_...-port0
   kamstrup decode 403F0201234567E9560D
+  kamstrup log --port sim:multical-403 --logger hour --last 24   the meter's own hourly records
   kamstrup simulate --model multical-403 --pty --link /tmp/meter --pace
   kamstrup read --port sim:multical-66c            a simulated MULTICAL 66C (\"/#1\" protocol)
   kamstrup read --port /dev/ttyUSB0 --protocol mc66c --program 4-2-119
@@ -29,7 +30,7 @@ Examples:
 
 Ports: a serial device (/dev/ttyUSB0, /dev/serial/by-id/..., COM3), tcp://HOST:PORT for a raw
 TCP bridge (ser2net, esp-link), or sim:MODEL for an in-process simulated meter
-(models: multical-402, multical-403, multical-602, multical-66c).";
+(models: multical-303, multical-402, multical-403, multical-602, multical-603, multical-66c).";
 
 /// Top-level command line.
 #[derive(Parser, Debug)]
@@ -69,6 +70,9 @@ enum Command {
     Check(cmd::check::CheckArgs),
     /// Stored readings: export them as CSV or JSON.
     History(cmd::history::HistoryArgs),
+    /// Read the meter's own hour/day/month/year logger (MULTICAL 303/403/603) in one IR session.
+    #[command(after_help = cmd::log::HELP)]
+    Log(cmd::log::LogArgs),
     /// Run a virtual meter on a pseudo-terminal or a TCP port, for trying the tool and for tests.
     #[command(after_help = cmd::simulate::HELP)]
     Simulate(cmd::simulate::SimulateArgs),
@@ -112,7 +116,7 @@ pub(crate) struct PortArgs {
     pub(crate) timeout: Duration,
 
     /// KMP destination address (0x3F = heat meter; 0x7F/0xBF = logger modules).
-    #[arg(long, default_value = "0x3F", value_parser = parse_u8)]
+    #[arg(long, visible_alias = "address", default_value = "0x3F", value_parser = parse_u8)]
     pub(crate) destination: u8,
 
     /// MULTICAL 66C: the program number A-B-CCC from the meter's label or display (e.g.
@@ -214,6 +218,7 @@ fn main() -> ExitCode {
             Command::Check(args) => cmd::check::run(args).await,
             Command::History(args) => cmd::history::run(args).await,
             Command::AddonConfig(args) => cmd::addon::run(args).await,
+            Command::Log(args) => cmd::log::run(args).await,
         }
     })
 }

@@ -223,7 +223,7 @@ pub(crate) fn write_fields(out: &mut impl Write, fields: &[DataField]) -> std::i
     Ok(())
 }
 
-fn csv_field(s: &str) -> String {
+pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

@@ -356,7 +356,10 @@ fn scan_lists_what_the_meter_answers() {
     assert!(!regs.iter().any(|r| r["id"] == 266));
     let requests = doc["requests"].as_u64().unwrap();
     let catalogued = kamstrup_kmp::registers::CATALOGUE.len() as u64;
-    assert_eq!(requests, 2 + catalogued.div_ceil(8));
+    // GetType, GetSerialNo, the batches, then the logger probe: B8 (a 602 is silent to it) and
+    // GetSerialNo to tell "no loggers" from "no meter".
+    assert_eq!(requests, 2 + catalogued.div_ceil(8) + 2);
+    assert_eq!(doc["loggers"].as_array().map(Vec::len), Some(0));
 }
 
 #[test]

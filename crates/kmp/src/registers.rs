@@ -102,6 +102,7 @@ const M402_62_601: &[Model] = &[M402, M62, M601];
 const M302_402_62_601: &[Model] = &[M302, M402, M62, M601];
 const M302_402_62_601_403: &[Model] = &[M302, M402, M62, M601, M403];
 const M62_601: &[Model] = &[M62, M601];
+const M403_603: &[Model] = &[M403, M603];
 const M302_402: &[Model] = &[M302, M402];
 // Statistics (§8.2): max values and averages in 302/402/601 (403 uses the same ids); min values
 // not in 302; flow statistics also in 62.
@@ -204,6 +205,15 @@ pub static CATALOGUE: &[RegisterInfo] = &[
     r(145, "min_power_month", "MinPower1(m)", "this month's min power", KW, STAT_MIN),
     r(149, "avg_t1_month", "AvrTemp1(m)", "month-to-date average T1", C, STAT_MAX),
     r(150, "avg_t2_month", "AvrTemp2(m)", "month-to-date average T2", C, STAT_MAX),
+    // Logger registers of the 3-series (kmp-loggers.md §2, §3.6): read by PyKMP's log dumper
+    // from a MULTICAL 603/303; also answered by GetRegister (likely). 348 = DST minutes + YYMMDDhhmmss.
+    r(348, "date_time", "DateTime", "date and time, standard time plus DST offset", u(0x4F), M403_603),
+    r(379, "t1_avg_day", "T1avg(d)", "T1 average of the day (daily logger)", C, M403_603),
+    r(380, "t2_avg_day", "T2avg(d)", "T2 average of the day (daily logger)", C, M403_603),
+    r(381, "t1_avg_hour", "T1avg(h)", "T1 average of the hour (hourly logger)", C, M403_603),
+    r(382, "t2_avg_hour", "T2avg(h)", "T2 average of the hour (hourly logger)", C, M403_603),
+    r(369, "info_bits", "InfoBits", "info bits as logged", None, M403_603),
+    r(338, "data_quality", "DataQuality", "data quality of the logged record", None, M403_603),
     // §8.3 identification and configuration
     r(1003, "date", "Date", "current date yymmdd", DATE, M302_402_62_601),
     r(1002, "clock", "Clock", "current time hhmmss", u(0x2F), &[M302, M402, M62, M601, M403]),

@@ -85,8 +85,8 @@ pub enum LogError {
     /// The meter answers KMP but not the logger command.
     #[error(
         "the meter on {port} answers KMP but not the logger command (0xB8): it keeps no logger \
-         readable this way (a MULTICAL 402/602 only answers GetRegister). A MULTICAL 601 logger \
-         module or an 801 is read with --address 0x7F (A0–A3)"
+         readable this way (a MULTICAL 402/602 only answers GetRegister; a MULTICAL 601 logger \
+         module or an 801 answers the A0–A3 commands at address 0x7F instead)"
     )]
     NoLoggers {
         /// Port description.
@@ -153,6 +153,45 @@ impl KmpMeter {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Which of the hour/day/month/year loggers the meter keeps (B8 sub 05 for each), with
+    /// their configuration and newest record id. A meter silent to the first probe but
+    /// answering GetSerialNo has none (one short probe, no retry).
+    pub async fn probe_loggers(&mut self) -> Result<Vec<(LoggerConfig, u32)>, MeterError> {
+        let saved = self.options();
+        let mut quick = saved;
+        quick.retries = 0;
+        self.set_options(quick);
+        let first = self.logger_config(LoggerType::Hourly).await;
+        self.set_options(saved);
+        let mut found: Vec<LoggerConfig> = Vec::new();
+        let Some(hourly) = first? else {
+            return Ok(Vec::new());
+        };
+        found.push(hourly);
+        for kind in [LoggerType::Daily, LoggerType::Monthly, LoggerType::Yearly] {
+            if let Some(c) = self.logger_config(kind).await? {
+                found.push(c);
+            }
+        }
+        let mut out = Vec::with_capacity(found.len());
+        for config in found {
+            // The newest id: one record from the newest, the date-time register only.
+            let request = Request::Logger(LoggerRequest::ByOffset {
+                logger: config.logger,
+                offset: 0,
+                count: 1,
+                registers: vec![RegisterId(DATE_TIME_REGISTER)],
+            });
+            let newest = match self.transact(&request).await? {
+                Response::Logger(LoggerReply::Records(r)) if !r.info.is_empty() => r.newest_id,
+                Response::Logger(LoggerReply::Records(_)) => 0,
+                other => return Err(self.unexpected_reply(&other)),
+            };
+            out.push((config, newest));
+        }
+        Ok(out)
     }
 
     /// Reads records of one logger in this IR session: the configuration, the meter's clock,

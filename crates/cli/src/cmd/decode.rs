@@ -90,6 +90,11 @@ enum Decoded {
         command: &'static str,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         registers: Vec<RequestedRegister>,
+        /// Logger commands (B8, A0–A3, SetClock): see `decode_log`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        logger: Option<serde_json::Value>,
+        #[serde(skip)]
+        summary: Option<String>,
     },
     Response {
         destination: u8,
@@ -100,6 +105,11 @@ enum Decoded {
         meter_type: Option<String>,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         registers: Vec<RegisterValue>,
+        /// Logger replies (B8, A0–A3, event status): see `decode_log`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        logger: Option<serde_json::Value>,
+        #[serde(skip)]
+        lines: Vec<String>,
     },
     Ack,
 }
@@ -148,7 +158,7 @@ fn command_name(cid: u8) -> &'static str {
         kamstrup_kmp::cid::SET_CLOCK => "SetClock",
         kamstrup_kmp::cid::GET_REGISTER => "GetRegister",
         kamstrup_kmp::cid::PUT_REGISTER => "PutRegister",
-        _ => "unknown",
+        other => super::decode_log::command_name(other).unwrap_or("unknown"),
     }
 }
 
@@ -156,7 +166,9 @@ fn describe(frame: &Frame) -> Result<Decoded, kamstrup_kmp::Error> {
     let command = command_name(frame.cid);
     Ok(match frame.direction {
         Direction::ToMeter => {
-            let registers = match Request::from_frame(frame)? {
+            let request = Request::from_frame(frame)?;
+            let (logger, summary) = super::decode_log::request(&request).unzip();
+            let registers = match request {
                 Request::GetRegister(ids) => ids
                     .iter()
                     .map(|id| RequestedRegister {
@@ -171,11 +183,15 @@ fn describe(frame: &Frame) -> Result<Decoded, kamstrup_kmp::Error> {
                 destination: frame.destination,
                 command,
                 registers,
+                logger,
+                summary,
             }
         }
         Direction::FromMeter => {
             let (mut serial, mut meter_type, mut regs) = (None, None, Vec::new());
-            match Response::from_frame(frame)? {
+            let response = Response::from_frame(frame)?;
+            let (logger, lines) = super::decode_log::response(&response).unzip();
+            match response {
                 Response::SerialNo(s) => serial = Some(s),
                 Response::Type(t) => {
                     meter_type = Some(format!(
@@ -185,6 +201,7 @@ fn describe(frame: &Frame) -> Result<Decoded, kamstrup_kmp::Error> {
                 }
                 Response::Registers(records) => regs = records.iter().map(register_value).collect(),
                 Response::Ack => return Ok(Decoded::Ack),
+                Response::EventStatus(_) | Response::Logger(_) | Response::Log(_) => {}
             }
             Decoded::Response {
                 destination: frame.destination,
@@ -192,6 +209,8 @@ fn describe(frame: &Frame) -> Result<Decoded, kamstrup_kmp::Error> {
                 serial,
                 meter_type,
                 registers: regs,
+                logger,
+                lines: lines.unwrap_or_default(),
             }
         }
     })
@@ -204,7 +223,14 @@ fn print_table(items: &[Decoded]) {
             Decoded::Request {
                 destination,
                 command,
+                summary: Some(summary),
+                ..
+            } => println!("request to 0x{destination:02X}: {command}: {summary}"),
+            Decoded::Request {
+                destination,
+                command,
                 registers,
+                ..
             } => {
                 let regs: Vec<String> = registers
                     .iter()
@@ -222,8 +248,13 @@ fn print_table(items: &[Decoded]) {
                 serial,
                 meter_type,
                 registers,
+                lines,
+                ..
             } => {
                 println!("response from 0x{destination:02X}: {command}");
+                for line in lines {
+                    println!("{line}");
+                }
                 if let Some(s) = serial {
                     println!("serial number {s}");
                 }
@@ -232,7 +263,7 @@ fn print_table(items: &[Decoded]) {
                 }
                 if !registers.is_empty() {
                     let _ = write_table(&mut std::io::stdout().lock(), registers);
-                } else if *command == "GetRegister" {
+                } else if *command == "GetRegister" && lines.is_empty() {
                     println!("(no registers: the meter knew none of the asked ids)");
                 }
             }

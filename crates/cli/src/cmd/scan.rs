@@ -61,6 +61,39 @@ struct ScanReport {
     type_code: u16,
     requests: u64,
     registers: Vec<RegisterValue>,
+    /// The meter's own loggers (B8), see `kamstrup log`.
+    loggers: Vec<LoggerReport>,
+}
+
+#[derive(Serialize)]
+struct LoggerReport {
+    logger: &'static str,
+    interval: &'static str,
+    depth: u16,
+    newest_id: u32,
+    registers: Vec<u16>,
+}
+
+/// Probes the hour/day/month/year loggers; a meter without them gives an empty list.
+async fn scan_loggers(meter: &mut KmpMeter) -> Result<Vec<LoggerReport>, MeterError> {
+    Ok(meter
+        .probe_loggers()
+        .await?
+        .into_iter()
+        .map(|(c, newest_id)| LoggerReport {
+            logger: c.logger.name(),
+            interval: match c.logger.name() {
+                "hour" => "1 hour",
+                "day" => "1 day",
+                "month" => "1 month",
+                "year" => "1 year",
+                _ => "",
+            },
+            depth: c.depth,
+            newest_id,
+            registers: c.registers.iter().map(|r| r.0).collect(),
+        })
+        .collect())
 }
 
 pub(crate) async fn run(args: ScanArgs) -> ExitCode {
@@ -122,6 +155,17 @@ async fn scan_kmp(mut meter: KmpMeter, args: &ScanArgs) -> ExitCode {
         bar.inc(1);
     }
     bar.finish_and_clear();
+    let loggers = match scan_loggers(&mut meter).await {
+        Ok(l) => l,
+        Err(e) => {
+            return fail(
+                format,
+                e.kind(),
+                format!("probing the loggers: {e}"),
+                EXIT_FAILED,
+            )
+        }
+    };
     let report = ScanReport {
         port: args.port.port.clone(),
         serial,
@@ -132,6 +176,7 @@ async fn scan_kmp(mut meter: KmpMeter, args: &ScanArgs) -> ExitCode {
         type_code: meter_type.type_code,
         requests: meter.stats().requests,
         registers: found,
+        loggers,
     };
     if format == Format::Json {
         println!(
@@ -153,6 +198,15 @@ async fn scan_kmp(mut meter: KmpMeter, args: &ScanArgs) -> ExitCode {
         if let Err(e) = write_table(&mut stdout.lock(), &report.registers) {
             eprintln!("error: cannot write output: {e}");
             return ExitCode::from(EXIT_FAILED);
+        }
+        if report.loggers.is_empty() {
+            println!("loggers: none readable over KMP (no answer to the logger command 0xB8)");
+        }
+        for l in &report.loggers {
+            println!(
+                "logger {:<5}  every {:<7}  depth {:>4} records  newest id {:>6}  {} registers (kamstrup log --logger {})",
+                l.logger, l.interval, l.depth, l.newest_id, l.registers.len(), l.logger
+            );
         }
     }
     ExitCode::from(EXIT_OK)

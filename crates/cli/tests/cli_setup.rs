@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kamstrup");
 const BROKER_PORT_ENV: &str = "KAMSTRUP_TEST_BROKER_PORT";
+/// `user:password` the broker child requires (empty: anyone may connect).
+const BROKER_AUTH_ENV: &str = "KAMSTRUP_TEST_BROKER_AUTH";
 const UP: &str = "\x1b[A";
 const DOWN: &str = "\x1b[B";
 
@@ -218,7 +220,7 @@ struct Broker {
     _child: Proc,
 }
 
-fn broker() -> Broker {
+fn broker(auth: Option<&str>) -> Broker {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -233,6 +235,7 @@ fn broker() -> Broker {
             "--test-threads=1",
         ])
         .env(BROKER_PORT_ENV, port.to_string())
+        .env(BROKER_AUTH_ENV, auth.unwrap_or(""))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -269,6 +272,14 @@ fn broker_child() {
                        "connections": { "connection_timeout_ms": 60000, "max_payload_size": 1048576,
                                         "max_inflight_count": 200, "dynamic_filters": true } } }
     });
+    let mut config = config;
+    if let Some((user, password)) = std::env::var(BROKER_AUTH_ENV)
+        .ok()
+        .as_deref()
+        .and_then(|a| a.split_once(':'))
+    {
+        config["v4"]["1"]["connections"]["auth"] = serde_json::json!({ user: password });
+    }
     let config: rumqttd::Config = serde_json::from_value(config).unwrap();
     rumqttd::Broker::new(config).start().unwrap();
 }
@@ -279,7 +290,7 @@ fn broker_child() {
 fn interactive_setup_with_a_meter_on_a_pty_and_home_assistant_over_mqtt() {
     let dir = tempfile::tempdir().unwrap();
     let (_sim, port) = simulator(&["--model", "multical-602"], dir.path());
-    let broker = broker();
+    let broker = broker(Some("kamstrup:s3cret"));
     let mut t = Terminal::spawn(&[], dir.path());
     // The head: "another path" is the last entry; Up from the first wraps to it.
     t.expect("Which IR head?");
@@ -295,6 +306,16 @@ fn interactive_setup_with_a_meter_on_a_pty_and_home_assistant_over_mqtt() {
     // Home Assistant over MQTT is the first choice.
     t.expect("Where should the readings go?");
     t.send("\r");
+    // A wrong password first: the login is tested, refused, and the answers asked again.
+    t.expect("MQTT broker");
+    t.send(&format!("mqtt://127.0.0.1:{}\r", broker.port));
+    t.expect("MQTT user name");
+    t.send("kamstrup\r");
+    t.expect("MQTT password");
+    t.send("wrong\r");
+    t.expect("FAIL homeassistant");
+    t.expect("Enter the answers again?");
+    t.send("y");
     t.expect("MQTT broker");
     t.send(&format!("mqtt://127.0.0.1:{}\r", broker.port));
     t.expect("MQTT user name");
@@ -583,4 +604,49 @@ fn domoticz_devices_are_listed_to_pick_the_idx_from() {
     let text = std::fs::read_to_string(dir.path().join("kamstrup.toml")).unwrap();
     assert!(text.contains("idx = 12"), "{text}");
     assert!(text.contains(&format!("url = \"{url}\"")), "{text}");
+}
+
+#[test]
+fn a_66c_that_does_not_tell_its_program_number_is_asked_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // /#1 answers; /#2 (twice), /#D and the EN 61107 readout do not.
+    let (_sim, port) = simulator(
+        &[
+            "--model",
+            "multical-66c",
+            "--program",
+            "4-4-119",
+            "--latency-ms",
+            "300",
+            "--faults",
+            "drop@2,drop@3,drop@4,drop@5",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        dir.path(),
+    );
+    let mut t = Terminal::spawn(
+        &[
+            "--port",
+            &port,
+            "--protocol",
+            "mc66c",
+            "--sink",
+            "none",
+            "--interval",
+            "1h",
+        ],
+        dir.path(),
+    );
+    t.expect("did not give its program number");
+    t.expect("Program number A-B-CCC");
+    t.send("4-4-119\r");
+    t.expect("Found a MULTICAL 66C");
+    t.expect("program 4-4-119 (given)");
+    t.expect("Next:");
+    let (code, screen) = t.wait();
+    assert_eq!(code, 0, "{screen}");
+    let text = std::fs::read_to_string(dir.path().join("kamstrup.toml")).unwrap();
+    assert!(text.contains("program = \"4-4-119\""), "{text}");
+    assert!(text.contains("# No sink"), "{text}");
 }

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Headless-browser check of the dashboard: starts `kamstrup demo`, opens it in Chromium,
 waits until every chart has drawn real data, fails on any console error, saves screenshots.
+Then opens it again through two path-prefix reverse proxies (one like Home Assistant ingress,
+sending X-Ingress-Path, one plain): every page load and API call must go through the prefix.
 
 Python standard library only: Chromium is driven through the DevTools protocol over a pipe
 (--remote-debugging-pipe: commands on fd 3, answers on fd 4, each JSON message ended by NUL),
@@ -11,6 +13,10 @@ Usage: browser-check.py KAMSTRUP_BINARY OUTPUT_DIR
 
 import base64
 import fcntl
+import http.client
+import http.server
+import threading
+import urllib.parse
 import json
 import os
 import re
@@ -206,6 +212,101 @@ def stop_demo(demo):
         fail(f"`kamstrup demo` exited with {code} after SIGTERM; stderr:\n{demo.stderr.read().decode(errors='replace')}")
 
 
+class PrefixProxy:
+    """A reverse proxy that serves the demo only below path prefixes and strips them, like Home
+    Assistant ingress (`ingress_prefix`, with `X-Ingress-Path`) or an nginx `location` with
+    `proxy_pass http://demo/` (`plain_prefix`, no header). Anything outside a prefix is a 404,
+    so a URL in the page that ignores the prefix shows up as a failed load; every request is
+    recorded as (path, status)."""
+
+    def __init__(self, upstream, ingress_prefix, plain_prefix):
+        self.upstream = urllib.parse.urlsplit(upstream)
+        self.prefixes = {ingress_prefix: True, plain_prefix: False}
+        self.requests = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                status, headers, body = proxy.forward(self.path)
+                proxy.requests.append((self.path, status))
+                self.send_response(status)
+                for name, value in headers:
+                    if name.lower() not in ("connection", "transfer-encoding", "content-length"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def forward(self, path):
+        for prefix, ingress in self.prefixes.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                rest = path[len(prefix):] or "/"
+                headers = {"X-Ingress-Path": prefix} if ingress else {}
+                conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=30)
+                try:
+                    conn.request("GET", rest, headers=headers)
+                    reply = conn.getresponse()
+                    return reply.status, reply.getheaders(), reply.read()
+                finally:
+                    conn.close()
+        return 404, [("Content-Type", "text/plain")], b"outside the proxied prefixes"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def check_under_prefix(tools, session, proxy, page_url, prefix):
+    """Loads the dashboard at page_url (below prefix) and proves that it works there."""
+    first = len(proxy.requests)
+    tools.events.clear()
+    tools.send("Page.navigate", {"url": page_url}, session)
+    deadline = time.monotonic() + READY_TIMEOUT
+    tools.pump(0.5)
+    # While the old page unloads there may be no document element yet.
+    ready = "!!document.documentElement && document.documentElement.dataset.ready === 'true' && location.pathname.startsWith(" + json.dumps(prefix) + ")"
+    while not evaluate(tools, session, ready):
+        tools.pump(0.5)
+        problems = console_problems(tools.events)
+        if problems:
+            fail(f"under {prefix}: console errors:\n  " + "\n  ".join(problems))
+        if time.monotonic() > deadline:
+            fail(f"under {prefix}: the charts did not all draw data within {READY_TIMEOUT} s; requests {proxy.requests[first:]}")
+    facts = evaluate(
+        tools,
+        session,
+        """(() => ({ meters: document.querySelectorAll('section.meter').length,
+                     charts: Number(document.documentElement.dataset.charts),
+                     links: [...document.querySelectorAll('a[href], link[href], script[src], img[src]')]
+                              .map(e => e.href || e.src) }))()""",
+    )
+    seen = proxy.requests[first:]
+    outside = [(p, s) for p, s in seen if not (p == prefix or p.startswith(prefix + "/")) or s != 200]
+    api_calls = [p for p, _ in seen if p.startswith(prefix + "/api/")]
+    if facts["meters"] != 2 or facts["charts"] < EXPECTED_CHARTS:
+        fail(f"under {prefix}: {facts['meters']} meters and {facts['charts']} charts drawn")
+    if outside:
+        fail(f"under {prefix}: requests outside the prefix or failed: {outside}")
+    if len(api_calls) < 3:
+        fail(f"under {prefix}: the page made too few API calls through the proxy: {seen}")
+    for link in facts["links"]:
+        path = urllib.parse.urlsplit(link).path
+        if not path.startswith(prefix + "/"):
+            fail(f"under {prefix}: the page links to {link}, outside the prefix")
+        status, _, _ = proxy.forward(path)
+        if status != 200:
+            fail(f"under {prefix}: {link} answers {status}")
+    print(f"browser-check: under {prefix}: {len(seen)} requests all through the prefix, "
+          f"{len(api_calls)} API calls, {len(facts['links'])} links checked")
+
+
 def evaluate(tools, session, expression):
     result = tools.send(
         "Runtime.evaluate", {"expression": expression, "returnByValue": True}, session
@@ -354,11 +455,26 @@ def main():
             problems = console_problems(tools.events)
             if problems:
                 fail("console errors:\n  " + "\n  ".join(problems))
+
+            # Behind path prefixes: ingress (header; the URL without its trailing slash works
+            # too, through <base href>) and a plain prefix-stripping proxy (relative URLs).
+            tools.send(
+                "Emulation.setEmulatedMedia",
+                {"features": [{"name": "prefers-color-scheme", "value": "light"}]},
+                session,
+            )
+            ingress, plain = "/api/hassio_ingress/k4m5tRuP_t0ken", "/some/prefix"
+            proxy = PrefixProxy(url, ingress, plain)
+            try:
+                check_under_prefix(tools, session, proxy, proxy.base + ingress, ingress)
+                check_under_prefix(tools, session, proxy, proxy.base + plain + "/", plain)
+            finally:
+                proxy.close()
         finally:
             tools.close()
             if demo.poll() is None:
                 stop_demo(demo)
-    print("browser-check: ok — every chart drew real data, no console errors")
+    print("browser-check: ok — every chart drew real data, no console errors, also behind path prefixes")
 
 
 if __name__ == "__main__":

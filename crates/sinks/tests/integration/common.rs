@@ -151,9 +151,18 @@ pub(crate) struct Seen {
 
 /// Connects a fresh client, subscribes to `filter` and returns what arrives within `window`
 /// after the last message (so: the retained messages, with their retain flags).
+///
+/// rumqttd sometimes drops a fresh connection when the machine is loaded; reading retained
+/// messages has no side effects, so that is tried again (at most three times).
 pub(crate) async fn retained(port: u16, filter: &str) -> BTreeMap<String, Seen> {
-    let seen = observe(port, &[filter], Duration::from_millis(400), None, |_| false).await;
-    seen.into_iter().map(|s| (s.topic.clone(), s)).collect()
+    let mut last = String::new();
+    for _ in 0..3 {
+        match try_observe(port, &[filter], Duration::from_millis(400), None, |_| false).await {
+            Ok(seen) => return seen.into_iter().map(|s| (s.topic.clone(), s)).collect(),
+            Err(e) => last = e,
+        }
+    }
+    panic!("observer lost the broker three times: {last}");
 }
 
 /// Runs `during` after subscribing, then collects messages until `done` returns true for the
@@ -165,6 +174,18 @@ pub(crate) async fn observe(
     during: Option<Box<dyn FnOnce(AsyncClient) + Send>>,
     done: impl Fn(&[Seen]) -> bool,
 ) -> Vec<Seen> {
+    try_observe(port, filters, quiet, during, done)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn try_observe(
+    port: u16,
+    filters: &[&str],
+    quiet: Duration,
+    during: Option<Box<dyn FnOnce(AsyncClient) + Send>>,
+    done: impl Fn(&[Seen]) -> bool,
+) -> Result<Vec<Seen>, String> {
     let mut opts = MqttOptions::new(format!("observer-{}", free_port()), "127.0.0.1", port);
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_max_packet_size(1 << 20, 1 << 20);
@@ -202,13 +223,13 @@ pub(crate) async fn observe(
                 }
             }
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => panic!("observer lost the broker: {e}"),
+            Ok(Err(e)) => return Err(format!("observer lost the broker: {e}")),
             Err(_) => break,
         }
         assert!(Instant::now() < hard_deadline, "observer ran too long");
     }
     let _ = client.disconnect().await;
-    out
+    Ok(out)
 }
 
 /// Publishes one message from a separate client (e.g. HA's birth message).

@@ -311,3 +311,37 @@ fn watch_a_66c_asks_at_most_every_five_seconds() {
     assert!(text.contains("verdict (mc66c-late-baud)"), "{text}");
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn a_port_held_by_another_program_names_it() {
+    let sim = spawn_sim("pty", &[]);
+    // Another reader holds the head (a watching doctor: it opens the port exclusively).
+    let mut holder = Command::new(BIN)
+        .args([
+            "doctor",
+            "--port",
+            &sim.port,
+            "--watch",
+            "--watch-for",
+            "20s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("watching"), "{first}");
+    let (out, doc) = doctor(&sim.port, &[]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(doc["verdict"]["kind"], "busy", "{doc:#}");
+    let headline = doc["verdict"]["headline"].as_str().unwrap();
+    assert!(
+        headline.contains(&format!("(pid {})", holder.id())),
+        "{headline}"
+    );
+}

@@ -267,3 +267,81 @@ fn watch_shows_a_live_rate_and_stops_by_itself() {
     assert!(text.contains("verdict (no-reply)"), "{text}");
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn watch_a_66c_asks_at_most_every_five_seconds() {
+    let sim = spawn_sim(
+        "tcp",
+        &[
+            "--model",
+            "multical-66c",
+            "--latency-ms",
+            "300",
+            "--faults",
+            "late-baud@2",
+        ],
+    );
+    let out = Command::new(BIN)
+        .args([
+            "doctor",
+            "--port",
+            &sim.port,
+            "--protocol",
+            "mc66c",
+            "--watch",
+            "--watch-for",
+            "6s",
+            "--interval",
+            "1s",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("one /#1 every 5s"), "{text}");
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with('#')).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].contains("ok") && lines[0].contains("answered 1/1"),
+        "{text}"
+    );
+    assert!(
+        lines[1].contains("mc66c-late-baud") && lines[1].contains("answered 1/2 (50%)"),
+        "{text}"
+    );
+    assert!(text.contains("verdict (mc66c-late-baud)"), "{text}");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn a_port_held_by_another_program_names_it() {
+    let sim = spawn_sim("pty", &[]);
+    // Another reader holds the head (a watching doctor: it opens the port exclusively).
+    let mut holder = Command::new(BIN)
+        .args([
+            "doctor",
+            "--port",
+            &sim.port,
+            "--watch",
+            "--watch-for",
+            "20s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("watching"), "{first}");
+    let (out, doc) = doctor(&sim.port, &[]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(doc["verdict"]["kind"], "busy", "{doc:#}");
+    let headline = doc["verdict"]["headline"].as_str().unwrap();
+    assert!(
+        headline.contains(&format!("(pid {})", holder.id())),
+        "{headline}"
+    );
+}

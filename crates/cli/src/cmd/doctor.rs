@@ -242,22 +242,20 @@ async fn watch(args: &DoctorArgs, spec: &PortSpec) -> ExitCode {
     );
     let until = tokio::time::Instant::now() + args.watch_for;
     let mut history: Vec<bool> = Vec::new();
-    let mut kmp = (!mc66c).then(|| Transceiver::new(link));
-    let mut meter66 = None;
-    if mc66c {
-        if let Some(link) = kmp.take().map(Transceiver::into_link) {
-            meter66 = Some(Mc66cMeter::new(
-                link,
-                args.port.clone(),
-                Mc66cOptions {
-                    retries: 0,
-                    program: args.program,
-                    ..Mc66cOptions::default()
-                },
-            ));
-        }
-    }
-    // The link was moved into one of the two above; nothing else holds it.
+    let (mut kmp, mut meter66) = if mc66c {
+        let meter = Mc66cMeter::new(
+            link,
+            args.port.clone(),
+            Mc66cOptions {
+                retries: 0,
+                program: args.program,
+                ..Mc66cOptions::default()
+            },
+        );
+        (None, Some(meter))
+    } else {
+        (Some(Transceiver::new(link)), None)
+    };
     let mut last_verdict: Option<Verdict> = None;
     let shutdown = tokio::signal::ctrl_c();
     tokio::pin!(shutdown);

@@ -263,6 +263,8 @@ struct Published {
     states: BTreeMap<String, Vec<u8>>,
     /// Config topics whose retained payload on the broker is one of ours.
     on_broker: BTreeSet<String>,
+    /// The retained configs of this connection have all arrived (see [`HaHooks::sync_topic`]).
+    synced: bool,
 }
 
 impl Published {
@@ -338,6 +340,11 @@ const CONFIG_FOLDERS: [&str; 3] = ["sensor", "binary_sensor", "device"];
 struct HaHooks {
     shared: Arc<Mutex<Published>>,
     status_topic: String,
+    /// A topic only this connection uses: a message published to it after subscribing comes
+    /// back after every retained message of the earlier subscriptions (the broker handles one
+    /// client's packets in order), so its return means "our old configs are known". A layout
+    /// switch must know them before the first new config goes out.
+    sync_topic: String,
     watch_configs: bool,
     prefix: String,
     base_prefix: String,
@@ -369,7 +376,7 @@ impl HaHooks {
 
 impl LinkHooks for HaHooks {
     fn subscriptions(&self) -> Vec<String> {
-        let mut subs = vec![self.status_topic.clone()];
+        let mut subs = vec![self.status_topic.clone(), self.sync_topic.clone()];
         if self.watch_configs {
             subs.extend(
                 CONFIG_FOLDERS
@@ -381,10 +388,18 @@ impl LinkHooks for HaHooks {
     }
 
     fn on_connect(&mut self) -> Vec<OutMsg> {
-        lock(&self.shared).everything()
+        let mut p = lock(&self.shared);
+        p.synced = false;
+        let mut out = p.everything();
+        out.push(OutMsg::new(self.sync_topic.clone(), "sync", false));
+        out
     }
 
     fn on_message(&mut self, topic: &str, payload: &[u8]) -> Option<Duration> {
+        if topic == self.sync_topic {
+            lock(&self.shared).synced = true;
+            return None;
+        }
         if topic == self.status_topic {
             return (payload == b"online").then(|| jitter(self.delay));
         }
@@ -425,6 +440,8 @@ pub struct HomeAssistantSink {
     delivered: HashMap<u64, BTreeSet<String>>,
     /// serial → the health last published (for counting failed reads between deliveries).
     health: HashMap<u64, Health>,
+    /// How long a delivery waits for the retained configs of a new connection.
+    sync_wait: Duration,
 }
 
 /// The bridge's view of one meter, published on `<base>/<serial>/health`.
@@ -465,9 +482,14 @@ impl HomeAssistantSink {
             bridge_topic: bridge_topic.clone(),
             ..Published::default()
         }));
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
         let hooks = HaHooks {
             shared: shared.clone(),
             status_topic: format!("{}/status", cfg.discovery_prefix),
+            sync_topic: format!("{}/sync/{}-{nonce}", cfg.base_topic, std::process::id()),
             // Our own retained configs are also what a discovery-mode switch migrates.
             watch_configs: true,
             prefix: cfg.discovery_prefix.clone(),
@@ -485,6 +507,7 @@ impl HomeAssistantSink {
             serials: HashMap::new(),
             delivered: HashMap::new(),
             health: HashMap::new(),
+            sync_wait: settings.timeout,
         })
     }
 
@@ -879,6 +902,12 @@ impl Sink for HomeAssistantSink {
     }
 
     async fn deliver(&mut self, batch: &[Delivered<'_>]) -> Result<(), SinkError> {
+        // Know our retained configs before deciding what to migrate or remove; a broker that
+        // never echoes the sync message costs at most the link's timeout once per connection.
+        let deadline = tokio::time::Instant::now() + self.sync_wait;
+        while !lock(&self.shared).synced && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let mut msgs = Vec::new();
         let mut updates = CounterUpdates::default();
         let mut serials = self.serials.clone();

@@ -473,17 +473,21 @@ async fn switching_discovery_layout_migrates_then_clears_old_topics() {
         );
         let r1 = standard(1);
         let port = broker.port;
+        let (go, ready) = tokio::sync::oneshot::channel::<()>();
         let (seen, delivered_ok) = tokio::join!(
             observe(
                 port,
                 &["homeassistant/#"],
                 Duration::from_millis(800),
-                None,
+                Some(Box::new(move |_| {
+                    let _ = go.send(());
+                })),
                 |_| false
             ),
             async {
-                // The sink learns its retained configs from its subscription first.
-                tokio::time::sleep(Duration::from_millis(400)).await;
+                // Deliver as soon as the observer listens, with the sink just connected: it
+                // must wait for its own retained configs before choosing what to migrate.
+                let _ = ready.await;
                 next.deliver(&[delivered(2, "heat", 67_123_456, &r1)]).await
             }
         );

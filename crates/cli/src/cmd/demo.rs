@@ -296,6 +296,8 @@ async fn demo(args: &DemoArgs, dir: &Path) -> ExitCode {
         super::run::until_true(stop_rx),
     ));
 
+    // Before anything is printed: a SIGTERM right after the address appears must stop cleanly.
+    let shutdown = super::run::shutdown_signal();
     // The page should open on live values: wait (briefly) for each meter's first poll.
     let first_polls = async {
         while !names
@@ -323,7 +325,7 @@ async fn demo(args: &DemoArgs, dir: &Path) -> ExitCode {
 
     let mut failed = false;
     tokio::select! {
-        _ = super::run::shutdown_signal() => {}
+        _ = shutdown => {}
         result = &mut daemon => {
             eprintln!("error: the daemon stopped: {}", describe(result));
             failed = true;

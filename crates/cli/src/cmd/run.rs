@@ -32,23 +32,27 @@ pub(crate) struct RunArgs {
     pub(crate) config: Option<PathBuf>,
 }
 
-/// Completes on SIGTERM or Ctrl-C.
-pub(crate) async fn shutdown_signal() {
+/// Completes on SIGTERM or Ctrl-C. The SIGTERM handler is installed when this is *called*, not
+/// when it is first polled: a service manager (or a test) that sends SIGTERM as soon as the
+/// program has printed its start-up lines must get a clean stop, not the default kill.
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 pub(crate) async fn run(args: RunArgs) -> ExitCode {
+    let shutdown = shutdown_signal();
     let path = args.config.unwrap_or_else(config_file::default_config_path);
     let config = match config_file::load(&path) {
         Ok(c) => c,
@@ -92,7 +96,7 @@ pub(crate) async fn run(args: RunArgs) -> ExitCode {
             )))
         }
     };
-    let result = kamstrup_daemon::run(config.daemon, sinks, status, shutdown_signal()).await;
+    let result = kamstrup_daemon::run(config.daemon, sinks, status, shutdown).await;
     let _ = stop.send(true);
     if let Some(web) = web {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), web).await;

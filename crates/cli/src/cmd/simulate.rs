@@ -202,10 +202,11 @@ pub(crate) async fn run(args: SimulateArgs) -> ExitCode {
         let local = listener
             .local_addr()
             .map_or_else(|_| addr.to_string(), |a| a.to_string());
+        let shutdown = super::run::shutdown_signal();
         announce(&format!("simulated {name} listening on tcp://{local}"));
         tokio::select! {
             r = serve_tcp(listener, model, &mut options) => r,
-            _ = super::run::shutdown_signal() => Ok(()),
+            _ = shutdown => Ok(()),
         }
     } else {
         let (mut link, path) = match open_pty_with(model.line_settings()) {
@@ -229,10 +230,11 @@ pub(crate) async fn run(args: SimulateArgs) -> ExitCode {
             Some(l) => format!("{} (linked at {})", path.display(), l.display()),
             None => path.display().to_string(),
         };
+        let shutdown = super::run::shutdown_signal();
         announce(&format!("simulated {name} on pty {shown}"));
         tokio::select! {
             r = serve_pty(&mut link, model, &mut options) => r,
-            _ = super::run::shutdown_signal() => Ok(()),
+            _ = shutdown => Ok(()),
         }
     };
     match served {

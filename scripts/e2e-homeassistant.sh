@@ -199,7 +199,7 @@ start_ha() {
   check_loopback_only "$HA_PID"
 }
 start_ha
-pass "Home Assistant $HA_VERSION ready on $HA_URL, listening on loopback only ($LISTENERS)"
+pass "Home Assistant $HA_VERSION ready on $HA_URL, listening on loopback only, besides its mDNS socket on 5353 when it has one ($LISTENERS)"
 
 phase "onboard, long-lived token, MQTT integration"
 $HAC onboard --url "$HA_URL" --token-out "$W/ha-token" || die "onboarding failed"

@@ -51,6 +51,9 @@ timeout = 5
 [homeassistant]
 discovery_prefix = "homeassistant"
 compat = "$COMPAT"
+# Per-entity topics, what Domoticz' and openHAB's discovery readers take; device discovery (the
+# default from 2024.11) is covered by the sinks' rumqttd tests and e2e-homeassistant.sh.
+discovery = "entity"
 
 [mqtt_json]
 topic = "kamstrup/{meter}"

@@ -73,7 +73,15 @@ def check_retained(a, c):
         c.ok(n in registers, f"store has register {n}")
     want_topics = {f"{a.prefix}/sensor/kamstrup_{serial}_{slug(n)}/config": n for n in registers}
     have = {t for t in dump if t.startswith(f"{a.prefix}/sensor/kamstrup_{serial}_")}
-    c.eq(sorted(have - set(want_topics)), [], "no unexpected discovery topics")
+    # The bridge's own health per meter: diagnostic sensors on <base>/<serial>/health.
+    health = {f"{a.prefix}/sensor/kamstrup_{serial}_{n}/config": n
+              for n in ("last_read", "read_errors_24h")}
+    c.eq(sorted(have - set(want_topics) - set(health)), [], "no unexpected discovery topics")
+    for topic, name in sorted(health.items()):
+        if c.ok(topic in dump, f"health config {topic} exists"):
+            cfg = exact(dump[topic][1])
+            c.eq(cfg.get("entity_category"), "diagnostic", f"{name}: entity_category")
+            c.eq(cfg.get("state_topic"), f"{a.base}/{serial}/health", f"{name}: state_topic")
     state_topic = f"{a.base}/{serial}/state"
     meter_avail = f"{a.base}/{serial}/availability"
     for topic, name in sorted(want_topics.items()):
@@ -126,8 +134,15 @@ def check_retained(a, c):
         stored = find_reading(readings, serial, state.get("taken_at", ""))
         if c.ok(stored is not None, f"state taken_at {state.get('taken_at')} is a stored reading"):
             regs = {r["name"]: r for r in stored["reading"]["registers"]}
-            c.eq(sorted(k for k in state if k != "taken_at"), sorted(slug(n) for n in regs),
-                 "state has exactly the stored registers")
+            c.eq(sorted(k for k in state if k not in ("taken_at", "info_flags")),
+                 sorted(slug(n) for n in regs), "state has exactly the stored registers")
+            if "info" in regs:
+                # The info code's problem flags for HA's binary sensors: "problem" plus the
+                # named bits of a MULTICAL 403, all OFF for info 0.
+                flags = state.get("info_flags", {})
+                code = int(regs["info"]["value"])
+                c.eq(flags.get("problem"), "ON" if code else "OFF", "info_flags.problem")
+                c.eq(len(flags), 16, "info_flags: problem + 15 named bits (MULTICAL 403)")
             for n, reg in sorted(regs.items()):
                 want = expected(n, reg["unit"], reg["value"], a.compat)[4]
                 c.eq(state.get(slug(n)), want, f"state {n} = stored {reg['value']} {reg['unit']}")

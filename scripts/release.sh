@@ -99,7 +99,7 @@ for name in $targets; do
   build "$name"
   secs=$((SECONDS - start))
   bin=$target_dir/$t/$profile/kamstrup
-  if ! file -b "$bin" | grep -q 'statically linked'; then
+  if ! file -b "$bin" | grep -Eq 'statically linked|static-pie linked'; then
     echo "error: $bin is not statically linked: $(file -b "$bin")" >&2
     exit 1
   fi

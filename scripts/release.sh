@@ -7,6 +7,7 @@
 #   scripts/release.sh                 # all three targets, tarballs and .debs
 #   scripts/release.sh --no-deb        # tarballs only
 #   TARGETS="x86_64" scripts/release.sh
+#   NO_BUILD=1 TARGETS=aarch64 scripts/release.sh   # pack what target/<triple>/release-small holds
 #
 # Profile `release-small` (workspace Cargo.toml). Tools are installed when missing by
 # scripts/packaging-tools.sh (cached in /var/cache/kamstrup-ci). Prints size and build time per
@@ -96,7 +97,8 @@ for name in $targets; do
   t=${triple[$name]}
   start=$SECONDS
   echo "--- build $name ($t, profile $profile)"
-  build "$name"
+  # NO_BUILD=1 packs binaries built before (e.g. on another machine) without invoking cargo.
+  [[ ${NO_BUILD:-0} == 1 ]] || build "$name"
   secs=$((SECONDS - start))
   bin=$target_dir/$t/$profile/kamstrup
   if ! file -b "$bin" | grep -Eq 'statically linked|static-pie linked'; then

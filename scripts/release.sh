@@ -74,7 +74,8 @@ man_page() { # short-name output.gz
   chmod +x "$work/kamstrup"
   {
     echo "[COMMANDS]"
-    for sub in read scan decode simulate demo run check history addon-config; do
+    # Every subcommand the binary lists (two-space indent, name, then its summary).
+    for sub in $("$work/kamstrup" --help | sed -n '/^Commands:/,/^$/s/^  \([a-z][a-z0-9-]*\) .*/\1/p' | grep -vx help); do
       echo ".SS \"kamstrup $sub\""
       echo ".nf"
       "$work/kamstrup" "$sub" --help | sed 's/\\/\\e/g; s/^\./\\\&./'

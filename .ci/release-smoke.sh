@@ -33,7 +33,7 @@ import json, sys
 doc = json.load(sys.stdin)
 print("serial", doc["meter"]["serial"])
 for r in doc["registers"]:
-    print(f"{r[\"name\"]}={r[\"value\"]} {r[\"unit\"]}".rstrip())'; }
+    print((r["name"] + "=" + r["value"] + " " + r["unit"]).rstrip())'; }
 expected="serial 71234567
 heat_energy=121.89 GJ
 volume=951.33 m³
@@ -51,7 +51,7 @@ $host_values"
 declare -A triple=([x86_64]=x86_64-unknown-linux-musl [aarch64]=aarch64-unknown-linux-musl
   [armv6hf]=arm-unknown-linux-musleabihf)
 declare -A runner=([x86_64]="" [aarch64]="qemu-aarch64-static" [armv6hf]="qemu-arm-static -cpu arm1176")
-for name in x86_64 aarch64 armv6hf; do
+for name in ${SMOKE_TARGETS:-x86_64 aarch64 armv6hf}; do
   start=$(date +%s.%N)
   stem=kamstrup-$version-$name-linux-musl
   tar -xzf "$dist/$stem.tar.gz" -C "$work"
@@ -79,7 +79,7 @@ demo=$!
 pids+=($demo)
 url=
 for _ in $(seq 100); do
-  url=$(grep -o 'http://127\.0\.0\.1:[0-9]*/' "$work/demo.out" || true)
+  url=$(sed -n 's|^dashboard: \(http://127\.0\.0\.1:[0-9]*/\)$|\1|p' "$work/demo.out" | head -1)
   [[ -n $url ]] && break
   sleep 0.1
 done

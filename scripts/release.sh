@@ -7,6 +7,7 @@
 #   scripts/release.sh                 # all three targets, tarballs and .debs
 #   scripts/release.sh --no-deb        # tarballs only
 #   TARGETS="x86_64" scripts/release.sh
+#   NO_BUILD=1 TARGETS=aarch64 scripts/release.sh   # pack what target/<triple>/release-small holds
 #
 # Profile `release-small` (workspace Cargo.toml). Tools are installed when missing by
 # scripts/packaging-tools.sh (cached in /var/cache/kamstrup-ci). Prints size and build time per
@@ -73,7 +74,8 @@ man_page() { # short-name output.gz
   chmod +x "$work/kamstrup"
   {
     echo "[COMMANDS]"
-    for sub in read scan decode simulate demo run check history addon-config; do
+    # Every subcommand the binary lists (two-space indent, name, then its summary).
+    for sub in $("$work/kamstrup" --help | sed -n '/^Commands:/,/^$/s/^  \([a-z][a-z0-9-]*\) .*/\1/p' | grep -vx help); do
       echo ".SS \"kamstrup $sub\""
       echo ".nf"
       "$work/kamstrup" "$sub" --help | sed 's/\\/\\e/g; s/^\./\\\&./'
@@ -96,10 +98,11 @@ for name in $targets; do
   t=${triple[$name]}
   start=$SECONDS
   echo "--- build $name ($t, profile $profile)"
-  build "$name"
+  # NO_BUILD=1 packs binaries built before (e.g. on another machine) without invoking cargo.
+  [[ ${NO_BUILD:-0} == 1 ]] || build "$name"
   secs=$((SECONDS - start))
   bin=$target_dir/$t/$profile/kamstrup
-  if ! file -b "$bin" | grep -q 'statically linked'; then
+  if ! file -b "$bin" | grep -Eq 'statically linked|static-pie linked'; then
     echo "error: $bin is not statically linked: $(file -b "$bin")" >&2
     exit 1
   fi

@@ -462,6 +462,50 @@ fn a_bad_config_file_is_rejected_with_its_line_before_anything_starts() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("kamstrup.example.toml"));
 }
 
+/// A sink mistake is a config mistake: `check` reports it with its line and column and stops
+/// before it reaches any meter or broker (the listener below never sees a connection, and the
+/// meter on a closed port is never tried).
+#[test]
+fn check_refuses_a_sink_mistake_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    broker.set_nonblocking(true).unwrap();
+    let port = broker.local_addr().unwrap().port();
+    let config = dir.path().join("kamstrup.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[meter]]\nname = \"heat\"\nport = \"tcp://127.0.0.1:{port}\"\n\
+             [mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\n\
+             [mqtt_json]\nqos = 5\n\
+             [homeassistant_rest]\nurl = \"ha.lan:8123\"\ntoken = \"t\"\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.starts_with("FAIL config"), "{text}");
+    assert!(
+        text.contains("kamstrup.toml:7:7: [mqtt_json] qos: qos must be 0, 1 or 2, not 5"),
+        "{text}"
+    );
+    assert!(
+        text.contains("kamstrup.toml:9:7: [homeassistant_rest] url:"),
+        "{text}"
+    );
+    assert!(!text.contains("meter heat"), "no meter was tried: {text}");
+    assert_eq!(
+        broker.accept().map(|_| ()).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock,
+        "nothing connected to the broker port"
+    );
+}
+
 #[test]
 fn reconnects_when_the_tcp_head_goes_away_and_comes_back() {
     let dir = tempfile::tempdir().unwrap();

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod locate;
 mod raw;
 
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use chrono::NaiveTime;
 use kamstrup_daemon::{DaemonConfig, MeterSettings, Plausibility, ProtocolChoice, Schedule};
 use kamstrup_kmp::registers;
 use kamstrup_optical::PortSpec;
+use kamstrup_sinks::PathPart;
 use toml::Spanned;
 
 pub use raw::RawConfig;
@@ -172,22 +174,33 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Config, Vec<Conf
     }
 
     check_rest_beside_discovery(&loc, &raw, &meters, &mut errors);
-    // Relative paths in the file are relative to the file, wherever the daemon was started from.
-    let file = raw.file.map(|mut f| {
-        if f.path != Path::new("-") && f.path.is_relative() {
-            f.path = base_dir.join(&f.path);
-        }
-        f
-    });
-    let sinks = kamstrup_sinks::SinksConfig {
+    let mut sinks = kamstrup_sinks::SinksConfig {
         mqtt: raw.mqtt,
         homeassistant: raw.homeassistant,
         homeassistant_rest: raw.homeassistant_rest,
         mqtt_json: raw.mqtt_json,
         domoticz: raw.domoticz,
         influxdb: raw.influxdb,
-        file,
+        file: raw.file,
     };
+    // The sinks' own rules, located; the meter names only when every meter section was valid
+    // (otherwise a mapping would be blamed for a meter whose section has the mistake).
+    let meter_names: Vec<String> = meters.iter().map(|m| m.name.clone()).collect();
+    let names = kamstrup_sinks::Names {
+        register: &register_name,
+        meters: (meters.len() == raw.meters.len()).then_some(meter_names.as_slice()),
+    };
+    for problem in sinks.validate(&names) {
+        let at = locate::locate(text, &problem.path).unwrap_or(0);
+        errors.push(loc.at(at, problem.to_string()));
+    }
+    // Relative paths in the file are relative to the file, wherever the daemon was started from.
+    if let Some(f) = sinks.file.as_mut() {
+        if f.path != Path::new("-") && f.path.is_relative() {
+            f.path = base_dir.join(&f.path);
+        }
+    }
+    errors.sort_by_key(|e| (e.line, e.column));
 
     match (errors.is_empty(), sinks) {
         (true, sinks) => Ok(Config {
@@ -221,9 +234,7 @@ fn check_rest_beside_discovery(
     if !discovery_on {
         return;
     }
-    // The REST section's text, so that the error points at the entity_id as written.
-    let section = loc.text.find("[homeassistant_rest]").unwrap_or(0);
-    for e in &rest.entities {
+    for (i, e) in rest.entities.iter().enumerate() {
         let Some(id) = &e.entity_id else { continue };
         let Some(meter) = meters
             .iter()
@@ -231,9 +242,13 @@ fn check_rest_beside_discovery(
         else {
             continue;
         };
-        let at = loc.text[section..]
-            .find(&format!("\"{id}\""))
-            .map_or(section, |i| section + i);
+        let path = [
+            PathPart::Key("homeassistant_rest".into()),
+            PathPart::Key("entities".into()),
+            PathPart::Index(i),
+            PathPart::Key("entity_id".into()),
+        ];
+        let at = locate::locate(loc.text, &path).unwrap_or(0);
         let register = e.register.as_str();
         errors.push(loc.at(
             at,
@@ -246,6 +261,37 @@ fn check_rest_beside_discovery(
             ),
         ));
     }
+}
+
+/// Whether sink mappings may name `name`: what readings carry — catalogue names, the 66C's
+/// `/#1` names, `register_<id>` for uncatalogued ids, and the daemon's derived usage names.
+fn register_name(name: &str) -> Result<(), String> {
+    let derived = kamstrup_daemon::poller::USAGE_COUNTERS.iter().any(|c| {
+        kamstrup_daemon::poller::USAGE_PERIODS
+            .iter()
+            .any(|p| name.strip_prefix(c).and_then(|r| r.strip_prefix('_')) == Some(p))
+    });
+    let known = registers::CATALOGUE.iter().any(|r| r.name == name)
+        || kamstrup_meter::mc66c_registers::STANDARD_REGISTERS
+            .iter()
+            .any(|r| r.2 == name)
+        || name
+            .strip_prefix("register_")
+            .is_some_and(|id| id.parse::<u16>().is_ok())
+        || derived;
+    if known {
+        return Ok(());
+    }
+    Err(match registers::lookup(name) {
+        // A short name, id or other spelling of a catalogued register: readings carry its name.
+        Some(info) => format!(
+            "register {name:?}: readings name this register {:?}; write that",
+            info.name
+        ),
+        None => format!(
+            "unknown register {name:?}: use a register name such as heat_energy, volume, t1, t2, t1_t2, power, flow, hours, info, or heat_energy_today/_month/_year (`kamstrup scan` lists what your meter has)"
+        ),
+    })
 }
 
 fn hint_for_toml_error(message: &str) -> String {

@@ -189,3 +189,248 @@ fn rest_entity_id_that_discovery_owns_is_refused() {
     .replace("[homeassistant]\n\n", "");
     ok(&rest_only);
 }
+
+/// The single error, at `line:column`, mentioning `words`.
+fn one_at(text: &str, line: usize, column: usize, words: &[&str]) {
+    one(text, line, words);
+    let e = &errors(text)[0];
+    assert_eq!((e.line, e.column), (line, column), "{e}");
+}
+
+const MQTT: &str = "[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\n";
+
+/// Every static mistake in a sink section is found by `parse` (before any sink is built or
+/// anything connects) and points at the key or array item as written.
+#[test]
+fn sink_mistakes_name_their_key() {
+    // [mqtt]: scheme, credentials in the URL, no host, password without username, TLS keys.
+    one_at(
+        &format!("{METER}[mqtt]\nurl = \"http://broker:1883\"\n"),
+        5,
+        7,
+        &["[mqtt] url", "mqtt://", "http://"],
+    );
+    one_at(
+        &format!("{METER}[mqtt]\nurl = \"mqtt://u:p@broker\"\n"),
+        5,
+        7,
+        &["credentials", "username"],
+    );
+    one(
+        &format!("{METER}[mqtt]\nurl = \"broker:1883\"\n"),
+        5,
+        &["mqtt://"],
+    );
+    one_at(
+        &format!("{METER}{MQTT}password = \"env:MQTT_PW\"\n"),
+        6,
+        12,
+        &["[mqtt] password", "username"],
+    );
+    one(
+        &format!("{METER}{MQTT}ca_file = \"/etc/ca.pem\"\n"),
+        6,
+        &["ca_file", "mqtts://"],
+    );
+    one(
+        &format!("{METER}[mqtt]\nurl = \"mqtts://b\"\nclient_cert = \"c.pem\"\n"),
+        6,
+        &["client_key"],
+    );
+    // A sink that publishes through MQTT without [mqtt]: the sink's header.
+    one_at(
+        &format!("{METER}[homeassistant]\n"),
+        4,
+        1,
+        &["[homeassistant]", "[mqtt]"],
+    );
+    one(
+        &format!("{METER}{MQTT}[homeassistant]\nbase_topic = \"kamstrup/#\"\n"),
+        7,
+        &["base_topic", "not a valid MQTT topic"],
+    );
+    one(
+        &format!("{METER}{MQTT}[homeassistant]\ndiscovery_prefix = \"homeassistant/\"\n"),
+        7,
+        &["must not end with /"],
+    );
+    // [mqtt_json]: qos range, topic syntax, unknown register names in `keys`.
+    one_at(
+        &format!("{METER}{MQTT}[mqtt_json]\nqos = 3\n"),
+        7,
+        7,
+        &["qos", "0, 1 or 2"],
+    );
+    one(
+        &format!("{METER}{MQTT}[mqtt_json]\ntopic = \"kamstrup/+/{{meter}}\"\n"),
+        7,
+        &["topic"],
+    );
+    one(
+        &format!("{METER}{MQTT}[mqtt_json]\nkeys = {{ heat_energy = \"E\", warmth = \"W\" }}\n"),
+        7,
+        &["unknown register \"warmth\"", "kamstrup scan"],
+    );
+    // [homeassistant_rest]: scheme, missing token, entity ids, register and meter names.
+    let rest = "[homeassistant_rest]\nurl = \"http://127.0.0.1:8123\"\n";
+    one_at(
+        &format!("{METER}{rest}"),
+        4,
+        1,
+        &["needs token", "token_file"],
+    );
+    one(
+        &format!("{METER}[homeassistant_rest]\nurl = \"ftp://ha\"\ntoken = \"t\"\n"),
+        5,
+        &["http://"],
+    );
+    one(
+        &format!("{METER}{rest}token = \"t\"\ntoken_file = \"/etc/t\"\n"),
+        7,
+        &["not both"],
+    );
+    one_at(
+        &format!("{METER}{rest}token = \"t\"\nentities = [\n  {{ register = \"t1\" }},\n  {{ register = \"T1\" }},\n]\n"),
+        9,
+        16,
+        &["readings name this register \"t1\""],
+    );
+    one(
+        &format!("{METER}{rest}token = \"t\"\nentities = [{{ register = \"t1\", entity_id = \"Sensor.T1\" }}]\n"),
+        7,
+        &["not a valid HA entity id"],
+    );
+    one(
+        &format!(
+            "{METER}{rest}token = \"t\"\nentities = [{{ meter = \"cold\", register = \"t1\" }}]\n"
+        ),
+        7,
+        &["no [[meter]] is named \"cold\"", "heat"],
+    );
+    // [domoticz]: idx2 rules, type rules, divider, one writer per device, url, names.
+    let dz = "[domoticz]\nurl = \"http://127.0.0.1:8080\"\n";
+    one_at(
+        &format!("{METER}{dz}devices = [\n  {{ register = \"volume\", idx = 7, mode = \"subtract\" }},\n]\n"),
+        7,
+        42,
+        &["devices[0] mode", "needs idx2"],
+    );
+    one(
+        &format!("{METER}{dz}devices = [{{ register = \"volume\", idx = 7, idx2 = 8 }}]\n"),
+        6,
+        &["idx2 is only for"],
+    );
+    one(
+        &format!("{METER}{dz}devices = [{{ register = \"t1\", idx = 7, divider = 10 }}]\n"),
+        6,
+        &["divider is for type counter"],
+    );
+    one(
+        &format!("{METER}{dz}devices = [{{ register = \"heat_energy\", idx = 7, type = \"kwh\", mode = \"subtract\", idx2 = 3 }}]\n"),
+        6,
+        &["kwh supports mode write only"],
+    );
+    one_at(
+        &format!("{METER}{dz}devices = [\n  {{ register = \"t1\", idx = 7 }},\n  {{ meter = \"heat\", register = \"t2\", idx = 7 }},\n]\n"),
+        8,
+        44,
+        &["idx 7 is already written by devices[0] (t1)", "one writer"],
+    );
+    one(
+        &format!("{METER}{dz}devices = [{{ register = \"heat_energy_week\", idx = 7 }}]\n"),
+        6,
+        &["unknown register \"heat_energy_week\""],
+    );
+    one_at(
+        &format!("{METER}[domoticz]\ndevices = [{{ register = \"t1\", idx = 7 }}]\n"),
+        4,
+        1,
+        &["needs url"],
+    );
+    one(
+        &format!("{METER}{dz}username = \"\"\npassword = \"p\"\npassword_file = \"/p\"\ndevices = [{{ register = \"t1\", idx = 7 }}]\n"),
+        8,
+        &["not both"],
+    );
+    one(&format!("{METER}{dz}"), 4, &["devices is empty"]);
+    // Array-of-tables form: the item is found just as well.
+    one_at(
+        &format!("{METER}{dz}\n[[domoticz.devices]]\nregister = \"volume\"\nidx = 7\nmode = \"add-delta\"\n"),
+        10,
+        8,
+        &["needs idx2"],
+    );
+    // [influxdb]: version, v1/v2 keys.
+    let influx = "[influxdb]\nurl = \"http://127.0.0.1:8086\"\n";
+    one_at(
+        &format!("{METER}{influx}version = 3\n"),
+        6,
+        11,
+        &["version must be 1 or 2"],
+    );
+    one_at(
+        &format!("{METER}{influx}token = \"t\"\n"),
+        4,
+        1,
+        &["version 2 needs org and bucket"],
+    );
+    one(
+        &format!("{METER}{influx}org = \"o\"\nbucket = \"b\"\n"),
+        4,
+        &["needs token"],
+    );
+    one(
+        &format!("{METER}{influx}org = \"o\"\nbucket = \"b\"\ntoken = \"t\"\ndatabase = \"d\"\n"),
+        9,
+        &["database is for version 1"],
+    );
+    one(
+        &format!("{METER}{influx}version = 1\n"),
+        4,
+        &["needs database"],
+    );
+    one(
+        &format!("{METER}{influx}version = 1\ndatabase = \"d\"\nbucket = \"b\"\n"),
+        8,
+        &["bucket is for version 2"],
+    );
+    one(
+        &format!("{METER}{influx}version = 1\ndatabase = \"d\"\npassword = \"p\"\n"),
+        8,
+        &["needs a username"],
+    );
+    one(
+        &format!(
+            "{METER}[influxdb]\nurl = \"http://u:p@influx:8086\"\nversion = 1\ndatabase = \"d\"\n"
+        ),
+        5,
+        &["credentials"],
+    );
+    // [file]
+    one_at(
+        &format!("{METER}[file]\npath = \"\"\n"),
+        5,
+        8,
+        &["[file] path", "\"-\""],
+    );
+}
+
+/// Good sink mappings pass: derived usage names, `register_<id>`, the 66C's own names; a
+/// disabled section is not checked (it does not run).
+#[test]
+fn sink_names_that_readings_carry_pass() {
+    let config = ok(&format!(
+        "{METER}[domoticz]\nurl = \"http://127.0.0.1:8080\"\ndevices = [\n  {{ register = \"heat_energy_today\", idx = 1 }},\n  {{ register = \"volume_year\", idx = 2 }},\n  {{ register = \"register_1234\", idx = 3 }},\n  {{ register = \"peak_power\", idx = 4 }},\n  {{ register = \"t1_t2\", idx = 5 }},\n  {{ meter = \"heat\", register = \"heat_energy\", idx = 6, type = \"kwh\", power_register = \"power\" }},\n]\n[influxdb]\nenabled = false\nurl = \"ftp://nowhere\"\n"
+    ));
+    assert_eq!(config.sinks.domoticz.unwrap().devices.len(), 6);
+}
+
+/// All sink problems come at once, in file order, beside the meter's.
+#[test]
+fn sink_problems_come_together_in_file_order() {
+    let errs = errors(&format!(
+        "{METER}interval = \"soon\"\n[mqtt]\nurl = \"http://x\"\n[file]\npath = \"\"\n"
+    ));
+    let lines: Vec<usize> = errs.iter().map(|e| e.line).collect();
+    assert_eq!(lines, vec![4, 6, 8], "{errs:?}");
+}

@@ -387,6 +387,12 @@ async fn plausibility_verdict(
     Ok(None)
 }
 
+/// The counters whose usage per period is derived (`<counter>_<period>`, e.g.
+/// `heat_energy_today`); the config checks sink mappings against these names.
+pub const USAGE_COUNTERS: [&str; 2] = ["heat_energy", "volume"];
+/// The periods of [`USAGE_COUNTERS`], in the order of `period_starts`.
+pub const USAGE_PERIODS: [&str; 3] = ["today", "month", "year"];
+
 /// Start of today, this month and this year in local time, as UTC instants.
 fn period_starts(now: DateTime<Local>) -> [(&'static str, DateTime<Utc>); 3] {
     let date = now.date_naive();
@@ -399,9 +405,9 @@ fn period_starts(now: DateTime<Local>) -> [(&'static str, DateTime<Utc>); 3] {
     let month = date.with_day(1).unwrap_or(date);
     let year = date.with_ordinal(1).unwrap_or(date);
     [
-        ("today", midnight(date)),
-        ("month", midnight(month)),
-        ("year", midnight(year)),
+        (USAGE_PERIODS[0], midnight(date)),
+        (USAGE_PERIODS[1], midnight(month)),
+        (USAGE_PERIODS[2], midnight(year)),
     ]
 }
 
@@ -417,7 +423,7 @@ async fn add_usage(
     let starts = period_starts(reading.taken_at.with_timezone(&Local));
     let mut derived = Vec::new();
     for value in &reading.registers {
-        if !matches!(value.name.as_str(), "heat_energy" | "volume") || value.derived {
+        if !USAGE_COUNTERS.contains(&value.name.as_str()) || value.derived {
             continue;
         }
         for (period, since) in starts {

@@ -17,6 +17,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use tokio::io::AsyncWriteExt;
 
+use crate::validate::{ConfigProblem, Problems};
 use crate::values::{plain, CounterGuard, CounterUpdates, ExactNumber};
 use crate::{CheckLine, Delivered, Delivery, Sink, SinkError};
 
@@ -106,12 +107,24 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+impl FileConfig {
+    /// The static rules of `[file]`: a path (or `-`).
+    pub fn validate(&self) -> Vec<ConfigProblem> {
+        let mut p = Problems::new("file");
+        if self.path.as_os_str().is_empty() {
+            p.key(
+                "path",
+                "path is empty: write a file name, or \"-\" for standard output",
+            );
+        }
+        p.list
+    }
+}
+
 impl FileSink {
     /// Builds the sink (the file is opened at each delivery).
     pub fn new(cfg: &FileConfig) -> Result<Self, SinkError> {
-        if cfg.path.as_os_str().is_empty() {
-            return Err(SinkError::config("[file] path is empty"));
-        }
+        crate::validate::first(cfg.validate())?;
         Ok(FileSink {
             cfg: cfg.clone(),
             guard: CounterGuard::default(),

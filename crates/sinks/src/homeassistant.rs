@@ -40,7 +40,8 @@ use rumqttc::{LastWill, QoS};
 use serde::{Deserialize, Serialize};
 
 use crate::ha_map::{friendly_name, map_register, HaEntity, HaValue, HaVersion, VolumeClass};
-use crate::mqtt::{check_topic, LinkHooks, MqttLink, MqttSettings, OutMsg};
+use crate::mqtt::{LinkHooks, MqttLink, MqttSettings, OutMsg};
+use crate::validate::{self, topic_problem, ConfigProblem, Problems};
 use crate::values::{slug, CounterGuard, CounterUpdates, ExactNumber};
 use crate::{
     BuildContext, CheckLine, Delivered, Delivery, MeterContext, MqttConfig, Sink, SinkError,
@@ -143,6 +144,22 @@ impl Default for HomeAssistantConfig {
 }
 
 impl HomeAssistantConfig {
+    /// The static rules of `[homeassistant]`: both topics publishable, without a trailing `/`.
+    pub fn validate(&self) -> Vec<ConfigProblem> {
+        let mut p = Problems::new("homeassistant");
+        for (topic, key) in [
+            (&self.discovery_prefix, "discovery_prefix"),
+            (&self.base_topic, "base_topic"),
+        ] {
+            if let Some(e) = topic_problem(topic) {
+                p.key(key, e);
+            } else if topic.ends_with('/') {
+                p.key(key, format!("{topic:?} must not end with /"));
+            }
+        }
+        p.list
+    }
+
     /// Whether this configuration publishes one device config per meter.
     pub fn device_discovery(&self) -> bool {
         match self.discovery {
@@ -468,15 +485,7 @@ impl HomeAssistantSink {
         settings: &MqttSettings,
         meters: &[MeterContext],
     ) -> Result<Self, SinkError> {
-        for (topic, what) in [
-            (&cfg.discovery_prefix, "[homeassistant] discovery_prefix"),
-            (&cfg.base_topic, "[homeassistant] base_topic"),
-        ] {
-            check_topic(topic, what)?;
-            if topic.ends_with('/') {
-                return Err(SinkError::config(format!("{what} must not end with /")));
-            }
-        }
+        validate::first(cfg.validate())?;
         let bridge_topic = format!("{}/status", cfg.base_topic);
         let shared = Arc::new(Mutex::new(Published {
             bridge_topic: bridge_topic.clone(),

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::ha_map::{friendly_name, map_register, HaValue, HaVersion, VolumeClass};
 use crate::http;
 use crate::secret::{Secret, SecretRef};
+use crate::validate::{self, ConfigProblem, Names, PathPart, Problems};
 use crate::values::{display_url, plain, slug, CounterGuard, CounterUpdates};
 use crate::{BuildContext, CheckLine, Delivered, Delivery, Sink, SinkError};
 
@@ -141,22 +142,53 @@ pub fn default_entity_id(meter: &str, register: &str) -> String {
     format!("sensor.kamstrup_{}_{}_rest", slug(meter), slug(register))
 }
 
+impl HomeAssistantRestConfig {
+    /// The static rules of `[homeassistant_rest]`: an http(s) base URL, a token, valid entity
+    /// ids, and register/meter names that readings can carry.
+    pub fn validate(&self, names: &Names<'_>) -> Vec<ConfigProblem> {
+        let mut p = Problems::new("homeassistant_rest");
+        validate::http_url(&mut p, "url", &self.url);
+        validate::secret_pair(
+            &mut p,
+            self.token.is_some(),
+            self.token_file.is_some(),
+            "token",
+        );
+        if self.token.is_none() && self.token_file.is_none() {
+            p.section("needs token = \"env:HA_TOKEN\" (or token_file): a long-lived access token of an HA administrator");
+        }
+        for (i, e) in self.entities.iter().enumerate() {
+            let at = |key: &str| {
+                [
+                    PathPart::Key("entities".to_owned()),
+                    PathPart::Index(i),
+                    PathPart::Key(key.to_owned()),
+                ]
+            };
+            p.register(names, &at("register"), &e.register);
+            if let Some(m) = &e.meter {
+                p.meter(names, &at("meter"), m);
+            }
+            if let Some(id) = &e.entity_id {
+                if !valid_entity_id(id) {
+                    p.item("entities", i, "entity_id", format!(
+                        "{id:?} is not a valid HA entity id: lower-case letters, digits and _, like \"sensor.heat_energy\""
+                    ));
+                }
+            }
+        }
+        p.list
+    }
+}
+
 impl HomeAssistantRestSink {
     /// Builds the sink (resolves the token; no request is made).
     pub fn new(cfg: &HomeAssistantRestConfig, ctx: &BuildContext<'_>) -> Result<Self, SinkError> {
+        validate::first(cfg.validate(&Names::ANY))?;
         let base = http::base_url(&cfg.url, "homeassistant_rest")?;
         let token = SecretRef::pick(&cfg.token, &cfg.token_file, "token")?
             .ok_or_else(|| SinkError::config("[homeassistant_rest] needs token or token_file"))?
             .resolve(ctx.env, ctx.read_file)?;
-        for e in &cfg.entities {
-            if let Some(id) = &e.entity_id {
-                if !valid_entity_id(id) {
-                    return Err(SinkError::config(format!(
-                        "[homeassistant_rest] entity_id {id:?} is not a valid HA entity id (like sensor.heat_energy)"
-                    )));
-                }
-            }
-        }
         let timeout = Duration::from_secs(cfg.timeout.max(1));
         Ok(HomeAssistantRestSink {
             cfg: cfg.clone(),

@@ -20,22 +20,27 @@ pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, SinkError> {
 
 /// Parses a sink's base URL: http or https, no credentials, no query.
 pub(crate) fn base_url(text: &str, section: &str) -> Result<Url, SinkError> {
-    let url = Url::parse(text)
-        .map_err(|e| SinkError::config(format!("[{section}] url {text:?}: {e}")))?;
+    parse_base_url(text).map_err(|e| SinkError::config(format!("[{section}] url: {e}")))
+}
+
+/// The rule behind [`base_url`], as a plain message (also used by the config validation).
+pub(crate) fn parse_base_url(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| {
+        format!("{text:?} is not a URL ({e}): write e.g. \"http://192.168.1.10:8123\"")
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(SinkError::config(format!(
-            "[{section}] url must start with http:// or https://"
-        )));
+        return Err(format!(
+            "must start with http:// or https://, not {}://",
+            url.scheme()
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(SinkError::config(format!(
-            "[{section}] url must not contain credentials; use the username/password/token fields"
-        )));
+        return Err(
+            "must not contain credentials; use the username/password/token fields".to_owned(),
+        );
     }
-    if url.query().is_some() || url.host_str().is_none() {
-        return Err(SinkError::config(format!(
-            "[{section}] url must be a base address like http://host:port"
-        )));
+    if url.query().is_some() || url.host_str().is_none_or(str::is_empty) {
+        return Err("must be a base address like http://host:port".to_owned());
     }
     Ok(url)
 }

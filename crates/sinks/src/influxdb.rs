@@ -23,6 +23,7 @@ use serde::Deserialize;
 
 use crate::http;
 use crate::secret::{Secret, SecretRef};
+use crate::validate::{self, secret_pair, ConfigProblem, Problems};
 use crate::values::{display_url, plain, slug, CounterGuard, CounterUpdates};
 use crate::{BuildContext, CheckLine, Delivered, Delivery, Sink, SinkError};
 
@@ -194,13 +195,97 @@ fn unit_suffix(unit: &str) -> String {
     slug(&ascii)
 }
 
+impl InfluxConfig {
+    /// The static rules of `[influxdb]`: an http(s) base URL, version 1 with `database` or
+    /// version 2 with `org`, `bucket` and a token, and no keys of the other version.
+    pub fn validate(&self) -> Vec<ConfigProblem> {
+        let mut p = Problems::new("influxdb");
+        validate::http_url(&mut p, "url", &self.url);
+        if self.measurement.is_empty() {
+            p.key(
+                "measurement",
+                "measurement is empty: leave it out for \"kamstrup\"",
+            );
+        }
+        secret_pair(
+            &mut p,
+            self.token.is_some(),
+            self.token_file.is_some(),
+            "token",
+        );
+        secret_pair(
+            &mut p,
+            self.password.is_some(),
+            self.password_file.is_some(),
+            "password",
+        );
+        let has_token = self.token.is_some() || self.token_file.is_some();
+        let has_password = self.password.is_some() || self.password_file.is_some();
+        let password_key = if self.password.is_some() {
+            "password"
+        } else {
+            "password_file"
+        };
+        match self.version {
+            2 => {
+                if self.org.is_none() || self.bucket.is_none() {
+                    p.section("version 2 needs org and bucket (for InfluxDB 1.x write version = 1 and database)");
+                }
+                if !has_token {
+                    p.section("version 2 needs token = \"env:INFLUX_TOKEN\" (or token_file)");
+                }
+                for (set, key) in [
+                    (self.database.is_some(), "database"),
+                    (self.retention_policy.is_some(), "retention_policy"),
+                    (self.username.is_some(), "username"),
+                    (has_password, password_key),
+                ] {
+                    if set {
+                        p.key(
+                            key,
+                            format!(
+                                "{key} is for version 1 (this section is version 2, the default)"
+                            ),
+                        );
+                    }
+                }
+            }
+            1 => {
+                if self.database.is_none() {
+                    p.section("version 1 needs database = \"...\"");
+                }
+                for (set, key) in [
+                    (self.org.is_some(), "org"),
+                    (self.bucket.is_some(), "bucket"),
+                ] {
+                    if set {
+                        p.key(
+                            key,
+                            format!("{key} is for version 2; version 1 writes to database"),
+                        );
+                    }
+                }
+                if self.username.is_some() && has_token {
+                    p.key("username", "use username/password or token, not both");
+                }
+                if self.username.is_none() && has_password {
+                    p.key(
+                        password_key,
+                        "a password needs a username: add username = \"...\"",
+                    );
+                }
+            }
+            v => p.key("version", format!("version must be 1 or 2, not {v}")),
+        }
+        p.list
+    }
+}
+
 impl InfluxSink {
     /// Builds the sink (resolves secrets; no request is made).
     pub fn new(cfg: &InfluxConfig, ctx: &BuildContext<'_>) -> Result<Self, SinkError> {
+        validate::first(cfg.validate())?;
         let base = http::base_url(&cfg.url, "influxdb")?;
-        if cfg.measurement.is_empty() {
-            return Err(SinkError::config("[influxdb] measurement is empty"));
-        }
         let token = match SecretRef::pick(&cfg.token, &cfg.token_file, "token")? {
             Some(s) => Some(s.resolve(ctx.env, ctx.read_file)?),
             None => None,
@@ -209,37 +294,8 @@ impl InfluxSink {
             Some(s) => Some(s.resolve(ctx.env, ctx.read_file)?),
             None => None,
         };
-        let (write_url, auth) = match cfg.version {
-            2 => {
-                let (Some(org), Some(bucket)) = (&cfg.org, &cfg.bucket) else {
-                    return Err(SinkError::config(
-                        "[influxdb] version 2 needs org and bucket",
-                    ));
-                };
-                let Some(token) = token else {
-                    return Err(SinkError::config(
-                        "[influxdb] version 2 needs token or token_file",
-                    ));
-                };
-                if cfg.database.is_some() || cfg.username.is_some() || password.is_some() {
-                    return Err(SinkError::config(
-                        "[influxdb] database/username/password are for version 1",
-                    ));
-                }
-                let mut url = http::join(&base, "api/v2/write");
-                url.query_pairs_mut()
-                    .append_pair("org", org)
-                    .append_pair("bucket", bucket)
-                    .append_pair("precision", cfg.precision.as_str());
-                (url, Auth::Token(token))
-            }
-            1 => {
-                let Some(db) = &cfg.database else {
-                    return Err(SinkError::config("[influxdb] version 1 needs database"));
-                };
-                if cfg.org.is_some() || cfg.bucket.is_some() {
-                    return Err(SinkError::config("[influxdb] org/bucket are for version 2"));
-                }
+        let (write_url, auth) = match (cfg.version, &cfg.database, &cfg.org, &cfg.bucket, token) {
+            (1, Some(db), _, _, token) => {
                 let mut url = http::join(&base, "write");
                 url.query_pairs_mut().append_pair("db", db);
                 if let Some(rp) = &cfg.retention_policy {
@@ -248,25 +304,22 @@ impl InfluxSink {
                 url.query_pairs_mut()
                     .append_pair("precision", cfg.precision.as_str());
                 let auth = match (&cfg.username, password, token) {
-                    (Some(_), _, Some(_)) => {
-                        return Err(SinkError::config(
-                            "[influxdb] use username/password or token, not both",
-                        ))
-                    }
-                    (Some(u), p, None) => Auth::Basic(u.clone(), p),
-                    (None, Some(_), _) => {
-                        return Err(SinkError::config("[influxdb] password needs a username"))
-                    }
-                    (None, None, Some(t)) => Auth::Token(t),
-                    (None, None, None) => Auth::None,
+                    (Some(u), p, _) => Auth::Basic(u.clone(), p),
+                    (None, _, Some(t)) => Auth::Token(t),
+                    (None, _, None) => Auth::None,
                 };
                 (url, auth)
             }
-            v => {
-                return Err(SinkError::config(format!(
-                    "[influxdb] version must be 1 or 2, not {v}"
-                )))
+            (_, _, Some(org), Some(bucket), Some(token)) => {
+                let mut url = http::join(&base, "api/v2/write");
+                url.query_pairs_mut()
+                    .append_pair("org", org)
+                    .append_pair("bucket", bucket)
+                    .append_pair("precision", cfg.precision.as_str());
+                (url, Auth::Token(token))
             }
+            // Every other combination is refused by `validate` above.
+            _ => return Err(SinkError::config("[influxdb] incomplete settings")),
         };
         let timeout = Duration::from_secs(cfg.timeout.max(1));
         Ok(InfluxSink {

@@ -44,6 +44,7 @@ mod mqtt;
 mod secret;
 #[cfg(test)]
 mod testutil;
+mod validate;
 mod values;
 
 pub mod domoticz;
@@ -66,6 +67,7 @@ pub use influxdb::{InfluxConfig, InfluxSink, Precision};
 pub use mqtt::MqttConfig;
 pub use mqtt_json::{MqttJsonConfig, MqttJsonPreset, MqttJsonSink, ValueStyle};
 pub use secret::{Secret, SecretRef};
+pub use validate::{ConfigProblem, Names, PathPart};
 
 /// Which readings a sink needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -269,6 +271,59 @@ pub struct SinksConfig {
     /// `[file]`.
     #[serde(default)]
     pub file: Option<FileConfig>,
+}
+
+impl SinksConfig {
+    /// Every static problem of the sink sections (enabled sinks and `[mqtt]`), each with the
+    /// path of the key it is about: what `kamstrup_config` locates in the file. Resolves no
+    /// secret and connects nowhere; [`build`] runs the same rules.
+    pub fn validate(&self, names: &Names<'_>) -> Vec<ConfigProblem> {
+        let mut out = Vec::new();
+        if let Some(m) = &self.mqtt {
+            out.extend(m.validate());
+        }
+        let mut needs_mqtt = |section: &str| {
+            if self.mqtt.is_none() {
+                out.push(ConfigProblem {
+                    path: vec![PathPart::Key(section.to_owned())],
+                    message: format!(
+                        "[{section}] publishes through MQTT: add an [mqtt] section with url = \"mqtt://host:1883\""
+                    ),
+                });
+            }
+        };
+        let ha = self.homeassistant.as_ref().filter(|c| c.enabled);
+        let json = self.mqtt_json.as_ref().filter(|c| c.enabled);
+        let domoticz = self.domoticz.as_ref().filter(|c| c.enabled);
+        if ha.is_some() {
+            needs_mqtt("homeassistant");
+        }
+        if json.is_some() {
+            needs_mqtt("mqtt_json");
+        }
+        if domoticz.is_some_and(|d| d.transport == DomoticzTransport::Mqtt) {
+            needs_mqtt("domoticz");
+        }
+        if let Some(c) = ha {
+            out.extend(c.validate());
+        }
+        if let Some(c) = self.homeassistant_rest.as_ref().filter(|c| c.enabled) {
+            out.extend(c.validate(names));
+        }
+        if let Some(c) = json {
+            out.extend(c.validate(names));
+        }
+        if let Some(c) = domoticz {
+            out.extend(c.validate(names));
+        }
+        if let Some(c) = self.influxdb.as_ref().filter(|c| c.enabled) {
+            out.extend(c.validate());
+        }
+        if let Some(c) = self.file.as_ref().filter(|c| c.enabled) {
+            out.extend(c.validate());
+        }
+        out
+    }
 }
 
 /// Builds every enabled sink. Must run inside a Tokio runtime (MQTT sinks spawn their

@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::secret::{Secret, SecretRef};
+use crate::validate::{secret_pair, ConfigProblem, Problems};
 use crate::{BuildContext, SinkError};
 
 /// `[mqtt]`: the broker shared by the Home Assistant discovery, MQTT JSON and Domoticz-over-MQTT
@@ -89,46 +90,112 @@ pub(crate) struct MqttSettings {
     pub(crate) target: String,
 }
 
+impl MqttConfig {
+    /// The static rules of `[mqtt]` (see [`crate::validate`]): URL scheme, host, no credentials
+    /// in the URL, a password only with a username, TLS settings only with `mqtts://`.
+    pub fn validate(&self) -> Vec<ConfigProblem> {
+        let mut p = Problems::new("mqtt");
+        match parse_url(&self.url) {
+            Ok(_) => {}
+            Err(e) => p.key("url", e),
+        }
+        secret_pair(
+            &mut p,
+            self.password.is_some(),
+            self.password_file.is_some(),
+            "password",
+        );
+        if self.username.is_none() {
+            if self.password.is_some() {
+                p.key(
+                    "password",
+                    "a password needs a username: add username = \"...\"",
+                );
+            } else if self.password_file.is_some() {
+                p.key(
+                    "password_file",
+                    "a password needs a username: add username = \"...\"",
+                );
+            }
+        }
+        let tls = parse_url(&self.url).is_ok_and(|u| u.tls);
+        if !tls {
+            for (set, key) in [
+                (self.ca_file.is_some(), "ca_file"),
+                (self.client_cert.is_some(), "client_cert"),
+                (self.insecure, "insecure"),
+            ] {
+                if set {
+                    p.key(key, "TLS settings need an mqtts:// url");
+                }
+            }
+        }
+        match (&self.client_cert, &self.client_key) {
+            (Some(_), None) => p.key(
+                "client_cert",
+                "client_cert and client_key go together: add client_key",
+            ),
+            (None, Some(_)) => p.key(
+                "client_key",
+                "client_cert and client_key go together: add client_cert",
+            ),
+            _ => {}
+        }
+        p.list
+    }
+}
+
+/// `[mqtt] url`, taken apart.
+struct BrokerUrl {
+    tls: bool,
+    host: String,
+    port: u16,
+}
+
+fn parse_url(text: &str) -> Result<BrokerUrl, String> {
+    let url = reqwest::Url::parse(text).map_err(|e| {
+        format!("{text:?} is not a URL ({e}): write e.g. \"mqtt://192.168.1.10:1883\"")
+    })?;
+    let (tls, default_port) = match url.scheme() {
+        "mqtt" | "tcp" => (false, 1883),
+        "mqtts" | "ssl" => (true, 8883),
+        other => {
+            return Err(format!(
+                "must start with mqtt:// or mqtts://, not {other}://"
+            ))
+        }
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain credentials; use username and password".to_owned());
+    }
+    // IPv6 literals come bracketed (`[::1]`); the socket address wants them bare.
+    let host = match url.host_str() {
+        Some(h) if !h.is_empty() => h.trim_start_matches('[').trim_end_matches(']').to_owned(),
+        _ => {
+            return Err(format!(
+                "{text:?} has no host: write e.g. \"mqtt://192.168.1.10:1883\""
+            ))
+        }
+    };
+    Ok(BrokerUrl {
+        tls,
+        host,
+        port: url.port().unwrap_or(default_port),
+    })
+}
+
 impl MqttSettings {
     pub(crate) fn resolve(cfg: &MqttConfig, ctx: &BuildContext<'_>) -> Result<Self, SinkError> {
-        let url = reqwest::Url::parse(&cfg.url)
-            .map_err(|e| SinkError::config(format!("[mqtt] url {:?}: {e}", cfg.url)))?;
-        let (tls, default_port) = match url.scheme() {
-            "mqtt" | "tcp" => (false, 1883),
-            "mqtts" | "ssl" => (true, 8883),
-            other => {
-                return Err(SinkError::config(format!(
-                    "[mqtt] url must start with mqtt:// or mqtts://, not {other}://"
-                )))
-            }
-        };
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(SinkError::config(
-                "[mqtt] url must not contain credentials; use username and password",
-            ));
-        }
-        // IPv6 literals come bracketed (`[::1]`); the socket address wants them bare.
-        let host = match url.host_str() {
-            Some(h) if !h.is_empty() => h.trim_start_matches('[').trim_end_matches(']').to_owned(),
-            _ => return Err(SinkError::config("[mqtt] url has no host")),
-        };
-        let port = url.port().unwrap_or(default_port);
-        let secret = SecretRef::pick(&cfg.password, &cfg.password_file, "password")?;
-        let password = match secret {
+        crate::validate::first(cfg.validate())?;
+        let BrokerUrl { tls, host, port } =
+            parse_url(&cfg.url).map_err(|e| SinkError::config(format!("[mqtt] url: {e}")))?;
+        let password = match SecretRef::pick(&cfg.password, &cfg.password_file, "password")? {
             Some(s) => Some(s.resolve(ctx.env, ctx.read_file)?),
             None => None,
         };
-        if password.is_some() && cfg.username.is_none() {
-            return Err(SinkError::config("[mqtt] password needs a username"));
-        }
         let tls_config = if tls {
             Some(tls_config(cfg, ctx.read_file)?)
         } else {
-            if cfg.ca_file.is_some() || cfg.client_cert.is_some() || cfg.insecure {
-                return Err(SinkError::config(
-                    "[mqtt] TLS settings need an mqtts:// url",
-                ));
-            }
             None
         };
         let scheme = if tls { "mqtts" } else { "mqtt" };
@@ -253,12 +320,8 @@ fn tls_config(
                 .with_client_auth_cert(certs, key)
                 .map_err(|e| SinkError::config(format!("[mqtt] client certificate: {e}")))?
         }
-        (None, None) => builder.with_no_client_auth(),
-        _ => {
-            return Err(SinkError::config(
-                "[mqtt] client_cert and client_key go together",
-            ))
-        }
+        // Only one of the two is refused by `MqttConfig::validate`.
+        _ => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
 }
@@ -313,24 +376,13 @@ impl ServerCertVerifier for AcceptAnyServerCert {
     }
 }
 
-/// QoS from a config number.
-pub(crate) fn qos_from(n: u8) -> Result<QoS, SinkError> {
+/// QoS from a config number (0..=2, checked by the sinks' `validate`).
+pub(crate) fn qos_from(n: u8) -> QoS {
     match n {
-        0 => Ok(QoS::AtMostOnce),
-        1 => Ok(QoS::AtLeastOnce),
-        2 => Ok(QoS::ExactlyOnce),
-        _ => Err(SinkError::config(format!("qos must be 0, 1 or 2, not {n}"))),
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
     }
-}
-
-/// Checks a topic we publish to: not empty, no wildcards, no NUL.
-pub(crate) fn check_topic(topic: &str, what: &str) -> Result<(), SinkError> {
-    if topic.is_empty() || topic.contains(['+', '#', '\0']) {
-        return Err(SinkError::config(format!(
-            "{what} {topic:?} is not a valid MQTT topic to publish to"
-        )));
-    }
-    Ok(())
 }
 
 /// One message to publish.

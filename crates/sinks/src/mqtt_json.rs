@@ -18,7 +18,8 @@ use std::collections::BTreeMap;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::mqtt::{check_topic, qos_from, MqttLink, MqttSettings, NoHooks, OutMsg};
+use crate::mqtt::{qos_from, MqttLink, MqttSettings, NoHooks, OutMsg};
+use crate::validate::{self, topic_problem, ConfigProblem, Names, PathPart, Problems};
 use crate::values::{plain, CounterGuard, CounterUpdates, ExactNumber};
 use crate::{BuildContext, CheckLine, Delivered, Delivery, MqttConfig, Sink, SinkError};
 
@@ -143,6 +144,32 @@ pub struct MqttJsonSink {
     guard: CounterGuard,
 }
 
+impl MqttJsonConfig {
+    /// The static rules of `[mqtt_json]`: a publishable topic, qos 0–2, register names in `keys`
+    /// that readings can carry.
+    pub fn validate(&self, names: &Names<'_>) -> Vec<ConfigProblem> {
+        let mut p = Problems::new("mqtt_json");
+        let sample = self.topic.replace("{meter}", "m").replace("{serial}", "1");
+        if let Some(e) = topic_problem(&sample) {
+            p.key("topic", e);
+        }
+        if self.qos > 2 {
+            p.key("qos", format!("qos must be 0, 1 or 2, not {}", self.qos));
+        }
+        for register in self.keys.keys() {
+            p.register(
+                names,
+                &[
+                    PathPart::Key("keys".to_owned()),
+                    PathPart::Key(register.clone()),
+                ],
+                register,
+            );
+        }
+        p.list
+    }
+}
+
 impl MqttJsonSink {
     /// Starts the sink (connects in the background). Needs a Tokio runtime.
     pub fn new(
@@ -155,11 +182,8 @@ impl MqttJsonSink {
     }
 
     pub(crate) fn start(cfg: &MqttJsonConfig, settings: &MqttSettings) -> Result<Self, SinkError> {
-        check_topic(
-            &cfg.topic.replace("{meter}", "m").replace("{serial}", "1"),
-            "[mqtt_json] topic",
-        )?;
-        let qos = qos_from(cfg.qos)?;
+        validate::first(cfg.validate(&Names::ANY))?;
+        let qos = qos_from(cfg.qos);
         let mut keys: BTreeMap<String, String> = match cfg.preset {
             MqttJsonPreset::Seed => SEED_KEYS
                 .iter()

@@ -58,8 +58,9 @@ use api::{significant_digits, Api};
 pub use api::{CounterInfo, CounterType, DeviceInfo, DeviceKind, Shown};
 use exact::{counter_svalue, in_device_unit, text_svalue, Refusal};
 
-use crate::mqtt::{check_topic, MqttLink, MqttSettings, NoHooks, OutMsg};
+use crate::mqtt::{MqttLink, MqttSettings, NoHooks, OutMsg};
 use crate::secret::SecretRef;
+use crate::validate::{self, secret_pair, topic_problem, ConfigProblem, Names, PathPart, Problems};
 use crate::values::{energy_to_wh, plain, power_to_w, shift, CounterGuard, CounterUpdates};
 use crate::{
     BuildContext, CheckLine, Delivered, Delivery, MqttConfig, Sink, SinkError, SinkMemory,
@@ -278,6 +279,118 @@ pub struct DomoticzSink {
 /// Device facts read during one delivery (each idx at most once).
 type Seen = HashMap<u64, DeviceInfo>;
 
+/// Whether two mappings' `meter` filters can meet (absent = every meter).
+fn meters_overlap(a: &Option<String>, b: &Option<String>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
+impl DomoticzConfig {
+    /// The static rules of `[domoticz]`: mode/idx2/type/divider combinations, one writer per
+    /// device, a `url` where one is needed, a password only with a username, register and
+    /// meter names that exist.
+    pub fn validate(&self, names: &Names<'_>) -> Vec<ConfigProblem> {
+        let mut p = Problems::new("domoticz");
+        if let Some(url) = &self.url {
+            validate::http_url(&mut p, "url", url);
+        }
+        secret_pair(
+            &mut p,
+            self.password.is_some(),
+            self.password_file.is_some(),
+            "password",
+        );
+        if self.username.is_none() {
+            for (set, key) in [
+                (self.password.is_some(), "password"),
+                (self.password_file.is_some(), "password_file"),
+            ] {
+                if set {
+                    p.key(key, "a password needs a username: add username = \"...\"");
+                }
+            }
+        }
+        if self.transport == DomoticzTransport::Mqtt {
+            if let Some(e) = topic_problem(&self.topic) {
+                p.key("topic", e);
+            }
+        }
+        if self.devices.is_empty() {
+            p.section("devices is empty: map at least one register, e.g. devices = [{ register = \"heat_energy\", idx = 12 }]");
+        }
+        let needs_reads = self.devices.iter().any(|d| d.mode != DomoticzMode::Write);
+        if self.url.is_none() && (self.transport == DomoticzTransport::Http || needs_reads) {
+            p.section("needs url = \"http://host:8080\" (for transport http and for modes subtract/add-delta)");
+        }
+        for (i, d) in self.devices.iter().enumerate() {
+            let at = |key: &str| {
+                [
+                    PathPart::Key("devices".to_owned()),
+                    PathPart::Index(i),
+                    PathPart::Key(key.to_owned()),
+                ]
+            };
+            p.register(names, &at("register"), &d.register);
+            if let Some(m) = &d.meter {
+                p.meter(names, &at("meter"), m);
+            }
+            if let Some(r) = d.power_register.as_deref().filter(|r| !r.is_empty()) {
+                p.register(names, &at("power_register"), r);
+            }
+            if d.mode != DomoticzMode::Write && d.idx2.is_none() {
+                p.item(
+                    "devices",
+                    i,
+                    "mode",
+                    "this mode needs idx2: the device holding the value to subtract",
+                );
+            }
+            if d.mode == DomoticzMode::Write && d.idx2.is_some() {
+                p.item(
+                    "devices",
+                    i,
+                    "idx2",
+                    "idx2 is only for mode subtract and add-delta",
+                );
+            }
+            if d.idx2 == Some(d.idx) {
+                p.item("devices", i, "idx2", "idx2 must be another device than idx");
+            }
+            if d.kind == DomoticzType::Kwh && d.mode != DomoticzMode::Write {
+                p.item("devices", i, "mode", "type kwh supports mode write only");
+            }
+            if d.divider.is_some() && d.kind != DomoticzType::Counter {
+                p.item("devices", i, "divider", "divider is for type counter only");
+            } else if d.divider == Some(0) {
+                p.item("devices", i, "divider", "divider must be at least 1");
+            }
+            if d.power_register.is_some() && d.kind != DomoticzType::Kwh {
+                p.item(
+                    "devices",
+                    i,
+                    "power_register",
+                    "power_register is for type kwh only",
+                );
+            }
+            // The same device written by two mappings that can apply to the same meter: one
+            // would overwrite the other on every reading.
+            if let Some((j, other)) = self.devices[..i]
+                .iter()
+                .enumerate()
+                .find(|(_, o)| o.idx == d.idx && meters_overlap(&o.meter, &d.meter))
+            {
+                p.item("devices", i, "idx", format!(
+                    "idx {} is already written by devices[{j}] ({}); each Domoticz device needs one writer",
+                    d.idx, other.register
+                ));
+            }
+        }
+        p.list
+    }
+}
+
 impl DomoticzSink {
     /// Builds the sink; with `transport = "mqtt"` pass the `[mqtt]` section (connects in the
     /// background; needs a Tokio runtime).
@@ -303,56 +416,9 @@ impl DomoticzSink {
         ctx: &BuildContext<'_>,
         mqtt: Option<&MqttSettings>,
     ) -> Result<Self, SinkError> {
-        if cfg.devices.is_empty() {
-            return Err(SinkError::config("[domoticz] devices is empty"));
-        }
-        let needs_reads = cfg.devices.iter().any(|d| d.mode != DomoticzMode::Write);
-        for (i, d) in cfg.devices.iter().enumerate() {
-            let at = format!("[domoticz] devices[{i}] ({} → idx {})", d.register, d.idx);
-            if d.mode != DomoticzMode::Write && d.idx2.is_none() {
-                return Err(SinkError::config(format!("{at}: this mode needs idx2")));
-            }
-            if d.mode == DomoticzMode::Write && d.idx2.is_some() {
-                return Err(SinkError::config(format!(
-                    "{at}: idx2 is only for subtract and add-delta"
-                )));
-            }
-            if d.idx2 == Some(d.idx) {
-                return Err(SinkError::config(format!(
-                    "{at}: idx2 must be another device than idx"
-                )));
-            }
-            if d.kind == DomoticzType::Kwh && d.mode != DomoticzMode::Write {
-                return Err(SinkError::config(format!(
-                    "{at}: type kwh supports mode write only"
-                )));
-            }
-            if d.divider.is_some() && d.kind != DomoticzType::Counter {
-                return Err(SinkError::config(format!(
-                    "{at}: divider is for type counter only"
-                )));
-            }
-            if d.divider == Some(0) {
-                return Err(SinkError::config(format!(
-                    "{at}: divider must be at least 1"
-                )));
-            }
-            if d.power_register.is_some() && d.kind != DomoticzType::Kwh {
-                return Err(SinkError::config(format!(
-                    "{at}: power_register is for type kwh only"
-                )));
-            }
-            let writers = cfg
-                .devices
-                .iter()
-                .filter(|o| o.idx == d.idx && o.meter == d.meter)
-                .count();
-            if writers > 1 {
-                return Err(SinkError::config(format!(
-                    "{at}: idx {} is written by {writers} mappings; each device needs one writer",
-                    d.idx
-                )));
-            }
+        validate::first(cfg.validate(&Names::ANY))?;
+        for d in &cfg.devices {
+            let at = format!("[domoticz] devices ({} → idx {})", d.register, d.idx);
             if d.mode == DomoticzMode::AddDelta {
                 let mirrored = cfg.devices.iter().any(|o| {
                     Some(o.idx) == d.idx2
@@ -374,9 +440,6 @@ impl DomoticzSink {
                     Some(s) => Some(s.resolve(ctx.env, ctx.read_file)?),
                     None => None,
                 };
-                if password.is_some() && cfg.username.is_none() {
-                    return Err(SinkError::config("[domoticz] password needs a username"));
-                }
                 Some(Api::new(
                     url,
                     cfg.username.clone().map(|u| (u, password)),
@@ -385,24 +448,16 @@ impl DomoticzSink {
             }
             None => None,
         };
-        if api.is_none() && (cfg.transport == DomoticzTransport::Http || needs_reads) {
-            return Err(SinkError::config(
-                "[domoticz] needs url (for transport http and for modes subtract/add-delta)",
-            ));
-        }
         if api.is_none() && cfg.devices.iter().any(|d| d.kind == DomoticzType::Counter) {
             tracing::warn!("[domoticz] counters over MQTT without url: the device's divider and meter offset cannot be read; using divider from the config (default 1000). Set url so a Water/Gas counter shows the right value");
         }
         let link = match (cfg.transport, mqtt) {
-            (DomoticzTransport::Mqtt, Some(settings)) => {
-                check_topic(&cfg.topic, "[domoticz] topic")?;
-                Some(MqttLink::start(
-                    settings,
-                    "domoticz",
-                    None,
-                    Box::new(NoHooks),
-                ))
-            }
+            (DomoticzTransport::Mqtt, Some(settings)) => Some(MqttLink::start(
+                settings,
+                "domoticz",
+                None,
+                Box::new(NoHooks),
+            )),
             (DomoticzTransport::Mqtt, None) => {
                 return Err(SinkError::config(
                     "[domoticz] transport = \"mqtt\" needs an [mqtt] section",

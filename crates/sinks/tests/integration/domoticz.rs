@@ -79,7 +79,9 @@ async fn every_type_shows_the_meters_value_on_the_users_devices() {
     let mut s = sink(
         serde_json::json!({"url": dz.url, "devices": [
             {"register": "heat_energy", "idx": 12},
-            {"register": "t1", "idx": 13, "type": "temperature"},
+            // Named meters on both writers of idx 13: a mapping for any meter beside one for
+            // "other" would be two writers of one device (refused by validate).
+            {"meter": "heat", "register": "t1", "idx": 13, "type": "temperature"},
             {"meter": "heat", "register": "volume", "idx": 14, "type": "counter"},
             {"register": "volume", "idx": 16, "type": "counter"},
             {"register": "heat_energy", "idx": 17, "type": "counter"},

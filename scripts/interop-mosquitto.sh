@@ -46,7 +46,7 @@ url = "mqtt://127.0.0.1:$MQTT_PORT"
 username = "$MQTT_USER"
 password_file = "$2"
 client_id = "$3"
-timeout = 5
+timeout = "5s"
 
 [homeassistant]
 discovery_prefix = "homeassistant"

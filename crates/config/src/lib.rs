@@ -295,7 +295,9 @@ fn register_name(name: &str) -> Result<(), String> {
 }
 
 fn hint_for_toml_error(message: &str) -> String {
-    if message.contains("unknown field") {
+    if message.contains("unknown field `republish_delay_ms`") {
+        format!("{message}: republish_delay_ms is the old form; write republish_delay = \"1s\" (durations are text with a unit, e.g. \"500ms\")")
+    } else if message.contains("unknown field") {
         format!("{message} (check the spelling; kamstrup.example.toml lists every key)")
     } else {
         message.to_string()

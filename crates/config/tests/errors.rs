@@ -434,3 +434,52 @@ fn sink_problems_come_together_in_file_order() {
     let lines: Vec<usize> = errs.iter().map(|e| e.line).collect();
     assert_eq!(lines, vec![4, 6, 8], "{errs:?}");
 }
+
+/// Sink durations are text with a unit, like every other duration in the file; the old number
+/// forms are refused where they are written, with the new form in the message.
+#[test]
+fn sink_durations_are_text_and_old_forms_get_a_hint() {
+    let config = ok(&format!(
+        "{METER}[mqtt]\nurl = \"mqtt://127.0.0.1\"\ntimeout = \"3s\"\nkeep_alive = \"1m\"\n[homeassistant]\nrepublish_delay = \"250ms\"\nexpire_after = \"45m\"\n[influxdb]\nurl = \"http://127.0.0.1:8086\"\norg = \"o\"\nbucket = \"b\"\ntoken = \"t\"\ntimeout = \"20s\"\n"
+    ));
+    let mqtt = config.sinks.mqtt.unwrap();
+    assert_eq!(mqtt.timeout, std::time::Duration::from_secs(3));
+    assert_eq!(mqtt.keep_alive, std::time::Duration::from_secs(60));
+    let ha = config.sinks.homeassistant.unwrap();
+    assert_eq!(ha.republish_delay, std::time::Duration::from_millis(250));
+    assert_eq!(ha.expire_after, Some(std::time::Duration::from_secs(2700)));
+    assert_eq!(
+        config.sinks.influxdb.unwrap().timeout,
+        std::time::Duration::from_secs(20)
+    );
+    // Defaults.
+    let config = ok(&format!(
+        "{METER}[domoticz]\nurl = \"http://d\"\ndevices = [{{ register = \"t1\", idx = 1 }}]\n"
+    ));
+    assert_eq!(
+        config.sinks.domoticz.unwrap().timeout,
+        std::time::Duration::from_secs(10)
+    );
+
+    one_at(
+        &format!("{METER}[mqtt]\nurl = \"mqtt://127.0.0.1\"\ntimeout = 10\n"),
+        6,
+        11,
+        &["write \"10s\" instead of 10"],
+    );
+    one(
+        &format!("{METER}[homeassistant_rest]\nurl = \"http://ha\"\ntoken = \"t\"\ntimeout = 5\n"),
+        7,
+        &["\"5s\""],
+    );
+    one(
+        &format!("{METER}[mqtt]\nurl = \"mqtt://127.0.0.1\"\n[homeassistant]\nrepublish_delay_ms = 500\n"),
+        7,
+        &["republish_delay_ms", "republish_delay = \"1s\""],
+    );
+    one(
+        &format!("{METER}[mqtt]\nurl = \"mqtt://127.0.0.1\"\nkeep_alive = \"half a minute\"\n"),
+        6,
+        &["not a duration", "\"10s\""],
+    );
+}

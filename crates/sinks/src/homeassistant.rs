@@ -104,14 +104,17 @@ pub struct HomeAssistantConfig {
     /// `volume` (default) or `water` for m³ registers.
     #[serde(default)]
     pub volume_device_class: VolumeClass,
-    /// Seconds after which HA marks a value stale. Default: 3 × the meter's interval, or
-    /// 10800 (3 h) when the interval is unknown.
-    #[serde(default)]
-    pub expire_after: Option<u64>,
-    /// Delay between HA's `online` birth message and our re-publish (default 1000 ms, plus a
+    /// After how long HA marks a value stale (`"45m"`; sent to HA in whole seconds). Default:
+    /// 3 × the meter's interval, or 3 h when the interval is unknown.
+    #[serde(default, deserialize_with = "crate::duration::optional_text")]
+    pub expire_after: Option<Duration>,
+    /// Delay between HA's `online` birth message and our re-publish (default `"1s"`, plus a
     /// random part of up to half of it), so that many devices do not answer in the same instant.
-    #[serde(default = "default_republish_delay")]
-    pub republish_delay_ms: u64,
+    #[serde(
+        default = "default_republish_delay",
+        deserialize_with = "crate::duration::text"
+    )]
+    pub republish_delay: Duration,
     /// Remove our retained configs of entities that are no longer configured (default true).
     #[serde(default = "crate::yes")]
     pub remove_stale: bool,
@@ -123,8 +126,8 @@ fn default_prefix() -> String {
 fn default_base() -> String {
     "kamstrup".to_owned()
 }
-fn default_republish_delay() -> u64 {
-    1000
+fn default_republish_delay() -> Duration {
+    Duration::from_secs(1)
 }
 
 impl Default for HomeAssistantConfig {
@@ -137,7 +140,7 @@ impl Default for HomeAssistantConfig {
             discovery: DiscoveryMode::default(),
             volume_device_class: VolumeClass::default(),
             expire_after: None,
-            republish_delay_ms: default_republish_delay(),
+            republish_delay: default_republish_delay(),
             remove_stale: true,
         }
     }
@@ -503,7 +506,7 @@ impl HomeAssistantSink {
             watch_configs: true,
             prefix: cfg.discovery_prefix.clone(),
             base_prefix: format!("{}/", cfg.base_topic),
-            delay: Duration::from_millis(cfg.republish_delay_ms),
+            delay: cfg.republish_delay,
         };
         let will = LastWill::new(bridge_topic, "offline", QoS::AtLeastOnce, true);
         let link = MqttLink::start(settings, "ha", Some(will), Box::new(hooks));
@@ -562,8 +565,9 @@ impl HomeAssistantSink {
     }
 
     fn expire_after(&self, meter_name: &str) -> u64 {
-        if let Some(s) = self.cfg.expire_after {
-            return s;
+        if let Some(d) = self.cfg.expire_after {
+            // HA takes whole seconds; a part second is rounded up, never to 0.
+            return (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1);
         }
         self.meters
             .iter()

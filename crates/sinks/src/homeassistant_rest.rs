@@ -43,17 +43,20 @@ pub struct HomeAssistantRestConfig {
     /// `volume` (default) or `water` for m³ registers.
     #[serde(default)]
     pub volume_device_class: VolumeClass,
-    /// Seconds per request (default 10).
-    #[serde(default = "default_timeout")]
-    pub timeout: u64,
+    /// Per request (default `"10s"`).
+    #[serde(
+        default = "default_timeout",
+        deserialize_with = "crate::duration::text"
+    )]
+    pub timeout: Duration,
     /// Which registers to post, with entity id, friendly name and icon. Empty (default): every
     /// register of every meter as `sensor.kamstrup_<meter>_<register>_rest`.
     #[serde(default)]
     pub entities: Vec<RestEntity>,
 }
 
-fn default_timeout() -> u64 {
-    10
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// One posted register (the seed's `*_entity_id`, `*_friendly_name`, `*_icon`).
@@ -189,7 +192,7 @@ impl HomeAssistantRestSink {
         let token = SecretRef::pick(&cfg.token, &cfg.token_file, "token")?
             .ok_or_else(|| SinkError::config("[homeassistant_rest] needs token or token_file"))?
             .resolve(ctx.env, ctx.read_file)?;
-        let timeout = Duration::from_secs(cfg.timeout.max(1));
+        let timeout = cfg.timeout.max(Duration::from_secs(1));
         Ok(HomeAssistantRestSink {
             cfg: cfg.clone(),
             base,

@@ -75,9 +75,12 @@ pub struct InfluxConfig {
     /// Put the unit in field names (default true).
     #[serde(default = "crate::yes")]
     pub field_units: bool,
-    /// Seconds per request (default 10).
-    #[serde(default = "default_timeout")]
-    pub timeout: u64,
+    /// Per request (default `"10s"`).
+    #[serde(
+        default = "default_timeout",
+        deserialize_with = "crate::duration::text"
+    )]
+    pub timeout: Duration,
 }
 
 fn default_version() -> u8 {
@@ -86,8 +89,8 @@ fn default_version() -> u8 {
 fn default_measurement() -> String {
     "kamstrup".to_owned()
 }
-fn default_timeout() -> u64 {
-    10
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// Timestamp precision.
@@ -321,7 +324,7 @@ impl InfluxSink {
             // Every other combination is refused by `validate` above.
             _ => return Err(SinkError::config("[influxdb] incomplete settings")),
         };
-        let timeout = Duration::from_secs(cfg.timeout.max(1));
+        let timeout = cfg.timeout.max(Duration::from_secs(1));
         Ok(InfluxSink {
             cfg: cfg.clone(),
             write_url,

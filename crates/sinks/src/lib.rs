@@ -37,6 +37,7 @@ use serde::Deserialize;
 
 pub use kamstrup_reading::{Reading, RegisterValue};
 
+mod duration;
 mod error;
 mod ha_map;
 mod http;

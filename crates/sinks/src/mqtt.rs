@@ -60,19 +60,25 @@ pub struct MqttConfig {
     /// Accept any server certificate (TLS still encrypts, but no longer authenticates).
     #[serde(default)]
     pub insecure: bool,
-    /// Keep-alive interval in seconds (default 30).
-    #[serde(default = "default_keep_alive")]
-    pub keep_alive: u64,
-    /// Seconds to wait for a connection or a broker acknowledgement (default 10).
-    #[serde(default = "default_timeout")]
-    pub timeout: u64,
+    /// Keep-alive interval (default `"30s"`, at least 5 s).
+    #[serde(
+        default = "default_keep_alive",
+        deserialize_with = "crate::duration::text"
+    )]
+    pub keep_alive: Duration,
+    /// How long to wait for a connection or a broker acknowledgement (default `"10s"`).
+    #[serde(
+        default = "default_timeout",
+        deserialize_with = "crate::duration::text"
+    )]
+    pub timeout: Duration,
 }
 
-fn default_keep_alive() -> u64 {
-    30
+fn default_keep_alive() -> Duration {
+    Duration::from_secs(30)
 }
-fn default_timeout() -> u64 {
-    10
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// `[mqtt]` with its secrets and TLS material resolved.
@@ -215,8 +221,8 @@ impl MqttSettings {
                 .client_id
                 .clone()
                 .unwrap_or_else(|| "kamstrup-bridge".to_owned()),
-            keep_alive: Duration::from_secs(cfg.keep_alive.max(5)),
-            timeout: Duration::from_secs(cfg.timeout.max(1)),
+            keep_alive: cfg.keep_alive.max(Duration::from_secs(5)),
+            timeout: cfg.timeout.max(Duration::from_secs(1)),
         })
     }
 

@@ -93,9 +93,12 @@ pub struct DomoticzConfig {
     /// MQTT topic Domoticz listens on (default `domoticz/in`).
     #[serde(default = "default_topic")]
     pub topic: String,
-    /// Seconds per HTTP request (default 10).
-    #[serde(default = "default_timeout")]
-    pub timeout: u64,
+    /// Per HTTP request (default `"10s"`).
+    #[serde(
+        default = "default_timeout",
+        deserialize_with = "crate::duration::text"
+    )]
+    pub timeout: Duration,
     /// Register → device mappings.
     #[serde(default)]
     pub devices: Vec<DomoticzDevice>,
@@ -104,8 +107,8 @@ pub struct DomoticzConfig {
 fn default_topic() -> String {
     "domoticz/in".to_owned()
 }
-fn default_timeout() -> u64 {
-    10
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// How updates reach Domoticz.
@@ -432,7 +435,7 @@ impl DomoticzSink {
                 }
             }
         }
-        let timeout = Duration::from_secs(cfg.timeout.max(1));
+        let timeout = cfg.timeout.max(Duration::from_secs(1));
         let api = match &cfg.url {
             Some(url) => {
                 let password = match SecretRef::pick(&cfg.password, &cfg.password_file, "password")?

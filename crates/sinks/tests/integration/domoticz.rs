@@ -527,7 +527,7 @@ async fn mqtt_transport_delivers_every_mode_exactly_once_across_a_restart() {
     }))
     .unwrap();
     let mqtt: MqttConfig =
-        serde_json::from_value(serde_json::json!({"url": broker.url(), "timeout": 3})).unwrap();
+        serde_json::from_value(serde_json::json!({"url": broker.url(), "timeout": "3s"})).unwrap();
     let ctx = ctx();
     let memory: Arc<dyn SinkMemory> = Arc::new(VolatileMemory::default());
     let start = || {

@@ -103,7 +103,7 @@ async fn start() -> (String, Shared) {
 
 fn sink(url: &str, token: &str, entities: serde_json::Value) -> HomeAssistantRestSink {
     let cfg: HomeAssistantRestConfig = serde_json::from_value(serde_json::json!({
-        "url": url, "token_file": "/etc/kamstrup/ha-token", "entities": entities, "timeout": 3,
+        "url": url, "token_file": "/etc/kamstrup/ha-token", "entities": entities, "timeout": "3s",
     }))
     .unwrap();
     let token = token.to_owned();

@@ -37,16 +37,17 @@ fn sink(
 ) -> HomeAssistantSink {
     // Per-entity discovery unless a test asks for device discovery (the topic-level tests below
     // were written for it; device discovery and the migration have their own tests).
-    let mut cfg = serde_json::json!({"republish_delay_ms": 0, "discovery": "entity"});
+    let mut cfg = serde_json::json!({"republish_delay": "0s", "discovery": "entity"});
     if let serde_json::Value::Object(m) = extra {
         for (k, v) in m {
             cfg[k] = v;
         }
     }
     let cfg: HomeAssistantConfig = serde_json::from_value(cfg).unwrap();
-    let mqtt: MqttConfig =
-        serde_json::from_value(serde_json::json!({"url": broker.url(), "timeout": timeout}))
-            .unwrap();
+    let mqtt: MqttConfig = serde_json::from_value(
+        serde_json::json!({"url": broker.url(), "timeout": format!("{timeout}s")}),
+    )
+    .unwrap();
     HomeAssistantSink::new(&cfg, &mqtt, &ctx().with_meters(meters)).unwrap()
 }
 
@@ -146,7 +147,7 @@ async fn birth_message_republishes_configs_then_state() {
     let broker = Broker::start();
     let mut ha = sink(
         &broker,
-        serde_json::json!({"republish_delay_ms": 50}),
+        serde_json::json!({"republish_delay": "50ms"}),
         vec![],
         5,
     );

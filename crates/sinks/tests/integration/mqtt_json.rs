@@ -13,7 +13,7 @@ fn sink(
     ctx: &BuildContext<'_>,
 ) -> MqttJsonSink {
     let cfg: MqttJsonConfig = serde_json::from_value(cfg).unwrap();
-    let mut mqtt = serde_json::json!({"url": broker.url(), "timeout": 3});
+    let mut mqtt = serde_json::json!({"url": broker.url(), "timeout": "3s"});
     if let serde_json::Value::Object(m) = mqtt_extra {
         for (k, v) in m {
             mqtt[k] = v;
@@ -166,7 +166,7 @@ async fn connack_not_authorised_is_an_auth_error() {
     });
     let cfg: MqttJsonConfig = serde_json::from_value(serde_json::json!({})).unwrap();
     let mqtt: MqttConfig = serde_json::from_value(serde_json::json!({
-        "url": format!("mqtt://127.0.0.1:{port}"), "timeout": 2, "username": "u", "password": "secret-pw"
+        "url": format!("mqtt://127.0.0.1:{port}"), "timeout": "2s", "username": "u", "password": "secret-pw"
     }))
     .unwrap();
     let ctx = ctx();

@@ -57,7 +57,7 @@ async fn tls_front(broker_port: u16) -> Tls {
 }
 
 fn sink(port: u16, extra: serde_json::Value, ctx: &BuildContext<'_>) -> MqttJsonSink {
-    let mut mqtt = serde_json::json!({"url": format!("mqtts://127.0.0.1:{port}"), "timeout": 2});
+    let mut mqtt = serde_json::json!({"url": format!("mqtts://127.0.0.1:{port}"), "timeout": "2s"});
     if let serde_json::Value::Object(m) = extra {
         for (k, v) in m {
             mqtt[k] = v;

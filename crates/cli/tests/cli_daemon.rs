@@ -506,6 +506,47 @@ fn check_refuses_a_sink_mistake_before_connecting() {
     );
 }
 
+/// A broker that is down (nothing listens: the TCP connection is refused) is reported as soon
+/// as the connection is refused, not after the sink's 30 s timeout.
+#[test]
+fn check_reports_a_refused_broker_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("kamstrup.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[meter]]\nname = \"heat\"\nport = \"sim:multical-403\"\n\
+             [mqtt]\nurl = \"mqtt://127.0.0.1:{closed}\"\ntimeout = \"30s\"\n\
+             [mqtt_json]\n"
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = Command::new(BIN)
+        .args(["check", "--no-meters", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("FAIL mqtt_json"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("cannot connect"), "{line}");
+    assert!(!line.contains("no answer within"), "{line}");
+    assert!(
+        took < Duration::from_secs(20),
+        "check waited {took:?} for a refused connection (timeout 30 s)"
+    );
+}
+
 #[test]
 fn reconnects_when_the_tcp_head_goes_away_and_comes_back() {
     let dir = tempfile::tempdir().unwrap();

@@ -532,21 +532,23 @@ impl MqttLink {
         }
     }
 
-    /// Waits until connected (for `check`), returning the last connection error on timeout.
+    /// Waits for the first answer of the connection (for `check`): connected, or the error of
+    /// the first attempt at once — a refused TCP connection or login is reported when it
+    /// happens, not after the timeout (which only bounds a broker that does not answer).
     pub(crate) async fn wait_ready(&self) -> Result<(), SinkError> {
         let mut state = self.state.clone();
         let waited = tokio::time::timeout(
             self.timeout,
-            state.wait_for(|s| matches!(s, LinkState::Ready)),
+            state.wait_for(|s| !matches!(s, LinkState::Connecting)),
         )
         .await;
         match waited {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err(SinkError::connect(&self.target, "connection task ended")),
-            Err(_) => match &*self.state.borrow() {
+            Ok(Ok(s)) => match &*s {
                 LinkState::Down(e) => Err(e.clone()),
-                _ => Err(SinkError::timeout(&self.target, self.timeout)),
+                _ => Ok(()),
             },
+            Ok(Err(_)) => Err(SinkError::connect(&self.target, "connection task ended")),
+            Err(_) => Err(SinkError::timeout(&self.target, self.timeout)),
         }
     }
 

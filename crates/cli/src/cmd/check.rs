@@ -10,7 +10,8 @@ use super::config_file;
 use crate::output::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 
 pub(crate) const HELP: &str = "\
-Checks, in order: the config file (every problem with its line), each meter (opens its port,
+Checks, in order: the config file (every problem with its line and column, sink sections
+included; nothing is contacted until the file is right), each meter (opens its port,
 identifies it, reads it once), each sink (broker connect and login, HTTP auth, Domoticz device
 list with idx, name and value). Prints ok/FAIL per item; exits 0 only when everything works.
 Nothing is stored or delivered.

@@ -173,3 +173,72 @@ pub(crate) fn topic_problem(topic: &str) -> Option<String> {
     (topic.is_empty() || topic.contains(['+', '#', '\0']))
         .then(|| format!("{topic:?} is not a valid MQTT topic to publish to (no +, #, not empty)"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{FileConfig, FileSink, SinksConfig};
+
+    fn file(path: &str) -> SinksConfig {
+        SinksConfig {
+            file: Some(FileConfig {
+                enabled: true,
+                path: path.into(),
+                format: Default::default(),
+            }),
+            ..SinksConfig::default()
+        }
+    }
+
+    /// The path reads like the file; the constructor refuses with the very same problem.
+    #[test]
+    fn one_rule_two_callers() {
+        let config = file("");
+        let problems = config.validate(&Names::ANY);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(
+            problems[0].path,
+            [PathPart::Key("file".into()), PathPart::Key("path".into())]
+        );
+        assert!(problems[0].to_string().starts_with("[file] path: "));
+        let built = FileSink::new(config.file.as_ref().unwrap()).err().unwrap();
+        assert_eq!(built.to_string(), format!("configuration: {}", problems[0]));
+        assert!(file("-").validate(&Names::ANY).is_empty());
+    }
+
+    #[test]
+    fn paths_with_indexes_display_like_toml() {
+        let p = ConfigProblem {
+            path: vec![
+                PathPart::Key("domoticz".into()),
+                PathPart::Key("devices".into()),
+                PathPart::Index(2),
+                PathPart::Key("idx2".into()),
+            ],
+            message: "m".into(),
+        };
+        assert_eq!(p.to_string(), "[domoticz] devices[2] idx2: m");
+    }
+
+    #[test]
+    fn names_reach_the_mappings() {
+        let only_t1 = |n: &str| {
+            if n == "t1" {
+                Ok(())
+            } else {
+                Err(format!("no {n}"))
+            }
+        };
+        let meters = ["heat".to_owned()];
+        let names = Names {
+            register: &only_t1,
+            meters: Some(&meters),
+        };
+        let cfg: crate::MqttJsonConfig =
+            serde_json::from_value(serde_json::json!({"keys": {"t1": "a", "t9": "b"}})).unwrap();
+        let problems = cfg.validate(&names);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].message, "no t9");
+        assert!(cfg.validate(&Names::ANY).is_empty());
+    }
+}

@@ -405,7 +405,8 @@ def main():
                 """(() => {
                     renderStatus({ version: 'x', latest_reading_id: 9, sinks: [
                         { name: 'mqtt', cursor: 3, cursor_moved_at: new Date().toISOString(),
-                          status: { failures: 2, last_ok: null, delivered: 0,
+                          status: { failures: 2, consecutive_failures: 2, last_ok: null, delivered: 0,
+                                    failing_since: new Date(Date.now() - 300000).toISOString(),
                                     last_error: { at: new Date().toISOString(), kind: 'connect', message: 'refused' } } }],
                       errors: [{ meter: 'heat', at: new Date().toISOString(), kind: 'timeout', message: 'no reply within 2 s' }],
                       error_counts: [{ meter: 'heat', kind: 'timeout', count: 1 }] });
@@ -416,7 +417,7 @@ def main():
                     return out;
                 })()""",
             )
-            if "no reply within 2 s" not in shown["errors"] or "failing" not in shown["sinks"] or "1 × timeout" not in shown["counts"]:
+            if "no reply within 2 s" not in shown["errors"] or "failing since 5 min ago (2 attempts)" not in shown["sinks"] or "1 × timeout" not in shown["counts"]:
                 fail(f"the error and sink tables do not render: {shown}")
             tools.pump(1.0)
 

@@ -16,16 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Protocol, Reading};
 
-/// One documented info bit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct InfoFlag {
-    /// The bit value (1, 2, 4, …).
-    pub bit: u32,
-    /// Stable snake_case name (entity ids, JSON, metrics).
-    pub name: &'static str,
-    /// What it means, for people.
-    pub description: &'static str,
-}
+/// One documented info bit: the 66C crate's type, so its tables are used as they are.
+pub use kamstrup_mc66c::InfoFlag;
 
 const fn flag(bit: u32, name: &'static str, description: &'static str) -> InfoFlag {
     InfoFlag {
@@ -134,22 +126,8 @@ const MULTICAL_602: &[InfoFlag] = &[
     ),
 ];
 
-const EMPTY: InfoFlag = flag(0, "", "");
-
-/// Copies a table of the 66C crate into this crate's type at compile time.
-const fn from_mc66c<const N: usize>(src: &[kamstrup_mc66c::InfoFlag]) -> [InfoFlag; N] {
-    let mut out = [EMPTY; N];
-    let mut i = 0;
-    while i < N {
-        out[i] = flag(src[i].bit, src[i].name, src[i].description);
-        i += 1;
-    }
-    out
-}
-
-const MC66CDE: [InfoFlag; kamstrup_mc66c::MC66CDE_INFO.len()] =
-    from_mc66c(kamstrup_mc66c::MC66CDE_INFO);
-const MC66B: [InfoFlag; kamstrup_mc66c::MC66B_INFO.len()] = from_mc66c(kamstrup_mc66c::MC66B_INFO);
+const MC66CDE: &[InfoFlag] = kamstrup_mc66c::MC66CDE_INFO;
+const MC66B: &[InfoFlag] = kamstrup_mc66c::MC66B_INFO;
 
 /// A family of meters that share one info-code table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -179,8 +157,8 @@ impl InfoFamily {
         match self {
             InfoFamily::Multical403 => MULTICAL_403,
             InfoFamily::Multical602 => MULTICAL_602,
-            InfoFamily::Mc66Cde => &MC66CDE,
-            InfoFamily::Mc66B => &MC66B,
+            InfoFamily::Mc66Cde => MC66CDE,
+            InfoFamily::Mc66B => MC66B,
         }
     }
 

@@ -939,7 +939,18 @@ impl Sink for HomeAssistantSink {
             )
         };
         for d in batch {
-            let regs = self.guard.admit(d.serial, d.reading, &mut updates);
+            let mut regs = self.guard.admit(d.serial, d.reading, &mut updates);
+            // A reading taken under an older config (stored before a restart, delivered after
+            // it) may carry registers no longer configured: they are not entities any more.
+            // Values computed here (ΔT, today/month/year usage) follow the registers they are
+            // computed from.
+            if let Some(m) = self
+                .meters
+                .iter()
+                .find(|m| m.name == d.meter_name && !m.registers.is_empty())
+            {
+                regs.retain(|r| r.derived || m.registers.iter().any(|n| *n == r.name));
+            }
             let entities: Vec<_> = regs
                 .iter()
                 .filter_map(|r| {

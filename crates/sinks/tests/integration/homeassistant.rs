@@ -289,6 +289,52 @@ async fn stale_entities_are_removed_but_nothing_else() {
     second.shutdown().await;
 }
 
+/// A reading stored under the old config and delivered after the restart (the daemon stopped
+/// before delivering it) still carries the dropped register: it must not keep its entity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reading_from_before_the_config_change_does_not_revive_dropped_registers() {
+    let broker = Broker::start();
+    let old = reading(
+        1_779_400_000,
+        vec![
+            reg("heat_energy", "1.000", "GJ"),
+            reg("volume", "2.00", "m³"),
+            reg("t1", "70.0", "°C"),
+        ],
+    );
+    let mut first = sink(&broker, serde_json::json!({}), vec![], 5);
+    first
+        .deliver(&[delivered(1, "heat", 111, &old)])
+        .await
+        .unwrap();
+    first.shutdown().await;
+    let mut second = sink(
+        &broker,
+        serde_json::json!({}),
+        vec![meter("heat", &["heat_energy", "volume"])],
+        5,
+    );
+    second
+        .deliver(&[delivered(1, "heat", 111, &old)])
+        .await
+        .unwrap();
+    let seen = retained(broker.port, "homeassistant/#").await;
+    let mut topics: Vec<&String> = seen.keys().collect();
+    topics.sort();
+    assert_eq!(
+        topics,
+        [
+            "homeassistant/sensor/kamstrup_111_heat_energy/config",
+            "homeassistant/sensor/kamstrup_111_last_read/config",
+            "homeassistant/sensor/kamstrup_111_volume/config",
+        ]
+    );
+    let state = retained(broker.port, "kamstrup/111/state").await;
+    let state = &state["kamstrup/111/state"].payload;
+    assert!(!state.contains("\"t1\""), "{state}");
+    second.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unavailable_shutdown_and_last_will() {
     let broker = Broker::start();

@@ -261,6 +261,7 @@ mod tests {
 
     fn reading(port: &str, protocol: Protocol, info: &str) -> Reading {
         Reading {
+            source: Default::default(),
             meter: MeterIdentity {
                 protocol,
                 port: port.into(),

@@ -65,6 +65,7 @@ impl Sink for Recording {
 
 fn reading(at: i64, energy: &str) -> Reading {
     Reading {
+        source: Default::default(),
         meter: MeterIdentity {
             protocol: Protocol::Kmp,
             port: "sim:multical-403".into(),

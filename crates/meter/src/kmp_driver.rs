@@ -187,6 +187,7 @@ impl KmpMeter {
             registers.push(dt);
         }
         Ok(Reading {
+            source: Default::default(),
             meter: MeterIdentity {
                 protocol: Protocol::Kmp,
                 port: self.port.clone(),

@@ -344,6 +344,7 @@ impl Mc66cMeter {
                 raw: String::new(),
             })?;
         Ok(Reading {
+            source: Default::default(),
             meter: MeterIdentity {
                 protocol: Protocol::Mc66c,
                 port: self.port.clone(),

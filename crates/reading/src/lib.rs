@@ -124,13 +124,80 @@ pub struct RegisterValue {
     pub derived: bool,
 }
 
+/// Where a reading's values come from: polled now, or one record of one of the meter's own
+/// loggers (back-filled; its `taken_at` is the logger's period boundary in UTC).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadingSource {
+    /// Read from the meter's registers when `taken_at` says (the normal case).
+    #[default]
+    Poll,
+    /// A record of the meter's hour logger.
+    HourLog,
+    /// A record of the meter's day logger.
+    DayLog,
+    /// A record of the meter's month logger.
+    MonthLog,
+    /// A record of the meter's year logger.
+    YearLog,
+}
+
+impl ReadingSource {
+    /// Every source, in storage-code order.
+    pub const ALL: [ReadingSource; 5] = [
+        ReadingSource::Poll,
+        ReadingSource::HourLog,
+        ReadingSource::DayLog,
+        ReadingSource::MonthLog,
+        ReadingSource::YearLog,
+    ];
+
+    /// The stable name used in the store, JSON and the dashboard (`poll`, `hour_log`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadingSource::Poll => "poll",
+            ReadingSource::HourLog => "hour_log",
+            ReadingSource::DayLog => "day_log",
+            ReadingSource::MonthLog => "month_log",
+            ReadingSource::YearLog => "year_log",
+        }
+    }
+
+    /// Parses [`ReadingSource::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// True for a polled reading (the serde default, left out of JSON).
+    pub fn is_poll(&self) -> bool {
+        *self == ReadingSource::Poll
+    }
+
+    /// True for a back-filled logger record: history with its own time, never "the newest
+    /// value" for state sinks.
+    pub fn is_logged(&self) -> bool {
+        !self.is_poll()
+    }
+}
+
+impl core::fmt::Display for ReadingSource {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A complete reading of one meter at one moment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reading {
     /// The meter.
     pub meter: MeterIdentity,
-    /// When the reply arrived.
+    /// When the reply arrived (for a logger record: the end of its period, UTC).
     pub taken_at: DateTime<Utc>,
+    /// Polled, or back-filled from a logger.
+    #[serde(default, skip_serializing_if = "ReadingSource::is_poll")]
+    pub source: ReadingSource,
     /// Values, in the order they were asked for (derived ones last).
     pub registers: Vec<RegisterValue>,
     /// Asked-for register ids that the meter did not return.
@@ -173,6 +240,7 @@ mod tests {
     #[test]
     fn json_round_trip_keeps_exact_values() {
         let reading = Reading {
+            source: Default::default(),
             meter: MeterIdentity {
                 protocol: Protocol::Kmp,
                 port: "sim:multical-602".into(),

@@ -20,6 +20,7 @@ pub(crate) fn reg(name: &str, short: &str, value: &str, unit: &str) -> RegisterV
 
 pub(crate) fn reading_with(registers: Vec<RegisterValue>) -> Reading {
     Reading {
+        source: Default::default(),
         meter: MeterIdentity {
             protocol: Protocol::Kmp,
             port: "sim:multical-403".into(),

@@ -284,6 +284,7 @@ mod tests {
 
     fn reading(values: &[(&str, &str, &str)]) -> Reading {
         Reading {
+            source: Default::default(),
             meter: kamstrup_reading::MeterIdentity {
                 protocol: kamstrup_reading::Protocol::Kmp,
                 port: "sim".into(),

@@ -55,6 +55,7 @@ fn year(meter: MeterId, start: DateTime<Utc>) -> Vec<(MeterId, Reading, Option<S
                 value(0, "delta_t", "ΔT", "K", dec(t1 * 10 - t2, -2)),
             ];
             let reading = Reading {
+                source: Default::default(),
                 meter: MeterIdentity {
                     protocol: Protocol::Kmp,
                     port: "/dev/serial/by-id/usb-FTDI_FT230X_Basic_UART_D30A1B2C-if00-port0".into(),

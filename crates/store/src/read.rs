@@ -41,6 +41,7 @@ fn header(row: &Row<'_>) -> Result<StoredReading, StoreError> {
         meter_name: row.get(2)?,
         serial: serial_from_sql(row.get(3)?),
         reading: Reading {
+            source: Default::default(),
             meter: MeterIdentity {
                 protocol: parse_protocol(&protocol)?,
                 port: row.get(8)?,

@@ -28,6 +28,7 @@ fn exact_reading() -> Reading {
     delta.unit_code = None;
     delta.derived = true;
     Reading {
+        source: Default::default(),
         meter: MeterIdentity {
             protocol: Protocol::Kmp,
             port: "/dev/serial/by-id/usb-FTDI_FT230X_Basic_UART_D30A1B2C-if00-port0".into(),

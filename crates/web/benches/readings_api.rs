@@ -87,6 +87,7 @@ fn reading(k: i64, at: DateTime<Utc>, base: &mut Baselines) -> Reading {
         ));
     }
     Reading {
+        source: Default::default(),
         meter: MeterIdentity {
             protocol: Protocol::Kmp,
             port: "/dev/serial/by-id/usb-FTDI_FT230X_Basic_UART_D30A1B2C-if00-port0".into(),

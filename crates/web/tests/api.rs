@@ -45,6 +45,7 @@ fn reg(id: u16, name: &str, value: Decimal, unit: &str) -> RegisterValue {
 /// uses exactly 0.96 GJ; T1 cycles 60.00, 60.25, 60.50, 60.75 °C.
 fn heat_reading(k: i64) -> Reading {
     Reading {
+        source: Default::default(),
         meter: MeterIdentity {
             protocol: Protocol::Kmp,
             port: "sim:multical-403".into(),
@@ -71,6 +72,7 @@ fn old_reading(k: i64) -> Reading {
     let mut info = reg(99, "info", dec(8, 0), "");
     info.text = Some("flow sensor: air in the water".into());
     Reading {
+        source: Default::default(),
         meter: MeterIdentity {
             protocol: Protocol::Mc66c,
             port: "sim:multical-66c".into(),

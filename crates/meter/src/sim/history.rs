@@ -196,6 +196,7 @@ pub fn kmp_history(
             values.push(dt);
         }
         out.push(Reading {
+            source: Default::default(),
             meter: MeterIdentity {
                 protocol: Protocol::Kmp,
                 port: port.to_string(),
@@ -243,6 +244,7 @@ pub fn mc66c_history(
             continue;
         };
         out.push(Reading {
+            source: Default::default(),
             meter: MeterIdentity {
                 protocol: Protocol::Mc66c,
                 port: port.to_string(),

@@ -268,6 +268,7 @@ pub(crate) fn reg(name: &str, value: &str, unit: &str) -> RegisterValue {
 
 pub(crate) fn reading(at: i64, registers: Vec<RegisterValue>) -> Reading {
     Reading {
+        source: Default::default(),
         meter: MeterIdentity {
             protocol: Protocol::Kmp,
             port: "sim:multical-403".into(),

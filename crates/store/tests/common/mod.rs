@@ -46,6 +46,7 @@ pub fn reg(name: &str, value: &str) -> RegisterValue {
 
 pub fn reading_at(taken_at: DateTime<Utc>, regs: Vec<RegisterValue>) -> Reading {
     Reading {
+        source: Default::default(),
         meter: MeterIdentity {
             protocol: Protocol::Kmp,
             port: "sim:multical-603".into(),

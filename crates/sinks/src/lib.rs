@@ -137,6 +137,16 @@ pub trait Sink: Send {
     /// Every reading, or only the newest per meter.
     fn delivery(&self) -> Delivery;
 
+    /// Whether a [`Delivery::Latest`] sink also wants the records back-filled from the meter's
+    /// loggers (`reading.source` is not `Poll`), as history with their own times — HA discovery
+    /// imports them as long-term statistics. Such records are never the newest value: a state
+    /// sink that says no here never sees them; one that says yes gets them in the same batch as
+    /// the newest polled reading and must not show them as current. `Every` sinks always get
+    /// them, in order.
+    fn accepts_logged(&self) -> bool {
+        false
+    }
+
     /// Delivers a batch. `Ok` = everything in it was delivered (at least once); `Err` = nothing
     /// may be assumed, and the daemon retries later from its cursor.
     async fn deliver(&mut self, batch: &[Delivered<'_>]) -> Result<(), SinkError>;

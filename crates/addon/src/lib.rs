@@ -17,6 +17,9 @@ use toml::{Table, Value};
 /// Port the add-on's dashboard listens on inside the container (`ingress_port` in config.yaml).
 pub const INGRESS_PORT: u16 = 8099;
 
+/// The Supervisor's ingress proxy: the only client the add-on's dashboard answers.
+pub const INGRESS_PROXY: &str = "172.30.32.2";
+
 /// What can be wrong with the add-on's start-up; each message names the option to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum AddonError {
@@ -316,9 +319,14 @@ pub fn convert(
     }
     root.insert("storage".into(), storage.into());
 
-    // Ingress reaches the container on this port; the port is published nowhere else.
+    // Ingress reaches the container on this port; the port is published nowhere else, and
+    // only the Supervisor's ingress proxy may use it (other add-ons share the network).
     let mut web = Table::new();
     web.insert("listen".into(), format!("0.0.0.0:{INGRESS_PORT}").into());
+    web.insert(
+        "allow".into(),
+        Value::Array(vec![INGRESS_PROXY.into()]),
+    );
     root.insert("web".into(), web.into());
 
     if options.meters.is_empty() {

@@ -442,6 +442,9 @@ fn good_sample_options_become_valid_configs() {
         Some("/data/kamstrup.db")
     );
     assert_eq!(parsed["web"]["listen"].as_str(), Some("0.0.0.0:8099"));
+    let allow = parsed["web"]["allow"].as_array().expect("web.allow");
+    assert_eq!(allow.len(), 1);
+    assert_eq!(allow[0].as_str(), Some("172.30.32.2"));
     let meters = parsed["meter"].as_array().unwrap();
     assert_eq!(meters.len(), 2);
     assert_eq!(

@@ -49,6 +49,8 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// Dashboard/metrics address, when the web server is on.
     pub web_listen: Option<SocketAddr>,
+    /// Which clients the dashboard answers (`[web] allow`).
+    pub web_access: kamstrup_web::Access,
     /// Sink sections, ready for `kamstrup_sinks::build` (which resolves their secrets).
     pub sinks: kamstrup_sinks::SinksConfig,
 }
@@ -121,6 +123,25 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Config, Vec<Conf
             }
         }
         _ => None,
+    };
+
+    let web_access = {
+        let mut allow = Vec::new();
+        if let Some(list) = raw.web.as_ref().and_then(|w| w.allow.as_ref()) {
+            if list.get_ref().is_empty() {
+                errors.push(loc.span(
+                    list,
+                    "web.allow is empty, which would lock everyone out: list the addresses that may use the dashboard, or remove the key to allow everyone who reaches web.listen",
+                ));
+            }
+            for entry in list.get_ref() {
+                match kamstrup_web::Access::parse_entry(entry.get_ref()) {
+                    Ok(net) => allow.push(net),
+                    Err(e) => errors.push(loc.span(entry, format!("web.allow: {e}"))),
+                }
+            }
+        }
+        kamstrup_web::Access::only(allow)
     };
 
     let plausibility = {
@@ -212,6 +233,7 @@ pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Config, Vec<Conf
                 retry_scale: 1.0,
             },
             web_listen,
+            web_access,
             sinks,
         }),
         _ => Err(errors),

@@ -51,6 +51,8 @@ pub struct RawWeb {
     pub listen: Option<Spanned<String>>,
     /// Set false to turn the dashboard off.
     pub enabled: Option<bool>,
+    /// Only these client addresses or networks may use it (default: whoever reaches `listen`).
+    pub allow: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `[plausibility]`.

@@ -483,3 +483,24 @@ fn sink_durations_are_text_and_old_forms_get_a_hint() {
         &["not a duration", "\"10s\""],
     );
 }
+
+#[test]
+fn web_allow_takes_addresses_and_networks_and_names_a_bad_entry() {
+    let config = ok(&format!(
+        "{METER}[web]\nlisten = \"0.0.0.0:8099\"\nallow = [\"172.30.32.2\", \"192.168.1.0/24\"]\n"
+    ));
+    assert!(config.web_access.allows("172.30.32.2".parse().unwrap()));
+    assert!(config.web_access.allows("192.168.1.20".parse().unwrap()));
+    assert!(!config.web_access.allows("10.0.0.1".parse().unwrap()));
+    assert!(ok(METER).web_access.is_open(), "no allow key: open");
+    one(
+        &format!("{METER}[web]\nallow = [\"172.30.32.2\",\n  \"homeassistant\"]\n"),
+        6,
+        &["web.allow", "\"homeassistant\"", "neither an IP address"],
+    );
+    one(
+        &format!("{METER}[web]\nallow = []\n"),
+        5,
+        &["web.allow is empty", "lock everyone out"],
+    );
+}

@@ -949,7 +949,7 @@ impl Sink for HomeAssistantSink {
                 .iter()
                 .find(|m| m.name == d.meter_name && !m.registers.is_empty())
             {
-                regs.retain(|r| r.derived || m.registers.iter().any(|n| *n == r.name));
+                regs.retain(|r| r.derived || m.registers.contains(&r.name));
             }
             let entities: Vec<_> = regs
                 .iter()

@@ -195,9 +195,15 @@ fn main() {
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let status: kamstrup_web::StatusFn = Arc::new(|| serde_json::Value::Null);
-        let server = tokio::spawn(kamstrup_web::serve(listener, path.clone(), status, async {
-            let _ = stopped.await;
-        }));
+        let server = tokio::spawn(kamstrup_web::serve(
+            listener,
+            path.clone(),
+            status,
+            kamstrup_web::Access::anyone(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
         let client = reqwest::Client::new();
         let iso = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let ago = |d: i64| iso(end - chrono::Duration::days(d));

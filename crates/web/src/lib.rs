@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod access;
 mod api;
 mod assets;
 mod error;
@@ -29,6 +30,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 
+pub use access::Access;
 pub use error::WebError;
 pub use metrics::CONTENT_TYPE_OPENMETRICS;
 
@@ -75,22 +77,29 @@ pub fn router(store_path: PathBuf, status: StatusFn) -> Router {
 
 /// Serves the dashboard, the API and `/metrics` on `listener` until `shutdown` completes, then
 /// lets requests in flight finish. `store_path` is the daemon's history database; it may not
-/// exist yet (the API answers 503 until it does).
+/// exist yet (the API answers 503 until it does). Clients outside `access` get 403 before any
+/// route runs.
 pub async fn serve<F>(
     listener: TcpListener,
     store_path: PathBuf,
     status: StatusFn,
+    access: Access,
     shutdown: F,
 ) -> Result<(), WebError>
 where
     F: Future<Output = ()> + Send + 'static,
 {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "web dashboard listening");
+        tracing::info!(%addr, open = access.is_open(), "web dashboard listening");
     }
-    axum::serve(listener, router(store_path, status))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let app = router(store_path, status)
+        .layer(axum::middleware::from_fn_with_state(access, access::guard));
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     Ok(())
 }
 

@@ -183,11 +183,15 @@ impl Server {
     }
 
     async fn on(dir: tempfile::TempDir, path: PathBuf) -> Server {
+        Server::on_for(dir, path, kamstrup_web::Access::anyone()).await
+    }
+
+    async fn on_for(dir: tempfile::TempDir, path: PathBuf, access: kamstrup_web::Access) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let status: kamstrup_web::StatusFn = Arc::new(daemon_status);
-        let task = tokio::spawn(kamstrup_web::serve(listener, path, status, async {
+        let task = tokio::spawn(kamstrup_web::serve(listener, path, status, access, async {
             let _ = stopped.await;
         }));
         Server {
@@ -833,4 +837,33 @@ async fn metrics_show_each_sinks_backlog_and_whether_it_keeps_failing() {
     );
     assert_eq!(families["kamstrup_sink_up"].kind, "gauge");
     assert_eq!(families["kamstrup_sink_delivery_failures"].kind, "counter");
+}
+
+/// `[web] allow`: a client outside the list gets 403 on every path, one inside is served (the
+/// HA add-on lets only the Supervisor's ingress proxy in). Real sockets: the client's address is
+/// 127.0.0.1, the server only knows it from the connection.
+#[tokio::test]
+async fn clients_outside_web_allow_are_refused() {
+    let only = |text: &str| {
+        kamstrup_web::Access::only(vec![kamstrup_web::Access::parse_entry(text).unwrap()])
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kamstrup.db");
+    seed(&path);
+    let refused = Server::on_for(dir, path, only("172.30.32.2")).await;
+    for p in ["/", "/api/meters", "/metrics", "/nothing"] {
+        let (status, _, body) = refused.get(p).await;
+        assert_eq!(status, 403, "{p}: {body}");
+        assert!(
+            body.contains("127.0.0.1 may not use this dashboard"),
+            "{body}"
+        );
+        assert!(body.contains("[web] allow"), "{body}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kamstrup.db");
+    seed(&path);
+    let served = Server::on_for(dir, path, only("127.0.0.0/8")).await;
+    let (status, _, body) = served.get("/api/meters").await;
+    assert_eq!(status, 200, "{body}");
 }

@@ -293,6 +293,7 @@ async fn demo(args: &DemoArgs, dir: &Path) -> ExitCode {
         listener,
         db.clone(),
         status_fn,
+        kamstrup_web::Access::anyone(),
         super::run::until_true(stop_rx),
     ));
 

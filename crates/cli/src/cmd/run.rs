@@ -92,6 +92,7 @@ pub(crate) async fn run(args: RunArgs) -> ExitCode {
                 listener,
                 config.daemon.store_path.clone(),
                 status_fn,
+                config.web_access.clone(),
                 until_true(stop_rx),
             )))
         }

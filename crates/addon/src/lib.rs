@@ -323,10 +323,7 @@ pub fn convert(
     // only the Supervisor's ingress proxy may use it (other add-ons share the network).
     let mut web = Table::new();
     web.insert("listen".into(), format!("0.0.0.0:{INGRESS_PORT}").into());
-    web.insert(
-        "allow".into(),
-        Value::Array(vec![INGRESS_PROXY.into()]),
-    );
+    web.insert("allow".into(), Value::Array(vec![INGRESS_PROXY.into()]));
     root.insert("web".into(), web.into());
 
     if options.meters.is_empty() {

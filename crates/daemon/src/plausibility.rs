@@ -1,16 +1,18 @@
-//! Plausibility of counters: energy, volume and hours never go backwards and never jump more than
-//! physics allows since the last good reading. A flagged reading is stored but never delivered.
+//! Plausibility of counters: energy, volume, mass and hours never go backwards and never jump
+//! more than physics allows since the last good reading. A flagged reading is stored but never
+//! delivered. The comparison is exact: the jump in base units against the bound, in decimal.
 
 use chrono::{DateTime, Utc};
 use kamstrup_decimal::Decimal;
-use kamstrup_reading::RegisterValue;
+use kamstrup_reading::{Quantity, RegisterValue};
 
 /// Bounds for counter jumps, as the largest rate the installation can have.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Plausibility {
     /// Largest heat power, kW (energy may grow at most this × elapsed time).
     pub max_power_kw: f64,
-    /// Largest flow, m³/h (volume may grow at most this × elapsed time).
+    /// Largest flow, m³/h (volume may grow at most this × elapsed time; a mass in tonnes by the
+    /// same number, water being about a tonne per cubic metre).
     pub max_flow_m3h: f64,
 }
 
@@ -24,57 +26,15 @@ impl Default for Plausibility {
     }
 }
 
-/// What kind of counter a register is, judged by its unit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Counter {
-    /// Energy; the factor converts one unit to kWh.
-    Energy,
-    /// Volume.
-    Volume,
-    /// Operating hours.
-    Hours,
-}
+/// Slack for clock skew between polls: 0.01 h.
+const SLACK_MS: i64 = 36_000;
+const MS_PER_HOUR: i64 = 3_600_000;
 
-/// kWh in one of the unit (for bounds only; values themselves stay exact).
-fn kwh_per_unit(unit: &str) -> Option<f64> {
-    Some(match unit {
-        "Wh" => 0.001,
-        "kWh" => 1.0,
-        "MWh" => 1_000.0,
-        "GWh" => 1_000_000.0,
-        "J" => 1.0 / 3_600_000.0,
-        "kJ" => 1.0 / 3_600.0,
-        "MJ" => 1.0 / 3.6,
-        "GJ" => 1_000.0 / 3.6,
-        "Gcal" => 1_163.0,
-        "Mcal" => 1.163,
-        "kcal" => 0.001_163,
-        _ => return None,
-    })
-}
-
-fn m3_per_unit(unit: &str) -> Option<f64> {
-    Some(match unit {
-        "m³" => 1.0,
-        "l" => 0.001,
-        _ => return None,
-    })
-}
-
-/// The counter kind of a register, or `None` for instantaneous values (temperatures, power…).
-pub fn counter_kind(value: &RegisterValue) -> Option<Counter> {
-    if value.derived {
-        return None;
-    }
-    if kwh_per_unit(&value.unit).is_some() {
-        Some(Counter::Energy)
-    } else if m3_per_unit(&value.unit).is_some() {
-        Some(Counter::Volume)
-    } else if value.unit == "h" && (value.name == "hours" || value.name.contains("hour")) {
-        Some(Counter::Hours)
-    } else {
-        None
-    }
+/// A configured bound as the decimal it was written as (`2000.0` → `2000`): the shortest text
+/// that reads back as the same `f64`. `None` for a bound too large for the decimal type, which
+/// then bounds nothing.
+fn bound(value: f64) -> Option<Decimal> {
+    format!("{value}").parse().ok()
 }
 
 impl Plausibility {
@@ -86,7 +46,7 @@ impl Plausibility {
         last: &Decimal,
         now_at: DateTime<Utc>,
     ) -> Option<String> {
-        let kind = counter_kind(value)?;
+        let kind = value.counter()?;
         let delta = value.value.checked_sub(last)?;
         if delta.is_negative() {
             return Some(format!(
@@ -94,24 +54,42 @@ impl Plausibility {
                 value.name, value.value, value.unit
             ));
         }
-        // A small slack absorbs clock skew between polls; one resolution step absorbs rounding.
-        let hours = ((now_at - last_at).num_milliseconds().max(0) as f64 / 3_600_000.0) + 0.01;
-        let step = 10f64.powi(i32::from(value.value.exponent()));
-        let (limit, what) = match kind {
-            Counter::Energy => (
-                self.max_power_kw * hours / kwh_per_unit(&value.unit)? + step,
+        let ms = (now_at - last_at).num_milliseconds().max(0) + SLACK_MS;
+        // One resolution step of the meter absorbs its rounding.
+        let step = Decimal::new(1, value.value.exponent()).ok()?;
+        let beyond_step = delta.checked_sub(&step)?;
+        if beyond_step.is_negative() || beyond_step.is_zero() {
+            return None;
+        }
+        let in_base = value.physical_unit()?.to_base(&beyond_step)?;
+        let ms = Decimal::from_int(ms);
+        // Both sides scaled so that only multiplications remain (exact).
+        let (jump, limit, what) = match kind {
+            // J against kW × ms (= J).
+            Quantity::Energy => (
+                in_base,
+                bound(self.max_power_kw)?.checked_mul(&ms)?,
                 format!("{} kW", self.max_power_kw),
             ),
-            Counter::Volume => (
-                self.max_flow_m3h * hours / m3_per_unit(&value.unit)? + step,
+            // m³ (t) × ms-per-hour against m³/h × ms.
+            Quantity::Volume | Quantity::Mass => (
+                in_base.checked_mul(&Decimal::from_int(MS_PER_HOUR))?,
+                bound(self.max_flow_m3h)?.checked_mul(&ms)?,
                 format!("{} m³/h", self.max_flow_m3h),
             ),
-            Counter::Hours => (hours + 1.0, "the time that passed".to_string()),
+            // s × 1000 against the elapsed ms (the step above lets a whole-hour counter be a
+            // tick ahead).
+            _ => (
+                in_base.checked_mul(&Decimal::from_int(1000))?,
+                ms,
+                "the time that passed".to_string(),
+            ),
         };
-        if delta.to_f64() > limit {
+        if jump.cmp_value(&limit).is_gt() {
+            let hours = (now_at - last_at).num_milliseconds().max(0) as f64 / 3_600_000.0;
             return Some(format!(
-                "{} jumped by {delta} {} in {:.2} h, more than {what} allows",
-                value.name, value.unit, hours
+                "{} jumped by {delta} {} in {hours:.2} h, more than {what} allows",
+                value.name, value.unit
             ));
         }
         None
@@ -171,6 +149,21 @@ mod tests {
             .check(&reg("heat_energy", "122.50", "GJ"), at(0), &last, at(15))
             .unwrap();
         assert!(why.contains("jumped"), "{why}");
+        // The edge, exactly: 15 min + 0.01 h at 100 kW is 0.0936 GJ, plus one step of 0.01 GJ.
+        assert!(p
+            .check(&reg("heat_energy", "121.99", "GJ"), at(0), &last, at(15))
+            .is_none());
+        assert!(p
+            .check(&reg("heat_energy", "122.00", "GJ"), at(0), &last, at(15))
+            .is_some());
+        // The same bound in MWh (0.026 MWh + one step of 0.001): unit by unit, exactly.
+        let mwh: Decimal = "55.006".parse().unwrap();
+        assert!(p
+            .check(&reg("heat_energy", "55.033", "MWh"), at(0), &mwh, at(15))
+            .is_none());
+        assert!(p
+            .check(&reg("heat_energy", "55.034", "MWh"), at(0), &mwh, at(15))
+            .is_some());
         let v: Decimal = "951.33".parse().unwrap();
         assert!(p
             .check(&reg("volume", "952.50", "m³"), at(0), &v, at(15))
@@ -194,10 +187,10 @@ mod tests {
         assert!(p
             .check(&reg("t1", "20.00", "°C"), at(0), &last, at(15))
             .is_none());
-        assert_eq!(counter_kind(&reg("power", "4.2", "kW")), None);
+        assert_eq!(reg("power", "4.2", "kW").counter(), None);
         assert_eq!(
-            counter_kind(&reg("heat_energy", "1", "GJ")),
-            Some(Counter::Energy)
+            reg("heat_energy", "1", "GJ").counter(),
+            Some(Quantity::Energy)
         );
     }
 }

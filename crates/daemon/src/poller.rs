@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, watch};
 use tracing::{debug, info, warn};
 
 use crate::db::Db;
-use crate::plausibility::{counter_kind, Plausibility};
+use crate::plausibility::Plausibility;
 use crate::status::{Failure, StatusHandle};
 use crate::{MeterSettings, ProtocolChoice, SinkEvent};
 
@@ -370,7 +370,7 @@ async fn plausibility_verdict(
     reading: &Reading,
 ) -> Result<Option<String>, PollError> {
     for value in &reading.registers {
-        if counter_kind(value).is_none() {
+        if value.counter().is_none() {
             continue;
         }
         let name = value.name.clone();

@@ -131,6 +131,18 @@ impl Decimal {
         self.checked_add(&other.checked_neg()?)
     }
 
+    /// Exact product (`1.5 × 0.25 = 0.375`); `None` on overflow.
+    pub fn checked_mul(&self, other: &Decimal) -> Option<Decimal> {
+        let exponent = self.exponent.checked_add(other.exponent)?;
+        if !(-MAX_EXPONENT..=MAX_EXPONENT).contains(&exponent) {
+            return None;
+        }
+        Some(Decimal {
+            mantissa: self.mantissa.checked_mul(other.mantissa)?,
+            exponent,
+        })
+    }
+
     /// Negation.
     pub fn checked_neg(&self) -> Option<Decimal> {
         Some(Decimal {
@@ -415,6 +427,20 @@ mod tests {
             "23.45"
         );
         assert_eq!(d(6811, -2).checked_sub(&d(3366, -2)).unwrap(), d(3445, -2));
+    }
+
+    #[test]
+    fn multiplication_is_exact() {
+        assert_eq!(
+            d(15, -1).checked_mul(&d(25, -2)).unwrap().to_string(),
+            "0.375"
+        );
+        assert_eq!(
+            d(2000, 0).checked_mul(&d(900_000, 0)).unwrap(),
+            d(1_800_000_000, 0)
+        );
+        assert!(d(i128::MAX, 0).checked_mul(&d(2, 0)).is_none());
+        assert!(d(1, MAX_EXPONENT).checked_mul(&d(1, 1)).is_none());
     }
 
     #[test]

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 pub mod info;
 pub use info::{InfoFamily, InfoFlag, InfoStatus};
+pub mod unit;
+pub use unit::{Quantity, Unit};
 
 /// Which wire protocol a meter speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -122,6 +124,39 @@ pub struct RegisterValue {
     /// True when computed here rather than read (ΔT = T1 − T2).
     #[serde(default, skip_serializing_if = "core::ops::Not::not")]
     pub derived: bool,
+}
+
+impl RegisterValue {
+    /// The unit as a type; `None` for a unit that is not a physical quantity (a date format, a
+    /// plain number, an unknown code).
+    pub fn physical_unit(&self) -> Option<Unit> {
+        Unit::parse(&self.unit)
+    }
+
+    /// What this value counts, if it is a counter — a value that only ever grows (energy,
+    /// volume, mass, operating hours); `None` for instantaneous values, dates and values
+    /// computed here (usage today restarts at midnight by design).
+    pub fn counter(&self) -> Option<Quantity> {
+        counter_kind(&self.name, &self.unit, self.derived || self.text.is_some())
+    }
+}
+
+/// The one counter rule, for callers that hold a register's parts rather than a
+/// [`RegisterValue`] (the store's rows): energy, volume and mass units count up; so does a
+/// register in hours whose name says it counts hours. `computed` is true for derived values
+/// and dates/times.
+pub fn counter_kind(name: &str, unit: &str, computed: bool) -> Option<Quantity> {
+    if computed {
+        return None;
+    }
+    let unit = Unit::parse(unit)?;
+    match unit.quantity() {
+        q @ (Quantity::Energy | Quantity::Volume | Quantity::Mass) => Some(q),
+        Quantity::Duration if unit == Unit::Hour && name.contains("hour") => {
+            Some(Quantity::Duration)
+        }
+        _ => None,
+    }
 }
 
 /// Where a reading's values come from: polled now, or one record of one of the meter's own

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use kamstrup_decimal::Decimal;
-use kamstrup_reading::{Reading, RegisterValue};
+use kamstrup_reading::{Reading, RegisterValue, Unit};
 use serde::{Serialize, Serializer};
 
 /// The value as plain decimal text (`55.006`, `-0.57`, `15500`), never in scientific notation,
@@ -66,82 +66,28 @@ pub(crate) fn floor_times(d: &Decimal, factor: u64) -> Option<i128> {
     Some(m.div_euclid(div))
 }
 
-/// `numerator / denominator` rounded half away from zero.
-fn div_round(numerator: i128, denominator: i128) -> Option<i128> {
-    if denominator == 0 {
-        return None;
-    }
-    let q = numerator / denominator;
-    let r = numerator % denominator;
-    if r.checked_abs()?.checked_mul(2)? >= denominator.abs() {
-        Some(if (numerator < 0) != (denominator < 0) {
-            q - 1
-        } else {
-            q + 1
-        })
-    } else {
-        Some(q)
-    }
-}
-
-/// An energy register in watt-hours (Domoticz' General kWh counter). Exact for Wh/kWh/MWh/GWh;
-/// joule units are divided by 3600 and rounded to a whole Wh (1 GJ = 277 777.78 Wh), which is
-/// finer than any heat meter's resolution. `None` for a unit that is not energy.
+/// An energy register in watt-hours (Domoticz' General kWh counter), through the one unit table
+/// in `kamstrup_reading::unit`: exact for Wh/kWh/MWh/GWh; joule and calorie units are rounded
+/// to a whole Wh (1 GJ = 277 777.78 Wh), which is finer than any heat meter's resolution.
+/// `None` for a unit that is not energy.
 pub(crate) fn energy_to_wh(d: &Decimal, unit: &str) -> Option<Decimal> {
-    let (pow10, per_3600) = match unit {
-        "Wh" => (0, false),
-        "kWh" => (3, false),
-        "MWh" => (6, false),
-        "GWh" => (9, false),
-        "J" => (0, true),
-        "kJ" => (3, true),
-        "MJ" => (6, true),
-        "GJ" => (9, true),
-        _ => return None,
-    };
-    if !per_3600 {
-        return shift(d, pow10);
-    }
-    let e = i32::from(d.exponent()) + i32::from(pow10);
-    let (num, den) = if e >= 0 {
-        let scale = 10i128.checked_pow(u32::try_from(e).ok()?)?;
-        (d.mantissa().checked_mul(scale)?, 3600i128)
-    } else {
-        let scale = 10i128.checked_pow(e.unsigned_abs())?;
-        (d.mantissa(), 3600i128.checked_mul(scale)?)
-    };
-    let wh = div_round(num, den)?;
-    Decimal::new(wh, 0).ok()
+    Unit::parse(unit)?.convert(d, Unit::Wh, 0)
 }
 
 /// A power register in watts, exactly. `None` for a unit that is not power.
 pub(crate) fn power_to_w(d: &Decimal, unit: &str) -> Option<Decimal> {
-    match unit {
-        "W" => Some(*d),
-        "kW" => shift(d, 3),
-        "MW" => shift(d, 6),
-        "GW" => shift(d, 9),
-        _ => None,
-    }
+    Unit::parse(unit)?.convert(d, Unit::W, 0)
 }
 
-/// Units that HA accepts for `device_class: energy`.
+/// Units that Home Assistant accepts for `device_class: energy` (HA's list, not a unit table:
+/// `GJ×10` is energy to us but not a unit HA knows).
 pub(crate) const ENERGY_UNITS: &[&str] = &[
     "J", "kJ", "MJ", "GJ", "Wh", "kWh", "MWh", "GWh", "cal", "kcal", "Mcal", "Gcal",
 ];
 
-/// True for registers that only ever grow: energy, volume, mass and hour counters.
+/// True for registers that only ever grow (the one counter rule, in `kamstrup_reading`).
 pub(crate) fn is_counter(reg: &RegisterValue) -> bool {
-    // Derived values (usage today/this month/this year) restart at each period by design:
-    // a drop there is a new period, not a glitch. Dates and times are not quantities.
-    if reg.text.is_some() || reg.derived {
-        return false;
-    }
-    ENERGY_UNITS.contains(&reg.unit.as_str())
-        || matches!(
-            reg.unit.as_str(),
-            "m³" | "l" | "ton" | "h" | "m³×10" | "ton×10" | "GJ×10"
-        )
+    reg.counter().is_some()
 }
 
 type CounterKey = (u64, String, String);

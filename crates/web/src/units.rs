@@ -2,74 +2,7 @@
 //! unit to the base units Prometheus asks for (joules, cubic metres, seconds, watts).
 
 use kamstrup_decimal::Decimal;
-
-/// A power of ten and an integer factor: `value × factor × 10^pow10`, exact in decimal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Scale {
-    factor: i128,
-    pow10: i16,
-}
-
-const fn scale(factor: i128, pow10: i16) -> Scale {
-    Scale { factor, pow10 }
-}
-
-/// Joules in one of an energy unit. Calories are the International Table calorie of EN 1434
-/// (4.1868 J).
-fn joules_per(unit: &str) -> Option<Scale> {
-    Some(match unit {
-        "Wh" => scale(36, 2),
-        "kWh" => scale(36, 5),
-        "MWh" => scale(36, 8),
-        "GWh" => scale(36, 11),
-        "J" => scale(1, 0),
-        "kJ" => scale(1, 3),
-        "MJ" => scale(1, 6),
-        "GJ" => scale(1, 9),
-        "cal" => scale(41_868, -4),
-        "kcal" => scale(41_868, -1),
-        "Mcal" => scale(41_868, 2),
-        "Gcal" => scale(41_868, 5),
-        _ => return None,
-    })
-}
-
-/// Cubic metres in one of a volume unit.
-fn cubic_meters_per(unit: &str) -> Option<Scale> {
-    Some(match unit {
-        "m³" | "m3" => scale(1, 0),
-        "l" => scale(1, -3),
-        _ => return None,
-    })
-}
-
-/// Watts in one of a power unit.
-fn watts_per(unit: &str) -> Option<Scale> {
-    Some(match unit {
-        "W" => scale(1, 0),
-        "kW" => scale(1, 3),
-        "MW" => scale(1, 6),
-        "GW" => scale(1, 9),
-        _ => return None,
-    })
-}
-
-/// Cubic metres per hour in one of a flow unit (the last step to per second is a division by
-/// 3600, done in binary at the very end).
-fn cubic_meters_per_hour_per(unit: &str) -> Option<Scale> {
-    Some(match unit {
-        "l/h" => scale(1, -3),
-        "m³/h" | "m3/h" => scale(1, 0),
-        _ => return None,
-    })
-}
-
-/// `value × scale`, exactly.
-fn apply(value: &Decimal, s: Scale) -> Option<Decimal> {
-    let mantissa = value.mantissa().checked_mul(s.factor)?;
-    let exponent = value.exponent().checked_add(s.pow10)?;
-    Decimal::new(mantissa, exponent).ok()
-}
+use kamstrup_reading::{Quantity as Kind, Unit};
 
 /// `value / divisor` rounded to the nearest `f64`: the quotient is first taken to at least 34
 /// significant digits (far beyond the 17 of a double), so the result is rounded only once in
@@ -108,41 +41,40 @@ pub(crate) enum Quantity {
     Hours,
 }
 
-/// `value` in `unit` expressed in the base unit of `quantity`: exact as a decimal, then rounded
-/// once to the nearest `f64` (the exposition format is binary floating point). `None` for a
-/// unit that is not one of the quantity's units: a value is never exported under a guessed unit.
+/// `value` in `unit` expressed in the base unit of `quantity`: exact as a decimal (the unit
+/// table in `kamstrup_reading::unit`), then rounded once to the nearest `f64` (the exposition
+/// format is binary floating point). `None` for a unit that is not one of the quantity's units:
+/// a value is never exported under a guessed unit.
 pub(crate) fn to_base(quantity: Quantity, value: &Decimal, unit: &str) -> Option<f64> {
-    let exact = match quantity {
-        Quantity::Energy => apply(value, joules_per(unit)?)?,
-        Quantity::Volume => apply(value, cubic_meters_per(unit)?)?,
-        Quantity::Temperature => match unit {
-            "°C" | "C" => *value,
-            _ => return None,
-        },
-        Quantity::TemperatureDifference => match unit {
-            "K" | "°C" | "C" => *value,
-            _ => return None,
-        },
-        Quantity::Power => apply(value, watts_per(unit)?)?,
-        Quantity::Flow => {
-            let per_hour = apply(value, cubic_meters_per_hour_per(unit)?)?;
-            return divide(&per_hour, 3600);
+    let unit = Unit::parse(unit)?;
+    let kind = unit.quantity();
+    let fits = match quantity {
+        Quantity::Energy => kind == Kind::Energy,
+        Quantity::Volume => kind == Kind::Volume,
+        Quantity::Temperature => kind == Kind::Temperature,
+        // A difference may come in °C too (1 K = 1 °C as a difference).
+        Quantity::TemperatureDifference => {
+            matches!(kind, Kind::TemperatureDifference | Kind::Temperature)
         }
-        Quantity::Hours => match unit {
-            "h" => apply(value, scale(3600, 0))?,
-            _ => return None,
-        },
+        Quantity::Power => kind == Kind::Power,
+        Quantity::Flow => kind == Kind::Flow,
+        Quantity::Hours => unit == Unit::Hour,
     };
+    if !fits {
+        return None;
+    }
+    let exact = unit.to_base(value)?;
+    if quantity == Quantity::Flow {
+        // m³/h → m³/s.
+        return divide(&exact, 3600);
+    }
     Some(exact.to_f64())
 }
 
-/// Whether a register is a counter (energy, volume, operating hours) — judged by its unit as
-/// the daemon's plausibility check does — so that buckets of it mean usage, not an average.
+/// Whether a register is a counter (energy, volume, mass, operating hours) — the one rule in
+/// `kamstrup_reading` — so that buckets of it mean usage, not an average.
 pub(crate) fn is_counter(name: &str, unit: &str, derived: bool) -> bool {
-    !derived
-        && (joules_per(unit).is_some()
-            || cubic_meters_per(unit).is_some()
-            || (unit == "h" && name.contains("hour")))
+    kamstrup_reading::counter_kind(name, unit, derived).is_some()
 }
 
 #[cfg(test)]

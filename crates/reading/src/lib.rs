@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 pub mod info;
 pub use info::{InfoFamily, InfoFlag, InfoStatus};
+pub mod label;
 pub mod unit;
+pub use label::label;
 pub use unit::{Quantity, Unit};
 
 /// Which wire protocol a meter speaks.

@@ -233,32 +233,9 @@ pub(crate) fn map_register(
     Some(entity)
 }
 
-/// A friendly entity name for a register.
+/// A friendly entity name for a register: the one label table in `kamstrup_reading`.
 pub(crate) fn friendly_name(register: &str) -> String {
-    let known = match register {
-        "heat_energy" => "Heat energy",
-        "cooling_energy" => "Cooling energy",
-        "volume" => "Volume",
-        "t1" => "Inlet temperature",
-        "t2" => "Outlet temperature",
-        "t3" => "Temperature T3",
-        "t1_t2" => "Temperature difference",
-        "power" => "Power",
-        "peak_power" => "Peak power",
-        "flow" => "Flow",
-        "hours" => "Operating hours",
-        "info" => "Info code",
-        _ => "",
-    };
-    if !known.is_empty() {
-        return known.to_owned();
-    }
-    let spaced = register.replace('_', " ");
-    let mut chars = spaced.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => "Value".to_owned(),
-    }
+    kamstrup_reading::label(register)
 }
 
 #[cfg(test)]

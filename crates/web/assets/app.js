@@ -20,20 +20,21 @@ const RANGES = {
 // Energy bars: how many buckets to show.
 const PERIODS = { day: 30, week: 26, month: 12 };
 
-// Register names → what people call them; the order is the order of the tiles.
-const LABELS = {
-  heat_energy: "Heat energy",
-  volume: "Volume",
-  t1: "Forward T1",
-  t2: "Return T2",
-  t1_t2: "ΔT (T1 − T2)",
-  power: "Power",
-  flow: "Flow",
-  hours: "Operating hours",
-  cooling_energy: "Cooling energy",
-  t3: "T3",
-  peak_power: "Peak power",
-};
+// The order of the tiles; what each register is called comes with the values (`label`, the
+// server's one label table).
+const TILE_ORDER = [
+  "heat_energy",
+  "volume",
+  "t1",
+  "t2",
+  "t1_t2",
+  "power",
+  "flow",
+  "hours",
+  "cooling_energy",
+  "t3",
+  "peak_power",
+];
 
 const LATEST_EVERY_MS = 10e3;
 const CHARTS_EVERY_MS = 60e3;
@@ -437,8 +438,13 @@ function valueOf(data, register) {
   return latest ? latest.values.find((v) => v.register === register) : undefined;
 }
 
+function labelOf(data, register) {
+  const v = valueOf(data, register);
+  return (v && v.label) || register;
+}
+
 function tileOrder(values) {
-  const known = Object.keys(LABELS);
+  const known = TILE_ORDER;
   const shown = values.filter((v) => !v.derived && v.register !== "info" && !v.text);
   return shown.sort((a, b) => {
     const ia = known.indexOf(a.register);
@@ -480,7 +486,7 @@ function renderTiles(meter) {
     tile.dataset.register = v.register;
     const label = document.createElement("div");
     label.className = "label";
-    label.textContent = LABELS[v.register] || v.short || v.register;
+    label.textContent = v.label || v.short || v.register;
     label.title = `${v.short} (register ${v.id})`;
     const value = document.createElement("div");
     value.className = "value";
@@ -675,7 +681,7 @@ function drawCharts(meter) {
     }
     expected++;
     text($(`.m-${key}-unit`, s), unitOf(body));
-    const series = [{ name: LABELS[key], cls: `s-${key}`, points: toPoints(body) }];
+    const series = [{ name: labelOf(meter.data, key), cls: `s-${key}`, points: toPoints(body) }];
     if (drawLines(box, { series, from: c.from, to: c.to, unit: unitOf(body) })) drawn++;
   }
   meter.drawn = drawn;

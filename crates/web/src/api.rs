@@ -57,6 +57,8 @@ struct LatestJson {
 #[derive(Serialize)]
 struct ValueJson {
     register: String,
+    /// What people call it (`Inlet temperature`): the one label table in `kamstrup_reading`.
+    label: String,
     id: u16,
     short: String,
     value: Decimal,
@@ -102,6 +104,7 @@ fn meter_json(
                 .iter()
                 .map(|v| ValueJson {
                     register: v.name.clone(),
+                    label: kamstrup_reading::label(&v.name),
                     id: v.id,
                     short: v.short.clone(),
                     value: v.value,

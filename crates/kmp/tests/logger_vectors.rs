@@ -18,10 +18,7 @@ use kamstrup_kmp::{
 const TSV: &str = include_str!("../../../testdata/vectors/kmp-loggers.tsv");
 
 fn from_hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    hex::decode(s).unwrap_or_else(|e| panic!("bad hex {s}: {e}"))
 }
 
 fn rec(id: u16, unit: u8, value: &str) -> RegisterRecord {

@@ -462,11 +462,7 @@ fn literal_vectors() {
 }
 
 fn from_hex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex {s}");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    hex::decode(s).unwrap_or_else(|e| panic!("bad hex {s}: {e}"))
 }
 
 /// The hex number after `key` in `text` (e.g. `got E957`).

@@ -131,24 +131,14 @@ fn parse_hex(parts: &[String]) -> Result<Vec<u8>, String> {
             digits.push_str(token);
         }
     }
-    if let Some(bad) = digits.chars().find(|c| !c.is_ascii_hexdigit()) {
-        return Err(format!("{bad:?} is not a hex digit"));
-    }
-    if digits.len() % 2 != 0 {
-        return Err(format!(
+    hex::decode(&digits).map_err(|e| match e {
+        hex::FromHexError::InvalidHexCharacter { c, .. } => format!("{c:?} is not a hex digit"),
+        hex::FromHexError::OddLength => format!(
             "odd number of hex digits ({}): a byte is two digits",
             digits.len()
-        ));
-    }
-    (0..digits.len())
-        .step_by(2)
-        .map(|i| {
-            digits
-                .get(i..i + 2)
-                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-                .ok_or_else(|| "bad hex".to_string())
-        })
-        .collect()
+        ),
+        other => other.to_string(),
+    })
 }
 
 fn command_name(cid: u8) -> &'static str {

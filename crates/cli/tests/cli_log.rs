@@ -198,7 +198,7 @@ fn table_and_csv_show_meter_time_and_utc() {
 }
 
 #[test]
-fn a_402_has_no_loggers_and_a_logger_module_is_refused() {
+fn a_402_has_no_loggers_and_no_logger_module() {
     let sim = spawn_sim("pty", "multical-402", &[]);
     let out = kamstrup(&[
         "log",
@@ -222,9 +222,16 @@ fn a_402_has_no_loggers_and_a_logger_module_is_refused() {
         "hour",
         "--address",
         "0x7F",
+        "--timeout",
+        "500ms",
     ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("A0–A3"));
+    // A0–A3 at 0x7F: silence, while the meter answers at 0x3F: no logger module.
+    assert_eq!(out.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no logger module answers at address 0x7F"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -13,6 +13,8 @@ use kamstrup_meter::{LogQuery, LogRead, Selection, SimModel};
 use kamstrup_optical::PortSpec;
 use serde::Serialize;
 
+mod module;
+
 use super::Opened;
 use crate::output::{csv_field, fail, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::{Format, PortArgs};
@@ -31,18 +33,29 @@ at T: the consumption of a period is the difference to the next record. The mete
 compared with this host's once per session and the difference shown (meters drift).
 
 A MULTICAL 402/602 keeps no logger readable over KMP and is reported as such (exit 4); an empty
-logger exits 5. A MULTICAL 601 logger module or an 801 (commands A0–A3 at --address 0x7F) is not
-read by this command yet.
+logger exits 5.
+
+A MULTICAL 601 logger module (67-0B top module: --address 0x7F; 67-00-22 base module: 0xBF) or a
+MULTICAL 801 (0x7F) keeps its log behind the commands A0–A3 instead, and is read only when
+--address names it: --logger hour reads log 1, the interval log (--log-id for another). Its
+records carry no time of their own, so the date and time registers (1003, 1002) are read with
+every record (at most 6 more registers per request); the newest records come page by page with
+A3, --since reads ascending with A0 and then A2 by record id. Pages hold at most 128 bytes (2 to
+19 records, fewer with more registers). No logger module at that address exits 4, an empty log 5,
+a --since after the newest record 6. Nothing that changes the meter (0x9C) is ever sent.
 
 Examples:
   kamstrup log --port sim:multical-403 --logger hour --last 24
   kamstrup log --port /dev/ttyUSB0 --logger day --since 2026-11-01 --format csv
-  kamstrup log --port /dev/ttyUSB0 --logger month --registers heat_energy,volume --format json";
+  kamstrup log --port /dev/ttyUSB0 --logger month --registers heat_energy,volume --format json
+  kamstrup log --port sim:multical-601 --address 0x7F --logger hour --last 24";
 
 /// Exit code: the meter keeps no logger readable with B8.
 const EXIT_NO_LOGGERS: u8 = 4;
 /// Exit code: the logger holds no record yet.
 const EXIT_EMPTY: u8 = 5;
+/// Exit code: a logger module holds no record in the asked range.
+const EXIT_OUT_OF_RANGE: u8 = 6;
 
 /// `--logger`.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +122,11 @@ pub(crate) struct LogArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     format: Format,
+
+    /// Logger module (--address 0x7F/0xBF) only: the log id to read (default with --logger
+    /// hour: 1, the interval log).
+    #[arg(long, value_name = "ID")]
+    log_id: Option<u8>,
 }
 
 fn parse_since(s: &str) -> Result<DateTime<Utc>, String> {
@@ -188,15 +206,11 @@ struct LogDocRecord<'a> {
 
 pub(crate) async fn run(args: LogArgs) -> ExitCode {
     let format = args.format;
-    if args.port.destination != DESTINATION_HEAT_METER {
+    if args.port.destination == DESTINATION_HEAT_METER && args.log_id.is_some() {
         return fail(
             format,
-            "unsupported",
-            format!(
-                "address 0x{:02X} is a logger module (A0–A3 commands): reading those is not \
-                 supported by `kamstrup log` yet; `kamstrup decode` decodes captured A0–A3 frames",
-                args.port.destination
-            ),
+            "usage",
+            "--log-id is for a logger module: give its --address (0x7F or 0xBF)",
             EXIT_USAGE,
         );
     }
@@ -219,6 +233,9 @@ pub(crate) async fn run(args: LogArgs) -> ExitCode {
         (None, Some(n)) => Selection::Last(n),
         (None, None) => Selection::Last(args.logger.default_last()),
     };
+    if args.port.destination != DESTINATION_HEAT_METER {
+        return module::run(&args, registers, zone, selection).await;
+    }
     let mut meter = match super::open_meter(&args.port, format, 0, false).await {
         Ok(Opened::Kmp(m)) => m,
         Ok(_) => {
@@ -311,32 +328,7 @@ fn print(read: &LogRead, port: &str, zone: i32, format: Format) -> std::io::Resu
             serde_json::to_writer_pretty(&mut out, &doc)?;
             writeln!(out)?;
         }
-        Format::Csv => {
-            writeln!(
-                out,
-                "record_id,meter_time,dst_offset_min,utc,id,name,value,unit"
-            )?;
-            for r in &read.rows {
-                for v in &r.values {
-                    writeln!(
-                        out,
-                        "{},{},{},{},{},{},{},{}",
-                        r.id,
-                        r.meter_time
-                            .map(|t| t.standard.to_string())
-                            .unwrap_or_default(),
-                        r.meter_time
-                            .map(|t| t.dst_offset_min.to_string())
-                            .unwrap_or_default(),
-                        utc_text(r.utc),
-                        v.id,
-                        csv_field(&v.name),
-                        v.value,
-                        csv_field(&v.unit)
-                    )?;
-                }
-            }
-        }
+        Format::Csv => write_csv(&mut out, &read.rows)?,
         Format::Table => {
             writeln!(
                 out,
@@ -349,85 +341,135 @@ fn print(read: &LogRead, port: &str, zone: i32, format: Format) -> std::io::Resu
                 read.newest_id,
                 if read.reached_oldest { ", oldest reached" } else { "" }
             )?;
-            if let Some(off) = read.clock_offset_s {
-                let side = if off >= 0 { "ahead of" } else { "behind" };
-                writeln!(
-                    out,
-                    "meter clock {} s {side} this host (zone UTC{}); {} requests, {} pages",
-                    off.abs(),
-                    zone_text(zone),
-                    read.requests,
-                    read.pages
-                )?;
-            }
-            let names: Vec<String> = read
-                .rows
-                .first()
-                .map(|r| {
-                    r.values
-                        .iter()
-                        .map(|v| {
-                            if v.unit.is_empty() {
-                                v.short.clone()
-                            } else {
-                                format!("{} [{}]", v.short, v.unit)
-                            }
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            let mut rows: Vec<Vec<String>> = Vec::new();
-            let mut header = vec![
-                "id".to_string(),
-                "meter time (standard)".to_string(),
-                "DST".to_string(),
-                "UTC".to_string(),
-            ];
-            header.extend(names);
-            rows.push(header);
-            for r in &read.rows {
-                let mut row = vec![
-                    r.id.to_string(),
-                    r.meter_time
-                        .map(|t| t.standard.to_string())
-                        .unwrap_or_default(),
-                    r.meter_time
-                        .map(|t| format!("+{}", t.dst_offset_min))
-                        .unwrap_or_default(),
-                    utc_text(r.utc),
-                ];
-                row.extend(r.values.iter().map(|v| match &v.text {
-                    Some(t) => t.clone(),
-                    None => v.value.to_string(),
-                }));
-                rows.push(row);
-            }
-            let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-            let widths: Vec<usize> = (0..cols)
-                .map(|c| {
-                    rows.iter()
-                        .filter_map(|r| r.get(c))
-                        .map(|s| s.chars().count())
-                        .max()
-                        .unwrap_or(0)
-                })
-                .collect();
-            for row in &rows {
-                let line: Vec<String> = row
-                    .iter()
-                    .enumerate()
-                    .map(|(i, cell)| {
-                        let w = widths.get(i).copied().unwrap_or(0);
-                        if i >= 4 {
-                            format!("{cell:>w$}")
-                        } else {
-                            format!("{cell:<w$}")
-                        }
-                    })
-                    .collect();
-                writeln!(out, "{}", line.join("  ").trim_end())?;
-            }
+            write_clock(
+                &mut out,
+                read.clock_offset_s,
+                zone,
+                read.requests,
+                read.pages,
+            )?;
+            write_table(&mut out, &read.rows)?;
         }
     }
     out.flush()
+}
+
+/// The clock line of a table: the meter's clock against this host's, and the traffic.
+fn write_clock(
+    out: &mut impl Write,
+    offset_s: Option<i64>,
+    zone: i32,
+    requests: u64,
+    pages: u32,
+) -> std::io::Result<()> {
+    if let Some(off) = offset_s {
+        let side = if off >= 0 { "ahead of" } else { "behind" };
+        writeln!(
+            out,
+            "meter clock {} s {side} this host (zone UTC{}); {requests} requests, {pages} pages",
+            off.abs(),
+            zone_text(zone),
+        )?;
+    }
+    Ok(())
+}
+
+/// One CSV line per record and register.
+fn write_csv(out: &mut impl Write, rows: &[kamstrup_meter::LogRow]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "record_id,meter_time,dst_offset_min,utc,id,name,value,unit"
+    )?;
+    for r in rows {
+        for v in &r.values {
+            writeln!(
+                out,
+                "{},{},{},{},{},{},{},{}",
+                r.id,
+                r.meter_time
+                    .map(|t| t.standard.to_string())
+                    .unwrap_or_default(),
+                r.meter_time
+                    .map(|t| t.dst_offset_min.to_string())
+                    .unwrap_or_default(),
+                utc_text(r.utc),
+                v.id,
+                csv_field(&v.name),
+                v.value,
+                csv_field(&v.unit)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Aligned columns: id, meter time, DST, UTC, then one column per register.
+fn write_table(out: &mut impl Write, records: &[kamstrup_meter::LogRow]) -> std::io::Result<()> {
+    let names: Vec<String> = records
+        .first()
+        .map(|r| {
+            r.values
+                .iter()
+                .map(|v| {
+                    if v.unit.is_empty() {
+                        v.short.clone()
+                    } else {
+                        format!("{} [{}]", v.short, v.unit)
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut header = vec![
+        "id".to_string(),
+        "meter time (standard)".to_string(),
+        "DST".to_string(),
+        "UTC".to_string(),
+    ];
+    header.extend(names);
+    rows.push(header);
+    for r in records {
+        let mut row = vec![
+            r.id.to_string(),
+            r.meter_time
+                .map(|t| t.standard.to_string())
+                .unwrap_or_default(),
+            r.meter_time
+                .map(|t| format!("+{}", t.dst_offset_min))
+                .unwrap_or_default(),
+            utc_text(r.utc),
+        ];
+        row.extend(r.values.iter().map(|v| match &v.text {
+            Some(t) => t.clone(),
+            None => v.value.to_string(),
+        }));
+        rows.push(row);
+    }
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in &rows {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| {
+                let w = widths.get(i).copied().unwrap_or(0);
+                if i >= 4 {
+                    format!("{cell:>w$}")
+                } else {
+                    format!("{cell:<w$}")
+                }
+            })
+            .collect();
+        writeln!(out, "{}", line.join("  ").trim_end())?;
+    }
+    Ok(())
 }

@@ -63,6 +63,34 @@ struct ScanReport {
     registers: Vec<RegisterValue>,
     /// The meter's own loggers (B8), see `kamstrup log`.
     loggers: Vec<LoggerReport>,
+    /// Logger modules answering A0–A3 at 0x7F/0xBF (probed when the meter has no B8 logger).
+    logger_modules: Vec<kamstrup_meter::ModuleProbe>,
+}
+
+/// Probes the logger-module addresses (0x7F top module or MULTICAL 801, 0xBF base module)
+/// with one A2 request each for the oldest record of log 1. A module answers within 1.6 s
+/// (Kamstrup 5512-447 §2), so silence costs at most that per address.
+async fn scan_logger_modules(
+    meter: &mut KmpMeter,
+) -> Result<Vec<kamstrup_meter::ModuleProbe>, MeterError> {
+    let saved = meter.options();
+    let mut quick = saved;
+    quick.timeouts.first_byte = quick.timeouts.first_byte.min(Duration::from_millis(1600));
+    meter.set_options(quick);
+    let mut found = Vec::new();
+    let mut result = Ok(());
+    for address in [0x7F, 0xBF] {
+        match meter.probe_logger_module(address, 1).await {
+            Ok(Some(p)) => found.push(p),
+            Ok(None) => {}
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    meter.set_options(saved);
+    result.map(|()| found)
 }
 
 #[derive(Serialize)]
@@ -166,6 +194,21 @@ async fn scan_kmp(mut meter: KmpMeter, args: &ScanArgs) -> ExitCode {
             )
         }
     };
+    let logger_modules = if loggers.is_empty() {
+        match scan_logger_modules(&mut meter).await {
+            Ok(m) => m,
+            Err(e) => {
+                return fail(
+                    format,
+                    e.kind(),
+                    format!("probing for a logger module: {e}"),
+                    EXIT_FAILED,
+                )
+            }
+        }
+    } else {
+        Vec::new()
+    };
     let report = ScanReport {
         port: args.port.port.clone(),
         serial,
@@ -177,6 +220,7 @@ async fn scan_kmp(mut meter: KmpMeter, args: &ScanArgs) -> ExitCode {
         requests: meter.stats().requests,
         registers: found,
         loggers,
+        logger_modules,
     };
     if format == Format::Json {
         println!(
@@ -199,8 +243,28 @@ async fn scan_kmp(mut meter: KmpMeter, args: &ScanArgs) -> ExitCode {
             eprintln!("error: cannot write output: {e}");
             return ExitCode::from(EXIT_FAILED);
         }
-        if report.loggers.is_empty() {
-            println!("loggers: none readable over KMP (no answer to the logger command 0xB8)");
+        if report.loggers.is_empty() && report.logger_modules.is_empty() {
+            println!(
+                "loggers: none readable over KMP (no answer to the logger command 0xB8, and no \
+                 logger module answering A0–A3 at 0x7F or 0xBF)"
+            );
+        }
+        for m in &report.logger_modules {
+            let ids = match m.ids {
+                Some((oldest, newest)) => format!(
+                    "records {oldest}–{newest} ({} kept)",
+                    u32::from(newest.wrapping_sub(oldest)) + 1
+                ),
+                None => "empty".to_string(),
+            };
+            let registers: Vec<String> = m.registers.iter().map(u16::to_string).collect();
+            println!(
+                "logger module at 0x{:02X}: log {} {ids}, holds registers {} (kamstrup log --address 0x{:02X} --logger hour)",
+                m.address,
+                m.log,
+                registers.join(", "),
+                m.address
+            );
         }
         for l in &report.loggers {
             println!(

@@ -32,7 +32,7 @@ pub const ZONE_STANDARD_OFFSET_MIN: i32 = 60;
 
 /// The meter writes a period's record this long after the boundary (the real daily log shows
 /// 00:00:04 in every record; the synthetic hourly frame 10:00:05 — 4 s is the real one).
-const WRITE_DELAY_S: i64 = 4;
+pub(crate) const WRITE_DELAY_S: i64 = 4;
 
 /// Largest B8 reply the simulated meter sends, application bytes from the CID on, before
 /// stuffing. The real limit is undocumented (kmp-loggers.md §3.5: the meter silently returns
@@ -165,7 +165,7 @@ impl KmpModel {
     pub fn loggers(&self) -> &'static [LoggerSpec] {
         match self {
             KmpModel::Multical403 | KmpModel::Multical603 | KmpModel::Multical303 => &THREE_SERIES,
-            KmpModel::Multical402 | KmpModel::Multical602 => &[],
+            KmpModel::Multical402 | KmpModel::Multical602 | KmpModel::Multical601 => &[],
         }
     }
 
@@ -183,12 +183,13 @@ impl KmpModel {
             KmpModel::Multical602 => -4,
             KmpModel::Multical603 => -9,
             KmpModel::Multical303 => 17,
+            KmpModel::Multical601 => -6,
         }
     }
 
     /// The meter's clock at `utc`, in standard time as Unix-style seconds (UTC + the zone's
     /// standard offset + drift since commissioning).
-    fn meter_standard_seconds(&self, utc: i64) -> i64 {
+    pub(crate) fn meter_standard_seconds(&self, utc: i64) -> i64 {
         let drift = (utc - COMMISSIONED_UNIX).saturating_mul(self.clock_drift_ppm());
         utc + i64::from(ZONE_STANDARD_OFFSET_MIN) * 60 + drift.div_euclid(1_000_000)
     }
@@ -287,7 +288,7 @@ impl KmpModel {
     /// The meter-clock second (standard time, Unix-style) of boundary `n` of `period`:
     /// boundary 0 is the last one at or before commissioning, record id `n` is written at
     /// boundary `n` (ids start at 1).
-    fn boundary(&self, period: Period, n: i64) -> Option<i64> {
+    pub(crate) fn boundary(&self, period: Period, n: i64) -> Option<i64> {
         let start = self.meter_standard_seconds(COMMISSIONED_UNIX);
         match period {
             Period::Hour => Some(start.div_euclid(3600) * 3600 + n * 3600),

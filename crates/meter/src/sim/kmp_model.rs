@@ -1,4 +1,4 @@
-//! Simulated KMP meters (MULTICAL 303/402/403/602/603): which registers each answers, in which
+//! Simulated KMP meters (MULTICAL 303/402/403/601/602/603): which registers each answers, in which
 //! unit and resolution, and the sans-I/O request → reply step, including the meter's silence rules.
 
 use std::time::Duration;
@@ -29,16 +29,20 @@ pub enum KmpModel {
     Multical603,
     /// MULTICAL 303: energy in kWh; hour/day/month/year loggers read with B8.
     Multical303,
+    /// MULTICAL 601 with a logger module (67-0B, top) whose interval log answers A0–A3 at
+    /// address 0x7F (see `sim::logger_module`); the calculator at 0x3F is silent to B8.
+    Multical601,
 }
 
 impl KmpModel {
     /// All models, for help texts.
-    pub const ALL: [KmpModel; 5] = [
+    pub const ALL: [KmpModel; 6] = [
         KmpModel::Multical402,
         KmpModel::Multical403,
         KmpModel::Multical602,
         KmpModel::Multical603,
         KmpModel::Multical303,
+        KmpModel::Multical601,
     ];
 
     /// The name used on the command line (`multical-403`).
@@ -49,6 +53,7 @@ impl KmpModel {
             KmpModel::Multical602 => "multical-602",
             KmpModel::Multical603 => "multical-603",
             KmpModel::Multical303 => "multical-303",
+            KmpModel::Multical601 => "multical-601",
         }
     }
 
@@ -67,6 +72,7 @@ impl KmpModel {
             KmpModel::Multical602 => 5_512_345,
             KmpModel::Multical603 => 78_901_234,
             KmpModel::Multical303 => 69_012_345,
+            KmpModel::Multical601 => 6_012_345,
         }
     }
 
@@ -79,6 +85,7 @@ impl KmpModel {
             KmpModel::Multical602 => 0x0602,
             KmpModel::Multical603 => 0x0603,
             KmpModel::Multical303 => 0x0303,
+            KmpModel::Multical601 => 0x0601,
         };
         MeterType {
             type_code,
@@ -98,6 +105,7 @@ impl KmpModel {
             KmpModel::Multical602 => (55_006.0, 1_875.56, 41_260, 4.2),
             KmpModel::Multical603 => (41_250.0, 1_402.61, 12_004, 5.0),
             KmpModel::Multical303 => (9_870.0, 302.44, 8_123, 2.4),
+            KmpModel::Multical601 => (48_730.0, 1_620.18, 36_512, 4.6),
         };
         Installation {
             energy_kwh,
@@ -119,6 +127,7 @@ impl KmpModel {
             KmpModel::Multical602 => (0x03, -3), // MWh, 3 decimals
             KmpModel::Multical603 => (0x03, -3), // MWh, 3 decimals
             KmpModel::Multical303 => (0x02, 0),  // kWh, whole
+            KmpModel::Multical601 => (0x03, -3), // MWh, 3 decimals
         }
     }
 
@@ -132,7 +141,9 @@ impl KmpModel {
             || match self {
                 KmpModel::Multical402 => [64, 66, 84, 85, 152, 155, 223].contains(&id),
                 KmpModel::Multical403 | KmpModel::Multical303 => [266, 239].contains(&id),
-                KmpModel::Multical602 => [61, 62, 69, 75, 88, 94, 95, 175].contains(&id),
+                KmpModel::Multical602 | KmpModel::Multical601 => {
+                    [61, 62, 69, 75, 88, 94, 95, 175].contains(&id)
+                }
                 KmpModel::Multical603 => [266, 239, 69, 175].contains(&id),
             }
     }
@@ -236,6 +247,9 @@ pub enum MeterAction {
 /// Decides the answer to a request frame at absolute time `at`, as a meter would: the meter's
 /// state (counters, clock, loggers) is a function of `at` alone.
 pub fn respond(model: KmpModel, frame: &Frame, at: DateTime<Utc>) -> MeterAction {
+    if let Some(action) = super::logger_module::respond(model, frame, at) {
+        return action;
+    }
     if frame.destination != DESTINATION_HEAT_METER {
         return MeterAction::Silent("request for another address");
     }
@@ -255,7 +269,7 @@ pub fn respond(model: KmpModel, frame: &Frame, at: DateTime<Utc>) -> MeterAction
             Some(reply) => Response::Logger(reply),
             None => return MeterAction::Silent("no such logger on this model"),
         },
-        // A0–A3 belong to logger modules at 0x7F/0xBF (none simulated); a meter at 0x3F is
+        // A0–A3 belong to logger modules at 0x7F/0xBF (`sim::logger_module`); a meter at 0x3F is
         // thought to ignore them, as a flowIQ 2200 did. SetClock: the simulator never lets its
         // clock be set (its state is a function of UTC time), so it stays silent.
         Request::Log(_) => return MeterAction::Silent("A0–A3 log commands are not for 0x3F"),

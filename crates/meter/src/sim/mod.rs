@@ -5,6 +5,7 @@ pub mod faults;
 pub mod history;
 pub mod kmp_loggers;
 pub mod kmp_model;
+pub mod logger_module;
 pub mod mc66c_model;
 pub mod physics;
 

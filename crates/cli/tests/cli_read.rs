@@ -67,8 +67,15 @@ fn spawn_sim(transport: &str, extra: &[&str]) -> Sim {
     }
 }
 
+/// Runs the binary with a cache directory of its own, so `read` neither sees nor leaves a
+/// remembered 66C program number (see `cli_mc66c_program.rs` for that).
 fn kamstrup(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
+    let cache = tempfile::tempdir().unwrap();
+    Command::new(BIN)
+        .args(args)
+        .env("XDG_CACHE_HOME", cache.path())
+        .output()
+        .unwrap()
 }
 
 fn json(out: &Output) -> Value {
@@ -357,9 +364,11 @@ fn scan_lists_what_the_meter_answers() {
     let requests = doc["requests"].as_u64().unwrap();
     let catalogued = kamstrup_kmp::registers::CATALOGUE.len() as u64;
     // GetType, GetSerialNo, the batches, then the logger probe: B8 (a 602 is silent to it) and
-    // GetSerialNo to tell "no loggers" from "no meter".
-    assert_eq!(requests, 2 + catalogued.div_ceil(8) + 2);
+    // GetSerialNo to tell "no loggers" from "no meter"; then one A2 to each logger-module
+    // address (0x7F, 0xBF), both silent.
+    assert_eq!(requests, 2 + catalogued.div_ceil(8) + 2 + 2);
     assert_eq!(doc["loggers"].as_array().map(Vec::len), Some(0));
+    assert_eq!(doc["logger_modules"].as_array().map(Vec::len), Some(0));
 }
 
 #[test]

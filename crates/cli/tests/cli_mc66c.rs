@@ -64,8 +64,15 @@ fn spawn_sim(transport: &str, extra: &[&str]) -> Sim {
     Sim { child, port, dir }
 }
 
+/// Runs the binary with a cache directory of its own, so `read` neither sees nor leaves a
+/// remembered 66C program number (see `cli_mc66c_program.rs` for that).
 fn kamstrup(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
+    let cache = tempfile::tempdir().unwrap();
+    Command::new(BIN)
+        .args(args)
+        .env("XDG_CACHE_HOME", cache.path())
+        .output()
+        .unwrap()
 }
 
 fn stderr(out: &Output) -> String {

@@ -85,6 +85,9 @@ pub enum ScalingSource {
     Programming,
     /// Energy and volume decimals from an EN 61107 readout; flow and power assumed.
     Readout,
+    /// The program number this meter told with `/#2` on an earlier connection, remembered by
+    /// the caller (`kamstrup read`'s cache) and handed in with [`Mc66cMeter::remember_program`].
+    Remembered,
 }
 
 impl std::fmt::Display for ScalingSource {
@@ -94,6 +97,7 @@ impl std::fmt::Display for ScalingSource {
             ScalingSource::Standard2 => "read with /#2",
             ScalingSource::Programming => "read with /#D",
             ScalingSource::Readout => "from the EN 61107 readout",
+            ScalingSource::Remembered => "remembered from an earlier /#2",
         })
     }
 }
@@ -299,6 +303,24 @@ impl Mc66cMeter {
     /// The customer number, once `/#2` or `/#D` has been read.
     pub fn customer_no(&self) -> Option<u64> {
         self.customer_no
+    }
+
+    /// Uses a program number the meter told on an earlier connection, so that the next read
+    /// needs no `/#2`: like a configured one, but reported as [`ScalingSource::Remembered`].
+    /// A configured program ([`Mc66cOptions::program`]) still wins, and with
+    /// [`Mc66cOptions::identify`] the meter is asked anyway (`/#2` tells the program too).
+    pub fn remember_program(&mut self, program: ProgramNumber) {
+        if self.program.is_none() && !self.options.identify {
+            self.program = Some((program, ScalingSource::Remembered));
+        }
+    }
+
+    /// The program number as this connection knows it, and from where (`None`: not yet).
+    pub fn program_known(&self) -> Option<(ProgramNumber, ScalingSource)> {
+        match (self.options.program, self.program) {
+            (Some(p), _) => Some((p, ScalingSource::Configured)),
+            (None, known) => known,
+        }
     }
 
     /// The scaling, once resolved.

@@ -10,6 +10,7 @@ pub(crate) mod demo;
 pub(crate) mod doctor;
 pub(crate) mod history;
 pub(crate) mod log;
+pub(crate) mod program_cache;
 pub(crate) mod read;
 pub(crate) mod run;
 pub(crate) mod scan;

@@ -6,7 +6,13 @@ use std::process::ExitCode;
 
 use clap::Args;
 use kamstrup_kmp::registers::DEFAULT_SET;
-use kamstrup_meter::{KmpMeter, KmpOptions, Mc66cMeter, MeterError, Reading};
+use kamstrup_mc66c::ProgramNumber;
+use kamstrup_meter::{
+    KmpMeter, KmpOptions, Mc66cMeter, Mc66cOptions, MeterError, Reading, ScalingSource,
+};
+use kamstrup_optical::PortSpec;
+
+use super::program_cache::ProgramCache;
 
 use super::Opened;
 use crate::output::{fail, print_reading, EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE};
@@ -22,10 +28,14 @@ MULTICAL 66C (--protocol mc66c, or a sim:multical-66c port): one \"/#1\" request
 1200 Bd back, answered 0.3–2 s later) gives ten fields under the KMP names and ids:
 heat_energy (60), volume (68), hours (1004), t1 (86), t2 (87), t1_t2 (89, sent by the meter),
 power (80), flow (74), peak_power (143) and info (99). The registers carry no decimal point:
-the decimals and the energy unit come from the program number A-B-CCC — --program, else read
-once from the meter (/#2, or /#D), else an EN 61107 readout. With a known --program a read is
-ONE IR session (/#1 only); --identify adds /#2 for the customer number, which is the serial
-(shown whenever /#2 was read). Failed requests are retried at least --retry-interval (5 s) apart, --retries (3) times.
+the decimals and the energy unit come from the program number A-B-CCC — --program, else the
+`program` of the [[meter]] with this port in --config, else the one this command remembered
+from the meter on this port, else read from the meter (/#2, or /#D), else an EN 61107 readout.
+With a known program a read is ONE IR session (/#1 only). A program read with /#2 is remembered
+per port with the meter's customer number in $XDG_CACHE_HOME/kamstrup-bridge/mc66c-programs.json
+(default ~/.cache/…), so only the first read of a meter costs two; --no-cache neither uses nor
+updates that file. --identify adds /#2 for the customer number, which is the serial (shown
+whenever /#2 was read), and refreshes the remembered program. Failed requests are retried at least --retry-interval (5 s) apart, --retries (3) times.
 
 --protocol auto tries KMP GetSerialNo, then \"/#1\", and says on stderr what it found.
 
@@ -46,6 +56,7 @@ Examples:
   kamstrup read --port sim:multical-66c
   kamstrup read --port /dev/ttyUSB0 --protocol mc66c --program 4-4-119 --format json
   kamstrup read --port /dev/ttyUSB0 --protocol mc66c --program 4-4-119 --identify
+  kamstrup read --port /dev/ttyUSB0 --protocol mc66c --config /etc/kamstrup/kamstrup.toml
   kamstrup read --port /dev/ttyUSB0 --protocol auto
   kamstrup --trace-frames read --port /dev/ttyUSB0      (hex of every frame on stderr)";
 
@@ -69,10 +80,19 @@ pub(crate) struct ReadArgs {
     no_serial: bool,
 
     /// MULTICAL 66C: also read /#2 for the customer number even when the program is known (one
-    /// more IR session; without it a known --program costs exactly one, /#1). KMP meters report
+    /// more IR session; without it a known program costs exactly one, /#1). KMP meters report
     /// their serial anyway.
     #[arg(long)]
     identify: bool,
+
+    /// MULTICAL 66C: a config file whose [[meter]] with this port gives the program number.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+
+    /// MULTICAL 66C: neither use nor update the remembered program numbers (read /#2 when the
+    /// program is not given).
+    #[arg(long)]
+    no_cache: bool,
 }
 
 pub(crate) async fn run(args: ReadArgs) -> ExitCode {
@@ -153,9 +173,58 @@ async fn read_kmp(mut meter: KmpMeter, args: &ReadArgs, known_serial: Option<u32
     }
 }
 
+/// The program of the config's [[meter]] on this port, if `--config` names one.
+fn config_program(args: &ReadArgs) -> Result<Option<ProgramNumber>, String> {
+    let Some(path) = &args.config else {
+        return Ok(None);
+    };
+    let config = super::config_file::load(path)?;
+    let spec: PortSpec = args.port.port.parse().map_err(|e| format!("{e}"))?;
+    let Some(meter) = config.daemon.meters.iter().find(|m| m.port == spec) else {
+        tracing::info!(config = %path.display(), port = %args.port.port, "no [[meter]] with this port in the config");
+        return Ok(None);
+    };
+    meter
+        .program
+        .as_deref()
+        .map(|p| {
+            p.parse::<ProgramNumber>().map_err(|e| {
+                format!(
+                    "{}: meter {:?}: program {p:?}: {e}",
+                    path.display(),
+                    meter.name
+                )
+            })
+        })
+        .transpose()
+}
+
 async fn read_mc66c(mut meter: Mc66cMeter, args: &ReadArgs) -> ExitCode {
     if let Err(message) = super::resolve_mc66c_registers(&args.registers) {
         return fail(args.format, "bad-register", message, EXIT_USAGE);
+    }
+    if args.port.program.is_none() {
+        match config_program(args) {
+            Ok(Some(program)) => {
+                tracing::info!(%program, "program number from the config");
+                meter.set_options(Mc66cOptions {
+                    program: Some(program),
+                    ..*meter.options()
+                });
+            }
+            Ok(None) => {
+                let cache = (!args.no_cache && !args.identify)
+                    .then(ProgramCache::open_default)
+                    .flatten();
+                let remembered = cache.as_ref().and_then(|c| c.lookup(&args.port.port));
+                if let Some((entry, program)) = remembered.and_then(|e| e.program().map(|p| (e, p)))
+                {
+                    tracing::info!(%program, serial = ?entry.serial, learned_at = %entry.learned_at, "program number remembered for this port");
+                    meter.remember_program(program);
+                }
+            }
+            Err(message) => return fail(args.format, "config", message, EXIT_USAGE),
+        }
     }
     match meter.read_standard().await {
         Ok(reading) => finish_mc66c(&meter, reading, args),
@@ -165,6 +234,7 @@ async fn read_mc66c(mut meter: Mc66cMeter, args: &ReadArgs) -> ExitCode {
 
 /// Keeps the asked registers (all ten by default), prints, and picks the exit code.
 fn finish_mc66c(meter: &Mc66cMeter, mut reading: Reading, args: &ReadArgs) -> ExitCode {
+    remember_program(meter, args);
     if args.no_serial {
         reading.meter.serial = None;
     }
@@ -183,6 +253,30 @@ fn finish_mc66c(meter: &Mc66cMeter, mut reading: Reading, args: &ReadArgs) -> Ex
         reading.registers = kept;
     }
     report(&reading, meter.stats(), args.format)
+}
+
+/// Remembers a program number the meter told on this connection (`/#2` or `/#D`) for the
+/// next read on this port.
+fn remember_program(meter: &Mc66cMeter, args: &ReadArgs) {
+    if args.no_cache {
+        return;
+    }
+    let Some((program, ScalingSource::Standard2 | ScalingSource::Programming)) =
+        meter.program_known()
+    else {
+        return;
+    };
+    let Some(cache) = ProgramCache::open_default() else {
+        return;
+    };
+    match cache.store(&args.port.port, meter.customer_no(), program) {
+        Ok(()) => {
+            tracing::info!(%program, file = %cache.path().display(), "program number remembered")
+        }
+        Err(e) => {
+            tracing::warn!(file = %cache.path().display(), error = %e, "could not remember the program number")
+        }
+    }
 }
 
 /// Prints a reading, logs the traffic it cost, and picks the exit code (3 if registers are missing).

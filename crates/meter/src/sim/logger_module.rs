@@ -415,6 +415,79 @@ mod tests {
         assert_eq!(first.records[0].id, oldest);
     }
 
+    /// A sweep over requests (a fixed pseudo-random sequence): every answer encodes within
+    /// MaxL and the module's 128 bytes, decodes to itself, and runs in the promised order over
+    /// ids the log holds; nothing panics.
+    #[test]
+    fn every_answer_fits_and_round_trips() {
+        let m = KmpModel::Multical601;
+        let now = at("2026-11-30T10:30:00Z");
+        let newest = m.newest_record_id(&INTERVAL_LOG_SPEC, now);
+        let oldest = m.oldest_record_id(&INTERVAL_LOG_SPEC, now);
+        let mut seed: u64 = 0x5EED;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        let pool = [1003u16, 1002, 60, 68, 86, 87, 80, 74, 4242, 348];
+        for _ in 0..3000 {
+            let registers: Vec<RegisterId> = (0..=next(8))
+                .map(|_| RegisterId(pool[next(pool.len() as u64) as usize]))
+                .collect();
+            let minutes = i64::try_from(next(90 * 24 * 60)).unwrap() - 70 * 24 * 60;
+            let t =
+                CivilDateTime::from_unix_seconds(now.timestamp() + 3600 + minutes * 60).unwrap();
+            let time = LogTime::new(t);
+            let selector = match next(4) {
+                0 => LogSelector::TimePresent { time },
+                1 => LogSelector::LastPresent,
+                2 => LogSelector::IdPresent {
+                    record_id: u16::try_from(next(u64::from(newest) + 50)).unwrap(),
+                },
+                _ => LogSelector::TimePast {
+                    time,
+                    offset: u16::try_from(next(2000)).unwrap(),
+                },
+            };
+            let request = LogRequest {
+                log: if next(20) == 0 { 2 } else { INTERVAL_LOG },
+                registers,
+                records: u8::try_from(next(256)).unwrap(),
+                max_len: u8::try_from(next(256)).unwrap(),
+                selector,
+            };
+            let reply = m.answer_log(&INTERVAL_LOG_SPEC, &request, now);
+            let wire = Response::Log(reply.clone()).encode(MODULE_ADDRESS).unwrap();
+            let frame = Frame::parse(&wire).unwrap();
+            let apl = 1 + frame.data.len();
+            assert!(apl <= MODULE_MAX_LEN, "{apl}: {request:?}");
+            if !reply.records.is_empty() {
+                assert!(apl <= usize::from(request.max_len), "{apl}: {request:?}");
+            }
+            assert_eq!(
+                Response::from_frame(&frame).unwrap(),
+                Response::Log(reply.clone())
+            );
+            assert!(reply.records.len() <= usize::from(request.records));
+            let got = ids(&reply.records);
+            assert!(
+                got.iter().all(|id| (oldest..=newest).contains(id)),
+                "{request:?}"
+            );
+            let descending = matches!(request.selector, LogSelector::TimePast { .. });
+            for pair in got.windows(2) {
+                let step = if descending {
+                    pair[0] - pair[1]
+                } else {
+                    pair[1] - pair[0]
+                };
+                assert_eq!(step, 1, "{request:?}");
+            }
+        }
+    }
+
     #[test]
     fn unlogged_registers_are_left_out_and_an_empty_log_says_so() {
         let m = KmpModel::Multical601;

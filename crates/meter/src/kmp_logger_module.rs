@@ -614,6 +614,14 @@ mod tests {
         let (oldest, newest) = probe.ids.unwrap();
         assert_eq!(newest - oldest + 1, INTERVAL_LOG_SPEC.depth);
         assert_eq!(probe.registers.len(), 8);
+        // The 801's logger answers the same way at 0x7F.
+        let mut m801 = meter(KmpModel::Multical801, SimOptions::default());
+        let read = m801
+            .read_module_log(0x7F, &query(Selection::Last(3)), |_, _| {})
+            .await
+            .unwrap();
+        assert_eq!(read.rows.len(), 3);
+        assert_eq!(read.rows[0].values[0].unit, "MWh");
         // Too many registers for one request.
         let mut q = query(Selection::Last(1));
         q.registers = vec![60, 68, 86, 87, 80, 74, 1004];

@@ -165,7 +165,10 @@ impl KmpModel {
     pub fn loggers(&self) -> &'static [LoggerSpec] {
         match self {
             KmpModel::Multical403 | KmpModel::Multical603 | KmpModel::Multical303 => &THREE_SERIES,
-            KmpModel::Multical402 | KmpModel::Multical602 | KmpModel::Multical601 => &[],
+            KmpModel::Multical402
+            | KmpModel::Multical602
+            | KmpModel::Multical601
+            | KmpModel::Multical801 => &[],
         }
     }
 
@@ -184,6 +187,7 @@ impl KmpModel {
             KmpModel::Multical603 => -9,
             KmpModel::Multical303 => 17,
             KmpModel::Multical601 => -6,
+            KmpModel::Multical801 => 3,
         }
     }
 

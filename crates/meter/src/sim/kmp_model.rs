@@ -1,4 +1,4 @@
-//! Simulated KMP meters (MULTICAL 303/402/403/601/602/603): which registers each answers, in which
+//! Simulated KMP meters (MULTICAL 303/402/403/601/602/603/801): which registers each answers, in which
 //! unit and resolution, and the sans-I/O request → reply step, including the meter's silence rules.
 
 use std::time::Duration;
@@ -32,17 +32,21 @@ pub enum KmpModel {
     /// MULTICAL 601 with a logger module (67-0B, top) whose interval log answers A0–A3 at
     /// address 0x7F (see `sim::logger_module`); the calculator at 0x3F is silent to B8.
     Multical601,
+    /// MULTICAL 801: energy in MWh; its logger answers A0–A3 at address 0x7F (as the 601's
+    /// module, `sim::logger_module`); silent to B8 at 0x3F.
+    Multical801,
 }
 
 impl KmpModel {
     /// All models, for help texts.
-    pub const ALL: [KmpModel; 6] = [
+    pub const ALL: [KmpModel; 7] = [
         KmpModel::Multical402,
         KmpModel::Multical403,
         KmpModel::Multical602,
         KmpModel::Multical603,
         KmpModel::Multical303,
         KmpModel::Multical601,
+        KmpModel::Multical801,
     ];
 
     /// The name used on the command line (`multical-403`).
@@ -54,6 +58,7 @@ impl KmpModel {
             KmpModel::Multical603 => "multical-603",
             KmpModel::Multical303 => "multical-303",
             KmpModel::Multical601 => "multical-601",
+            KmpModel::Multical801 => "multical-801",
         }
     }
 
@@ -73,6 +78,7 @@ impl KmpModel {
             KmpModel::Multical603 => 78_901_234,
             KmpModel::Multical303 => 69_012_345,
             KmpModel::Multical601 => 6_012_345,
+            KmpModel::Multical801 => 8_012_345,
         }
     }
 
@@ -86,6 +92,7 @@ impl KmpModel {
             KmpModel::Multical603 => 0x0603,
             KmpModel::Multical303 => 0x0303,
             KmpModel::Multical601 => 0x0601,
+            KmpModel::Multical801 => 0x0801,
         };
         MeterType {
             type_code,
@@ -106,6 +113,8 @@ impl KmpModel {
             KmpModel::Multical603 => (41_250.0, 1_402.61, 12_004, 5.0),
             KmpModel::Multical303 => (9_870.0, 302.44, 8_123, 2.4),
             KmpModel::Multical601 => (48_730.0, 1_620.18, 36_512, 4.6),
+            // A block of flats: an 801 is the larger installation's meter.
+            KmpModel::Multical801 => (812_400.0, 21_305.7, 44_020, 38.0),
         };
         Installation {
             energy_kwh,
@@ -128,6 +137,7 @@ impl KmpModel {
             KmpModel::Multical603 => (0x03, -3), // MWh, 3 decimals
             KmpModel::Multical303 => (0x02, 0),  // kWh, whole
             KmpModel::Multical601 => (0x03, -3), // MWh, 3 decimals
+            KmpModel::Multical801 => (0x03, -3), // MWh, 3 decimals
         }
     }
 
@@ -141,7 +151,7 @@ impl KmpModel {
             || match self {
                 KmpModel::Multical402 => [64, 66, 84, 85, 152, 155, 223].contains(&id),
                 KmpModel::Multical403 | KmpModel::Multical303 => [266, 239].contains(&id),
-                KmpModel::Multical602 | KmpModel::Multical601 => {
+                KmpModel::Multical602 | KmpModel::Multical601 | KmpModel::Multical801 => {
                     [61, 62, 69, 75, 88, 94, 95, 175].contains(&id)
                 }
                 KmpModel::Multical603 => [266, 239, 69, 175].contains(&id),

@@ -1,5 +1,6 @@
-//! The logger module of a simulated MULTICAL 601 (a 67-0B top module at address 0x7F): its
-//! interval log, a pure function of UTC like the B8 loggers, answered through A0–A3 byte-exactly.
+//! The logger module of a simulated MULTICAL 601 (a 67-0B top module at address 0x7F) and the
+//! logger of a simulated MULTICAL 801 (also 0x7F): an hourly interval log, a pure function of UTC
+//! like the B8 loggers, answered through A0–A3 byte-exactly.
 //!
 //! Documented (Kamstrup 5512-447 §6.1, §6.3; kmp-loggers.md §4): a top module answers at 0x7F;
 //! the request and reply layouts of A0–A3; 16-bit record ids carried with every record; NoB 4 for
@@ -51,7 +52,7 @@ impl KmpModel {
     /// The interval log of the model's logger module at 0x7F, if it has one.
     pub fn logger_module(&self) -> Option<&'static LoggerSpec> {
         match self {
-            KmpModel::Multical601 => Some(&INTERVAL_LOG_SPEC),
+            KmpModel::Multical601 | KmpModel::Multical801 => Some(&INTERVAL_LOG_SPEC),
             _ => None,
         }
     }
@@ -267,6 +268,7 @@ mod tests {
             assert!(ask(model, sel, &[60], 1, now).is_none());
         }
         assert!(ask(KmpModel::Multical601, sel, &[60], 1, now).is_some());
+        assert!(ask(KmpModel::Multical801, sel, &[60], 1, now).is_some());
         // GetSerialNo at 0x7F: silent; at 0x3F the calculator answers, B8 it ignores.
         let serial = Request::GetSerialNo.to_frame(MODULE_ADDRESS).unwrap();
         assert!(matches!(

@@ -25,6 +25,11 @@ pub(crate) const HELP: &str = "\
 Reads the meter type (GetType) and serial number (GetSerialNo), then asks for every register in
 the built-in catalogue, 8 per request, and lists the ones the meter answered, with their units.
 Use it once to see what your meter offers; each request costs a little meter battery.
+Then the meter's own loggers: the hour/day/month/year loggers of the logger command 0xB8
+(MULTICAL 303/403/603) with depth and newest record; a meter without them is asked once at each
+logger-module address (0x7F: a MULTICAL 601's 67-0B top module or an 801; 0xBF: a base module)
+with one A2 request, ≤ 1.6 s each, and a module that answers is listed with its record ids and
+the registers its log holds (read it with kamstrup log --address 0x7F --logger hour).
 
 MULTICAL 66C (--protocol mc66c): asks every data set — /#1 … /#9, /#B, /#C, /#D, /#J — and the
 EN 61107 readout, one after the other with a progress bar, and prints what answered: parsed
@@ -35,6 +40,7 @@ does not answer is listed as such; failed requests are retried only with --retri
 
 Examples:
   kamstrup scan --port sim:multical-403
+  kamstrup scan --port sim:multical-601          (a logger module at 0x7F)
   kamstrup scan --port /dev/ttyUSB0 --format json > my-meter.json
   kamstrup scan --port /dev/ttyUSB0 --protocol mc66c --format json > my-66c.json";
 

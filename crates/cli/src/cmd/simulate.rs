@@ -47,7 +47,8 @@ Examples:
 /// Arguments of `simulate`.
 #[derive(Args, Debug)]
 pub(crate) struct SimulateArgs {
-    /// Meter model: multical-402, multical-403, multical-602 or multical-66c.
+    /// Meter model: multical-303, -402, -403, -601 (logger module at 0x7F), -602, -603, -801
+    /// (logger at 0x7F) or multical-66c.
     #[arg(short, long, default_value = "multical-403")]
     model: String,
 

@@ -448,11 +448,15 @@ fn validate_meter(loc: &Locator<'_>, m: &raw::RawMeter) -> Result<MeterSettings,
         },
         None => Duration::from_secs(2),
     };
+    let mut program = None;
     if let Some(p) = &m.program {
         if protocol == ProtocolChoice::Kmp {
             errors.push(loc.span(p, "`program` is for MULTICAL 66C meters (protocol = \"mc66c\"); a KMP meter reports its units itself"));
-        } else if let Err(e) = p.get_ref().parse::<kamstrup_mc66c::ProgramNumber>() {
-            errors.push(loc.span(p, format!("program {:?}: {e}; write the A-B-CCC number from the meter's label, e.g. \"4-2-119\"", p.get_ref())));
+        } else {
+            match p.get_ref().parse::<kamstrup_mc66c::ProgramNumber>() {
+                Ok(number) => program = Some(number),
+                Err(e) => errors.push(loc.span(p, format!("program {:?}: {e}; write the A-B-CCC number from the meter's label, e.g. \"4-2-119\"", p.get_ref()))),
+            }
         }
     }
     match (errors.is_empty(), port, schedule) {
@@ -464,7 +468,7 @@ fn validate_meter(loc: &Locator<'_>, m: &raw::RawMeter) -> Result<MeterSettings,
             schedule,
             baud: m.baud,
             timeout,
-            program: m.program.as_ref().map(|p| p.get_ref().clone()),
+            program,
         }),
         _ => Err(errors),
     }

@@ -54,8 +54,8 @@ pub struct MeterSettings {
     pub baud: Option<u32>,
     /// First-byte timeout.
     pub timeout: Duration,
-    /// 66C program number (A-B-CCC), when given.
-    pub program: Option<String>,
+    /// 66C program number (A-B-CCC), when given; validated by the config.
+    pub program: Option<kamstrup_mc66c::ProgramNumber>,
 }
 
 /// Everything the daemon needs, already validated (secrets resolved, sinks built).

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Local, TimeZone, Utc};
 use kamstrup_decimal::Decimal;
-use kamstrup_mc66c::ProgramNumber;
 use kamstrup_meter::{
     open_port, KmpMeter, KmpOptions, Mc66cMeter, Mc66cOptions, MeterError, OpenError, Reading,
     RegisterValue, Verdict,
@@ -194,15 +193,8 @@ fn kmp_options(meter: &MeterSettings, retries: u32) -> KmpOptions {
 }
 
 fn mc66c_options(meter: &MeterSettings) -> Result<Mc66cOptions, PollError> {
-    let program = match &meter.program {
-        Some(text) => Some(
-            text.parse::<ProgramNumber>()
-                .map_err(|e| PollError::Unsupported(format!("program {text:?}: {e}")))?,
-        ),
-        None => None,
-    };
     Ok(Mc66cOptions {
-        program,
+        program: meter.program,
         // The customer number from /#2 is what identifies a 66C (it has no serial register).
         identify: true,
         ..Mc66cOptions::default()

@@ -184,19 +184,7 @@ fn config_program(args: &ReadArgs) -> Result<Option<ProgramNumber>, String> {
         tracing::info!(config = %path.display(), port = %args.port.port, "no [[meter]] with this port in the config");
         return Ok(None);
     };
-    meter
-        .program
-        .as_deref()
-        .map(|p| {
-            p.parse::<ProgramNumber>().map_err(|e| {
-                format!(
-                    "{}: meter {:?}: program {p:?}: {e}",
-                    path.display(),
-                    meter.name
-                )
-            })
-        })
-        .transpose()
+    Ok(meter.program)
 }
 
 async fn read_mc66c(mut meter: Mc66cMeter, args: &ReadArgs) -> ExitCode {

@@ -12,10 +12,11 @@
 //! row, a table the import never touches). So every imported row gets
 //! `sum = counter + (sumA − stateA)` from an anchor row `A` that HA already has:
 //!
-//! 1. the newest row before the first imported hour (the hour before the gap), else
-//! 2. the oldest row after the last imported hour (the entity's statistics began after the
-//!    gap), else
-//! 3. none: the newest imported row gets `sum = 0`, as HA's own first compile would.
+//! 1. the newest hourly row before the first imported hour (the hour before the gap), else
+//! 2. the newest 5-minute row (the entity's statistics began after the gap: HA's own compile
+//!    continues from exactly this row, so the hour after the imported ones is right too), else
+//! 3. the oldest hourly row after the last imported hour (short-term rows already purged), else
+//! 4. none: the newest imported row gets `sum = 0`, as HA's own first compile would.
 //!
 //! Only the logged hours are written. The hour the bridge came back, which HA compiled itself
 //! with the whole gap's increase, needs no rewrite: its sum is on the same basis already
@@ -149,13 +150,9 @@ pub(crate) fn series_of(
     list
 }
 
-/// The rows of a series, continuing HA's sums (see the module doc for the anchor rule).
-pub(crate) fn rows(
-    series: &Series,
-    before: Option<Anchor>,
-    after: Option<Anchor>,
-) -> Option<Vec<Row>> {
-    let offset = match before.or(after) {
+/// The rows of a series, continuing HA's sums from `anchor` (see the module doc for which).
+pub(crate) fn rows(series: &Series, anchor: Option<Anchor>) -> Option<Vec<Row>> {
+    let offset = match anchor {
         Some(a) => a.sum.checked_sub(&a.state)?,
         None => series.points.values().next_back()?.checked_neg()?,
     };
@@ -266,6 +263,15 @@ fn start_of(row: &Value) -> Option<DateTime<Utc>> {
     }
 }
 
+/// Which existing rows to look at for an anchor: `[from, to)` of one period.
+#[derive(Clone, Copy)]
+struct Query {
+    period: &'static str,
+    from: DateTime<Utc>,
+    to: Option<DateTime<Utc>>,
+    newest: bool,
+}
+
 /// Where statistics go: HA's base URL and an administrator's long-lived token.
 #[derive(Clone)]
 pub(crate) struct StatisticsTarget {
@@ -364,30 +370,38 @@ impl StatisticsImporter {
                 .keys()
                 .next_back()
                 .unwrap_or(&DateTime::UNIX_EPOCH);
-            let before = self
-                .anchor(
-                    ws,
-                    &converted,
-                    &statistic_id,
-                    first - TimeDelta::days(62),
-                    Some(first),
-                    true,
-                )
-                .await?;
-            let after = if before.is_none() {
-                self.anchor(
-                    ws,
-                    &converted,
-                    &statistic_id,
-                    last + TimeDelta::hours(1),
-                    None,
-                    false,
-                )
-                .await?
-            } else {
-                None
+            let before = Query {
+                period: "hour",
+                from: first - TimeDelta::days(62),
+                to: Some(first),
+                newest: true,
             };
-            let Some(rows) = rows(&converted, before, after) else {
+            let short = Query {
+                period: "5minute",
+                from: Utc::now() - TimeDelta::days(1),
+                to: None,
+                newest: true,
+            };
+            let after = Query {
+                period: "hour",
+                from: last + TimeDelta::hours(1),
+                to: None,
+                newest: false,
+            };
+            let mut anchor = None;
+            let mut anchored_on = "none (the newest imported hour ends at sum 0)";
+            for (q, what) in [
+                (before, "HA's hour before the first imported one"),
+                (short, "HA's newest 5-minute row"),
+                (after, "HA's hour after the last imported one"),
+            ] {
+                anchor = self.anchor(ws, &converted, &statistic_id, &q).await?;
+                if anchor.is_some() {
+                    anchored_on = what;
+                    break;
+                }
+            }
+            let Some(rows) = rows(&converted, anchor) else {
                 tracing::warn!(statistic = %statistic_id, "statistics sums out of range: hours not imported");
                 continue;
             };
@@ -396,7 +410,7 @@ impl StatisticsImporter {
                 .await
                 .map_err(|e| self.err(e))?;
             tracing::info!(statistic = %statistic_id, rows = rows.len(),
-                first = %first, last = %last, anchored = before.is_some() || after.is_some(),
+                first = %first, last = %last, sum_continues = anchored_on,
                 "imported back-filled hours into Home Assistant's statistics");
             written += rows.len();
         }
@@ -448,21 +462,20 @@ impl StatisticsImporter {
             .map(str::to_owned))
     }
 
-    /// The newest row in `[from, to)` (`newest`) or the oldest from `from` on.
+    /// The newest row of `q` (or the oldest, when `!q.newest`).
     async fn anchor(
         &self,
         ws: &mut HaWebsocket,
         s: &Series,
         statistic_id: &str,
-        from: DateTime<Utc>,
-        to: Option<DateTime<Utc>>,
-        newest: bool,
+        q: &Query,
     ) -> Result<Option<Anchor>, SinkError> {
+        let (from, to, newest) = (q.from, q.to, q.newest);
         let iso = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let mut fields = json!({
             "start_time": iso(from),
             "statistic_ids": [statistic_id],
-            "period": "hour",
+            "period": q.period,
             "types": ["sum", "state"],
             "units": {s.unit_class: s.unit},
         });
@@ -625,7 +638,7 @@ mod tests {
             state: d("320.50"),
             sum: d("12.300000000000011"),
         };
-        let r = rows(&s, Some(before), None).unwrap();
+        let r = rows(&s, Some(before)).unwrap();
         assert_eq!(r[0].sum.to_string(), "12.390000000000011");
         assert_eq!(r[1].sum.to_string(), "12.410000000000011");
         assert!(r[1]
@@ -633,15 +646,16 @@ mod tests {
             .checked_sub(&r[0].sum)
             .unwrap()
             .eq_value(&d("0.02")));
-        // Only a row after: the same basis, so the later row's change is its own hour.
+        // An anchor after the range (HA's 5-minute or later hourly row): the same basis, so the
+        // later row's change is its own hour.
         let after = Anchor {
             state: d("320.70"),
             sum: d("0.5"),
         };
-        let r = rows(&s, None, Some(after)).unwrap();
+        let r = rows(&s, Some(after)).unwrap();
         assert_eq!(r[1].sum.to_string(), "0.41");
         // Nothing in HA: the newest row ends at 0, where HA's own first compile starts.
-        let r = rows(&s, None, None).unwrap();
+        let r = rows(&s, None).unwrap();
         assert_eq!(
             r.iter().map(|r| r.sum.to_string()).collect::<Vec<_>>(),
             ["-0.02", "0.00"]
@@ -651,7 +665,7 @@ mod tests {
     #[test]
     fn metadata_keys_by_compat() {
         let s = series(&[("2026-11-30T09:00:00Z", "320.59")]);
-        let r = rows(&s, None, None).unwrap();
+        let r = rows(&s, None).unwrap();
         let parse = |text: String| serde_json::from_str::<Value>(&text).unwrap();
         let old =
             parse(import_fields("sensor.x", "GJ", "energy", &r, HaVersion::new(2024, 3)).unwrap());

@@ -11,7 +11,8 @@
 //!   `invalid_format`; 2025.11+: `mean_type`/`unit_class` accepted, `has_mean` optional),
 //!   `source` must be `recorder` for an entity id, starts must be whole hours, an
 //!   administrator is required; rows are upserted by (statistic id, start) and kept as floats;
-//! * `recorder/statistics_during_period` (period hour): rows with `start >= start_time` and
+//! * `recorder/statistics_during_period` (period `hour`, or `5minute` for the short-term
+//!   table that HA's own compile continues from and an import never writes): rows with `start >= start_time` and
 //!   `start < end_time`, `start`/`end` in milliseconds, the asked-for `sum`/`state`/`change`,
 //!   `change` = this row's sum minus the previous row's (also one before the window);
 //! * `recorder/get_statistics_metadata`, `config/entity_registry/list`, `auth/current_user`,
@@ -37,6 +38,8 @@ pub(crate) struct StatRow {
 pub(crate) struct FakeState {
     /// statistic id → start → row.
     pub(crate) rows: BTreeMap<String, BTreeMap<DateTime<Utc>, StatRow>>,
+    /// statistic id → start → 5-minute row (HA's own compile only).
+    pub(crate) short: BTreeMap<String, BTreeMap<DateTime<Utc>, StatRow>>,
     /// statistic id → unit.
     pub(crate) units: BTreeMap<String, String>,
     /// Every import's metadata, as received.
@@ -156,6 +159,15 @@ impl FakeHa {
         }
     }
 
+    /// A 5-minute row HA compiled itself.
+    pub(crate) fn seed_short(&self, id: &str, start: DateTime<Utc>, state: f64, sum: f64) {
+        let mut s = self.state.lock().unwrap();
+        s.short
+            .entry(id.to_owned())
+            .or_default()
+            .insert(start, StatRow { state, sum });
+    }
+
     pub(crate) fn rows(&self, id: &str) -> BTreeMap<DateTime<Utc>, StatRow> {
         self.state
             .lock()
@@ -236,10 +248,15 @@ fn handle(opts: &FakeOptions, state: &Mutex<FakeState>, text: &str) -> Value {
                 .flatten()
                 .filter_map(|v| v.as_str())
                 .collect();
+            let (tables, length) = match msg["period"].as_str() {
+                Some("hour") => (&s.rows, chrono::TimeDelta::hours(1)),
+                Some("5minute") => (&s.short, chrono::TimeDelta::minutes(5)),
+                _ => return error(&id, "invalid_format", "value must be one of ['5minute', 'day', 'hour', 'month', 'week'] for dictionary value @ data['period']"),
+            };
             let mut result = serde_json::Map::new();
             for sid in msg["statistic_ids"].as_array().into_iter().flatten() {
                 let sid = sid.as_str().unwrap_or("");
-                let Some(table) = s.rows.get(sid) else {
+                let Some(table) = tables.get(sid) else {
                     continue;
                 };
                 let mut prev: Option<f64> = None;
@@ -247,7 +264,7 @@ fn handle(opts: &FakeOptions, state: &Mutex<FakeState>, text: &str) -> Value {
                 for (start, row) in table {
                     let inside = *start >= from && to.is_none_or(|to| *start < to);
                     if inside {
-                        let mut r = json!({"start": ms(*start), "end": ms(*start + chrono::TimeDelta::hours(1))});
+                        let mut r = json!({"start": ms(*start), "end": ms(*start + length)});
                         if types.contains(&"sum") {
                             r["sum"] = json!(row.sum);
                         }

@@ -440,3 +440,17 @@ if grep -q ' ERROR \|panicked' "$W/kamstrup.log"; then
 else
   pass "kamstrup log has no ERROR"
 fi
+
+phase "kamstrup check: the statistics websocket verdict (token from [homeassistant_rest])"
+# After the daemon stopped: check's discovery sink says "offline" on the bridge topic when done.
+"$KAMSTRUP" check --config "$W/kamstrup.toml" >"$W/check.out" 2>&1 || true
+if grep -q '^ok   homeassistant: homeassistant statistics via ws://127.0.0.1:[0-9]*/api/websocket: logged in to Home Assistant '"$HA_VERSION"' as an administrator; recorder running' "$W/check.out"; then
+  pass "kamstrup check: $(grep 'homeassistant statistics' "$W/check.out")"
+else
+  fail "kamstrup check has no ok statistics verdict: $(tr '\n' ' ' <"$W/check.out" | head -c 800)"
+fi
+if grep -qF "$(cat "$W/ha-token")" "$W/check.out" "$W/kamstrup.log"; then
+  fail "the HA token appears in kamstrup's output"
+else
+  pass "the HA token appears nowhere in kamstrup's output or log"
+fi

@@ -624,6 +624,21 @@ async def cmd_statistics(a):
              "; ".join(bad_change[:5]))
         c.ok(not bad_sum, f"{entity}: sums continuous (each step = the hour's change)", "; ".join(bad_sum[:5]))
         c.ok(not bad_state, f"{entity}: each hour's state = the logged counter", "; ".join(bad_state[:5]))
+        # HA's own next compile continues from its newest 5-minute row: the imported hours must
+        # be on that row's basis (sum - state), or the hour after them would jump.
+        since = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)).isoformat()
+        (short,) = await ws_call(a.url, token, {
+            "type": "recorder/statistics_during_period", "start_time": since,
+            "statistic_ids": [entity], "period": "5minute", "types": ["sum", "state"]})
+        short_rows = short.get(entity, [])
+        if c.ok(short_rows and hours, f"{entity}: HA compiled 5-minute rows of its own"):
+            newest = max(short_rows, key=lambda r: r["start"])
+            basis_ha = decimal.Decimal(repr(newest["sum"])) - decimal.Decimal(repr(newest["state"]))
+            last = rows[hours[-1]]
+            basis_ours = decimal.Decimal(repr(last["sum"])) - decimal.Decimal(repr(last["state"]))
+            c.ok(abs(basis_ha - basis_ours) < decimal.Decimal("1e-9"),
+                 f"{entity}: imported sums continue HA's own series (sum - state = {basis_ha})",
+                 f"imported {basis_ours}")
         (meta,) = await ws_call(a.url, token, {"type": "recorder/get_statistics_metadata",
                                                "statistic_ids": [entity]})
         m = next((x for x in meta if x.get("statistic_id") == entity), {})

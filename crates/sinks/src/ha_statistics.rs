@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use kamstrup_decimal::Decimal;
-use kamstrup_reading::ReadingSource;
+use kamstrup_reading::{ReadingSource, Unit};
 use reqwest::Url;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -47,7 +47,7 @@ use crate::ha_map::{map_register, HaValue, HaVersion, VolumeClass};
 use crate::ha_websocket::{websocket_url, HaWebsocket, HaWsError};
 use crate::homeassistant::discovered_entity_id;
 use crate::secret::Secret;
-use crate::values::{display_url, shift, ExactNumber, ENERGY_UNITS};
+use crate::values::{display_url, ExactNumber, ENERGY_UNITS};
 use crate::{CheckLine, Delivered, MeterContext, SinkError};
 
 /// The hourly counter values of one entity, from logged records.
@@ -169,23 +169,19 @@ pub(crate) fn rows(series: &Series, anchor: Option<Anchor>) -> Option<Vec<Row>> 
         .collect()
 }
 
-/// `value` in `to`, exactly (a power-of-ten step inside one family), or `None`.
+/// `value` (in HA unit `from`) in HA unit `to`, only when that is exact (`MWh` → `kWh`,
+/// `m³` → `L`; not `GJ` → `kWh`), through the one unit table of `kamstrup_reading`.
 pub(crate) fn convert(value: &Decimal, from: &str, to: &str) -> Option<Decimal> {
     if from == to {
         return Some(*value);
     }
-    const FAMILIES: [&[(&str, i16)]; 3] = [
-        &[("Wh", 0), ("kWh", 3), ("MWh", 6), ("GWh", 9), ("TWh", 12)],
-        &[("J", 0), ("kJ", 3), ("MJ", 6), ("GJ", 9)],
-        &[("mL", 0), ("L", 3), ("m³", 6)],
-    ];
-    for family in FAMILIES {
-        let exp = |u: &str| family.iter().find(|(n, _)| *n == u).map(|(_, e)| *e);
-        if let (Some(a), Some(b)) = (exp(from), exp(to)) {
-            return shift(value, a - b);
-        }
-    }
-    None
+    // HA writes litres `L`; the meters' table `l`.
+    let unit = |s: &str| Unit::parse(if s == "L" { "l" } else { s });
+    let (a, b) = (unit(from)?, unit(to)?);
+    let there = a.convert(value, b, value.decimals().saturating_add(12))?;
+    // Exact only if the way back, at full resolution, gives the value itself.
+    let back = b.convert(&there, a, there.decimals().saturating_add(12))?;
+    back.eq_value(value).then_some(there)
 }
 
 #[derive(Serialize)]

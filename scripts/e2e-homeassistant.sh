@@ -8,7 +8,11 @@
 # a discovered one (two entities, one writer each), the REST sink's states; HA's own verdict on
 # the heat energy as a gas source (energy/validate after the first statistics compile); after an
 # HA restart everything is back; entities go unavailable when the bridge stops; no WARNING or
-# ERROR about our entities in HA's log.
+# ERROR about our entities in HA's log. Back-filled hours: the simulated MULTICAL 403's hour-log
+# records (`kamstrup log`) go through the discovery sink's statistics import (websocket
+# recorder/import_statistics, metadata keys by compat) and recorder/statistics_during_period
+# must show each hour's change = the logger's counter difference, exactly, with continuous sums
+# (on 2024.3.3 also: HA's schema refuses the current metadata keys, as the bridge expects).
 #
 # Two tiers (.ci/run runs both):
 #   default         HA 2024.3.3 in a venv ($KAMSTRUP_HA_VENV, default /tmp/kamstrup-ha-venv,
@@ -19,7 +23,8 @@
 #                   per-entity run that the bridge then migrates (entity ids and history kept).
 # Env: E2E_HA_VERSION, E2E_COMPAT (default "2024.3" for 2024.3.3, else the bridge's default),
 #      KAMSTRUP_HA_VENV, KAMSTRUP_HA_CHROOT, HA_PYTHON (default: python3.11), KAMSTRUP_BIN,
-#      E2E_RELEASE=1, E2E_KEEP=1 (keep the temp dir), E2E_VERBOSE=1 (print every check).
+#      E2E_RELEASE=1, E2E_KEEP=1 (keep the temp dir), E2E_VERBOSE=1 (print every check),
+#      KAMSTRUP_IMPORT_BIN (crates/sinks' example ha_import_log; built when unset).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -137,6 +142,16 @@ fi
 phase "setup (mosquitto, cargo build, broker)"
 ensure_mosquitto
 build_kamstrup
+# The statistics phase delivers hour-log records through the discovery sink (what the daemon's
+# back-fill does) with this small driver of crates/sinks.
+if [[ -n ${KAMSTRUP_IMPORT_BIN:-} ]]; then
+  IMPORT_BIN=$KAMSTRUP_IMPORT_BIN
+else
+  log "cargo build -p kamstrup-sinks --example ha_import_log"
+  cargo build -q -p kamstrup-sinks --example ha_import_log || die "cargo build of ha_import_log failed"
+  IMPORT_BIN=${CARGO_TARGET_DIR:-target}/debug/examples/ha_import_log
+fi
+[[ -x $IMPORT_BIN ]] || die "no ha_import_log at $IMPORT_BIN"
 start_mosquitto
 printf '%s' "$MQTT_PASS" >"$W/mqtt-password"
 chmod 600 "$W/mqtt-password"
@@ -358,6 +373,53 @@ phase "HA's verdict: energy/validate after the first statistics compile (every 5
 run_checks "heat energy accepted by the Energy dashboard" $HAC energy-verdict --url "$HA_URL" \
   --token-file "$W/ha-token" --entity sensor.kamstrup_heat_heat_energy --timeout 420
 
+phase "back-filled hours → HA long-term statistics (recorder/import_statistics), checked with statistics_during_period"
+# The simulator's loggers are a pure function of UTC: these are the hours the running meter
+# logged. The serial comes from HA's registry (the 403's discovered energy entity).
+"$KAMSTRUP" log --port sim:multical-403 --logger hour --format json --last 24 >"$W/hour-log.json" 2>>"$W/log.err" ||
+  die "kamstrup log failed (see $W/log.err)"
+$HAC registry-save --url "$HA_URL" --token-file "$W/ha-token" --out "$W/registry-stats.json" ||
+  fail "could not read the entity registry"
+HEAT_SERIAL=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(next(u.split("_")[1] for u,e in r.items() if e == "sensor.kamstrup_heat_heat_energy"))' "$W/registry-stats.json")
+import_log() { "$IMPORT_BIN" --url "$HA_URL" --token-file "$W/ha-token" --meter heat --serial "$HEAT_SERIAL" --compat "$1" <"$W/hour-log.json"; }
+if [[ $(python3 -c 'import sys; y, m = map(int, sys.argv[1].split(".")[:2]); print(int((y, m) < (2025, 11)))' "$CHECK_COMPAT") == 1 ]]; then
+  # HA before 2025.11 must refuse mean_type/unit_class: why the bridge chooses them by compat.
+  if out=$(import_log 2025.11 2>&1); then
+    fail "HA $HA_VERSION accepted statistics metadata with mean_type/unit_class: $out"
+  elif grep -q 'extra keys not allowed' <<<"$out"; then
+    pass "HA $HA_VERSION refuses mean_type/unit_class (compat 2025.11), with HA's message in the bridge's error"
+  else
+    fail "unexpected error for compat 2025.11 on HA $HA_VERSION: $out"
+  fi
+fi
+HA_LOG_LINES=$(cat "$HA_DIR/home-assistant.log" | wc -l)
+T_IMPORT=$SECONDS
+if out=$(import_log "$CHECK_COMPAT" 2>&1); then
+  pass "hour-log records imported with compat $CHECK_COMPAT: $out"
+else
+  fail "statistics import failed: $out"
+fi
+run_checks "imported hours = the logger's counters (change, sum, state, unit)" $HAC statistics \
+  --url "$HA_URL" --token-file "$W/ha-token" --log "$W/hour-log.json" \
+  --entity heat_energy=sensor.kamstrup_heat_heat_energy volume=sensor.kamstrup_heat_volume \
+  --unit heat_energy=GJ volume=m³
+# Re-importing (the outbox retrying a batch) writes the same rows.
+if out=$(import_log "$CHECK_COMPAT" 2>&1); then
+  run_checks "after a re-import (retry) the hours are unchanged" $HAC statistics \
+    --url "$HA_URL" --token-file "$W/ha-token" --log "$W/hour-log.json" \
+    --entity heat_energy=sensor.kamstrup_heat_heat_energy volume=sensor.kamstrup_heat_volume \
+    --unit heat_energy=GJ volume=m³
+else
+  fail "re-import failed: $out"
+fi
+log "statistics import and checks took $((SECONDS - T_IMPORT)) s"
+if tail -n +"$((HA_LOG_LINES + 1))" "$HA_DIR/home-assistant.log" | grep -E 'WARNING|ERROR' |
+  grep -iE 'statistic|recorder|mean_type|unit_class' >"$W/ha-stats-problems.txt"; then
+  fail "HA logged warnings/errors about the statistics import: $(head -c 600 "$W/ha-stats-problems.txt")"
+else
+  pass "HA logged no warning or error about the statistics import"
+fi
+
 phase "SIGTERM kamstrup → HA shows its entities unavailable"
 stop_kamstrup
 if [[ $KRC -eq 0 ]]; then pass "kamstrup exited 0 on SIGTERM"; else fail "kamstrup exit code $KRC"; fi
@@ -377,4 +439,18 @@ if grep -q ' ERROR \|panicked' "$W/kamstrup.log"; then
   fail "kamstrup logged errors: $(grep -m3 ' ERROR \|panicked' "$W/kamstrup.log" | tr '\n' ' ')"
 else
   pass "kamstrup log has no ERROR"
+fi
+
+phase "kamstrup check: the statistics websocket verdict (token from [homeassistant_rest])"
+# After the daemon stopped: check's discovery sink says "offline" on the bridge topic when done.
+"$KAMSTRUP" check --config "$W/kamstrup.toml" >"$W/check.out" 2>&1 || true
+if grep -q '^ok   homeassistant: homeassistant statistics via ws://127.0.0.1:[0-9]*/api/websocket: logged in to Home Assistant '"$HA_VERSION"' as an administrator; recorder running' "$W/check.out"; then
+  pass "kamstrup check: $(grep 'homeassistant statistics' "$W/check.out")"
+else
+  fail "kamstrup check has no ok statistics verdict: $(tr '\n' ' ' <"$W/check.out" | head -c 800)"
+fi
+if grep -qF "$(cat "$W/ha-token")" "$W/check.out" "$W/kamstrup.log"; then
+  fail "the HA token appears in kamstrup's output"
+else
+  pass "the HA token appears nowhere in kamstrup's output or log"
 fi

@@ -17,6 +17,9 @@ Runs with the HA venv's python (it uses aiohttp, which HA ships). Subcommands:
   registry-save --url U --token-file F --out J      unique_id -> entity_id of every MQTT entity
   registry-same --url U --token-file F --before J --since ISO
              the same entity ids as before, and each meter entity's history reaches back before ISO
+  statistics --url U --token-file F --log L --entity REGISTER=ENTITY… --unit REGISTER=UNIT…
+             after the bridge imported the hour-log records of L (`kamstrup log --format json`):
+             recorder/statistics_during_period (change, sum, state) equals the logger exactly
 """
 
 import argparse
@@ -555,6 +558,95 @@ async def cmd_registry_same(a):
     return 1 if c.failed else 0
 
 
+def hour_start_of(utc_text):
+    """The hour a logger record closes: its time rounded to the nearest hour, minus one hour."""
+    import datetime
+    t = datetime.datetime.fromisoformat(utc_text.replace("Z", "+00:00"))
+    end = (t + datetime.timedelta(minutes=30)).replace(minute=0, second=0, microsecond=0)
+    return end - datetime.timedelta(hours=1)
+
+
+async def cmd_statistics(a):
+    """Each imported hour's change equals the logger's counter difference exactly, states are
+    the logged counters, sums are continuous, and the metadata is the entity's own."""
+    import datetime
+    c = Checks()
+    token = read_token(a.token_file)
+    with open(a.log, encoding="utf-8") as f:
+        log = json.load(f)
+    entities = dict(x.split("=", 1) for x in a.entity)
+    units = dict(x.split("=", 1) for x in a.unit)
+    records = sorted(log["records"], key=lambda r: r["utc"])
+    c.ok(len(records) >= 2, f"{len(records)} hour-log records to compare")
+    first = hour_start_of(records[0]["utc"])
+    for register, entity in sorted(entities.items()):
+        logged = {}
+        for r in records:
+            reg = next((x for x in r["registers"] if x["name"] == register), None)
+            if reg is not None:
+                logged[hour_start_of(r["utc"])] = decimal.Decimal(reg["value"])
+        # The import goes through the recorder's queue: wait until every hour is there.
+        deadline = time.monotonic() + a.timeout
+        while True:
+            (res,) = await ws_call(a.url, token, {
+                "type": "recorder/statistics_during_period",
+                "start_time": first.isoformat(), "statistic_ids": [entity], "period": "hour",
+                "types": ["change", "sum", "state"]})
+            rows = {datetime.datetime.fromtimestamp(r["start"] / 1000, datetime.timezone.utc): r
+                    for r in res.get(entity, [])}
+            if all(h in rows for h in logged) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        c.ok(all(h in rows for h in logged), f"{entity}: HA has a row for each of the {len(logged)} logged hours",
+             f"missing {sorted(str(h) for h in logged if h not in rows)[:5]}")
+        hours = sorted(h for h in logged if h in rows)
+        bad_state, bad_change, bad_sum, checked = [], [], [], 0
+        for prev, h in zip(hours, hours[1:]):
+            if h - prev != datetime.timedelta(hours=1):
+                continue
+            want = logged[h] - logged[prev]
+            got = decimal.Decimal(repr(rows[h]["change"]))
+            # HA keeps floats: the change must be the exact difference to float precision, and
+            # rounded to the counter's decimals it must BE the difference.
+            exp = logged[h].as_tuple().exponent
+            if got.quantize(decimal.Decimal(1).scaleb(exp)) != want or abs(got - want) > decimal.Decimal("1e-9"):
+                bad_change.append(f"{h:%H:%M} {got} != {want}")
+            sum_step = decimal.Decimal(repr(rows[h]["sum"])) - decimal.Decimal(repr(rows[prev]["sum"]))
+            if abs(sum_step - got) > decimal.Decimal("1e-9"):
+                bad_sum.append(f"{h:%H:%M} sum step {sum_step} != change {got}")
+            checked += 1
+        for h in hours:
+            if decimal.Decimal(repr(rows[h]["state"])) != logged[h]:
+                bad_state.append(f"{h:%H:%M} {rows[h]['state']} != {logged[h]}")
+        c.ok(checked >= len(logged) - 1 and checked > 0,
+             f"{entity}: {checked} consecutive hours compared")
+        c.ok(not bad_change, f"{entity}: each hour's change = the logger's counter difference, exactly",
+             "; ".join(bad_change[:5]))
+        c.ok(not bad_sum, f"{entity}: sums continuous (each step = the hour's change)", "; ".join(bad_sum[:5]))
+        c.ok(not bad_state, f"{entity}: each hour's state = the logged counter", "; ".join(bad_state[:5]))
+        # HA's own next compile continues from its newest 5-minute row: the imported hours must
+        # be on that row's basis (sum - state), or the hour after them would jump.
+        since = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)).isoformat()
+        (short,) = await ws_call(a.url, token, {
+            "type": "recorder/statistics_during_period", "start_time": since,
+            "statistic_ids": [entity], "period": "5minute", "types": ["sum", "state"]})
+        short_rows = short.get(entity, [])
+        if c.ok(short_rows and hours, f"{entity}: HA compiled 5-minute rows of its own"):
+            newest = max(short_rows, key=lambda r: r["start"])
+            basis_ha = decimal.Decimal(repr(newest["sum"])) - decimal.Decimal(repr(newest["state"]))
+            last = rows[hours[-1]]
+            basis_ours = decimal.Decimal(repr(last["sum"])) - decimal.Decimal(repr(last["state"]))
+            c.ok(abs(basis_ha - basis_ours) < decimal.Decimal("1e-9"),
+                 f"{entity}: imported sums continue HA's own series (sum - state = {basis_ha})",
+                 f"imported {basis_ours}")
+        (meta,) = await ws_call(a.url, token, {"type": "recorder/get_statistics_metadata",
+                                               "statistic_ids": [entity]})
+        m = next((x for x in meta if x.get("statistic_id") == entity), {})
+        c.eq(m.get("statistics_unit_of_measurement"), units.get(register), f"{entity}: statistics unit")
+        c.eq((m.get("source"), m.get("has_sum")), ("recorder", True), f"{entity}: source and has_sum")
+    return 1 if c.failed else 0
+
+
 def rest_name(register):
     """The REST sink's default friendly-name tail (ha_map::friendly_name, lower-cased)."""
     known = {"heat_energy": "Heat energy", "volume": "Volume", "t1": "Inlet temperature",
@@ -603,6 +695,13 @@ def main():
     for x in (rs, rq):
         x.add_argument("--url", required=True)
         x.add_argument("--token-file", required=True)
+    st = sub.add_parser("statistics")
+    st.add_argument("--url", required=True)
+    st.add_argument("--token-file", required=True)
+    st.add_argument("--log", required=True, help="`kamstrup log --format json` output")
+    st.add_argument("--entity", nargs="+", required=True, help="REGISTER=ENTITY_ID")
+    st.add_argument("--unit", nargs="+", required=True, help="REGISTER=HA unit")
+    st.add_argument("--timeout", type=float, default=30)
     li = sub.add_parser("listeners")
     li.add_argument("--pid", type=int, required=True)
     li.add_argument("--allow-mdns", action="store_true",
@@ -626,7 +725,8 @@ def main():
     fn = {"wait": cmd_wait, "onboard": cmd_onboard, "mqtt-entry": cmd_mqtt_entry,
           "entities": cmd_entities, "unavailable": cmd_unavailable, "check": cmd_check,
           "energy-source": cmd_energy_source, "energy-verdict": cmd_energy_verdict,
-          "registry-save": cmd_registry_save, "registry-same": cmd_registry_same}[a.cmd]
+          "registry-save": cmd_registry_save, "registry-same": cmd_registry_same,
+          "statistics": cmd_statistics}[a.cmd]
     sys.exit(asyncio.run(fn(a)))
 
 

@@ -190,6 +190,39 @@ fn rest_entity_id_that_discovery_owns_is_refused() {
     ok(&rest_only);
 }
 
+#[test]
+fn ha_statistics_keys_are_checked_where_written() {
+    let ha = |keys: &str| format!("{METER}{MQTT}\n[homeassistant]\n{keys}");
+    // A token with no URL anywhere (no [homeassistant_rest]).
+    one_at(
+        &ha("token_file = \"/etc/kamstrup/ha-token\"\n"),
+        8,
+        14,
+        &["url", "http://127.0.0.1:8123"],
+    );
+    // statistics = true without a token.
+    one_at(
+        &ha("statistics = true\nurl = \"http://127.0.0.1:8123\"\n"),
+        8,
+        14,
+        &["statistics", "token_file"],
+    );
+    one(&ha("url = \"ftp://ha\"\ntoken = \"env:HA\"\n"), 8, &["url"]);
+    one(
+        &ha("url = \"http://ha:8123\"\ntoken = \"env:HA\"\ntoken_file = \"/t\"\n"),
+        10,
+        &["either token or token_file"],
+    );
+    ok(&ha(
+        "url = \"http://127.0.0.1:8123\"\ntoken_file = \"/etc/kamstrup/ha-token\"\n",
+    ));
+    ok(&ha("statistics = false\ntoken_file = \"/t\"\n"));
+    // The token and URL of [homeassistant_rest] serve statistics = true.
+    ok(&ha(
+        "statistics = true\n\n[homeassistant_rest]\nurl = \"http://127.0.0.1:8123\"\ntoken = \"env:HA\"\n",
+    ));
+}
+
 /// The single error, at `line:column`, mentioning `words`.
 fn one_at(text: &str, line: usize, column: usize, words: &[&str]) {
     one(text, line, words);

@@ -24,6 +24,7 @@ use crate::values::{shift, ENERGY_UNITS};
 /// | flow unit `L/h` (else the value is converted exactly to `m³/h`) | 2025.5 |
 /// | no legacy `object_id` (only `default_entity_id`) | 2025.10 |
 /// | `device_class: temperature_delta` for ΔT (else no device class) | 2025.11 |
+/// | statistics import metadata with `mean_type`/`unit_class` (else `has_mean`) | 2025.11 |
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct HaVersion {
     year: u16,
@@ -59,6 +60,12 @@ impl HaVersion {
 
     /// `temperature_delta` exists.
     pub fn has_temperature_delta(&self) -> bool {
+        self.at_least(2025, 11)
+    }
+
+    /// `recorder/import_statistics` takes `mean_type` and `unit_class` (added in 2025.11,
+    /// required from 2026.11; older schemas reject them as extra keys).
+    pub fn has_statistics_mean_type(&self) -> bool {
         self.at_least(2025, 11)
     }
 

@@ -25,6 +25,11 @@
 //! `{"migrate_discovery": true}` to each of our old configs of that meter, the new config, then
 //! the old topics are cleared; HA keeps the entity ids and history (same `unique_id`s).
 //!
+//! Back-filled hours: with statistics import on (a token and HA's URL known, see
+//! [`HomeAssistantConfig::statistics`]) the sink takes logged records too
+//! ([`Sink::accepts_logged`]); they are never published as state, but imported as hourly
+//! long-term statistics of the energy and volume entities ([`crate::ha_statistics`]).
+//!
 //! Removal: the sink subscribes to `<prefix>/{sensor,binary_sensor,device}/+/config` and
 //! remembers which retained configs are its own (`origin.name` is `kamstrup-bridge` and a state
 //! topic is under `<base>/`). A config neither configured ([`crate::MeterContext`]) nor delivered
@@ -32,6 +37,7 @@
 //! meter has delivered (so a meter that is only temporarily unreadable keeps its entities).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -40,11 +46,14 @@ use rumqttc::{LastWill, QoS};
 use serde::{Deserialize, Serialize};
 
 use crate::ha_map::{friendly_name, map_register, HaEntity, HaValue, HaVersion, VolumeClass};
+use crate::ha_statistics::{series_of, StatisticsImporter, StatisticsTarget};
 use crate::mqtt::{LinkHooks, MqttLink, MqttSettings, OutMsg};
+use crate::secret::SecretRef;
 use crate::validate::{self, topic_problem, ConfigProblem, Problems};
 use crate::values::{slug, CounterGuard, CounterUpdates, ExactNumber};
 use crate::{
-    BuildContext, CheckLine, Delivered, Delivery, MeterContext, MqttConfig, Sink, SinkError,
+    BuildContext, CheckLine, Delivered, Delivery, HomeAssistantRestConfig, MeterContext,
+    MqttConfig, Sink, SinkError,
 };
 
 /// `origin.name` in every config; also how our own retained configs are recognised.
@@ -118,7 +127,27 @@ pub struct HomeAssistantConfig {
     /// Remove our retained configs of entities that are no longer configured (default true).
     #[serde(default = "crate::yes")]
     pub remove_stale: bool,
+    /// Import back-filled hours as HA long-term statistics of the energy and volume entities
+    /// (websocket `recorder/import_statistics`). Default: on when a token and HA's URL are
+    /// known (from here or from `[homeassistant_rest]`); `false` turns it off; `true` makes a
+    /// missing token or URL a config error.
+    #[serde(default)]
+    pub statistics: Option<bool>,
+    /// HA's base URL for the websocket API, e.g. `http://127.0.0.1:8123`. Default:
+    /// `[homeassistant_rest] url`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Long-lived access token of an HA administrator (`"env:NAME"`, `"file:/path"` or the
+    /// text). Default: `[homeassistant_rest]`'s token.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// Alternative to `token`: a file holding it.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
 }
+
+/// Per websocket step of a statistics import (HA answers an import of weeks of hours at once).
+const STATISTICS_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn default_prefix() -> String {
     "homeassistant".to_owned()
@@ -142,6 +171,10 @@ impl Default for HomeAssistantConfig {
             expire_after: None,
             republish_delay: default_republish_delay(),
             remove_stale: true,
+            statistics: None,
+            url: None,
+            token: None,
+            token_file: None,
         }
     }
 }
@@ -160,7 +193,75 @@ impl HomeAssistantConfig {
                 p.key(key, format!("{topic:?} must not end with /"));
             }
         }
+        if let Some(url) = &self.url {
+            validate::http_url(&mut p, "url", url);
+        }
+        validate::secret_pair(
+            &mut p,
+            self.token.is_some(),
+            self.token_file.is_some(),
+            "token",
+        );
         p.list
+    }
+
+    /// [`HomeAssistantConfig::validate`] plus the statistics rules that look at
+    /// `[homeassistant_rest]` (where the token and URL may come from).
+    pub fn validate_with(&self, rest: Option<&HomeAssistantRestConfig>) -> Vec<ConfigProblem> {
+        let mut out = self.validate();
+        let mut p = Problems::new("homeassistant");
+        let has_token = self.token.is_some()
+            || self.token_file.is_some()
+            || rest.is_some_and(|r| r.token.is_some() || r.token_file.is_some());
+        let has_url = self.url.is_some() || rest.is_some();
+        if self.statistics == Some(true) && !(has_token && has_url) {
+            p.key(
+                "statistics",
+                "statistics import needs HA's url and an administrator's token: set url and token_file here, or add a [homeassistant_rest] section",
+            );
+        } else if self.statistics != Some(false)
+            && (self.token.is_some() || self.token_file.is_some())
+            && !has_url
+        {
+            p.key(
+                if self.token.is_some() { "token" } else { "token_file" },
+                "a token for statistics import needs HA's base URL: add url = \"http://127.0.0.1:8123\"",
+            );
+        }
+        out.extend(p.list);
+        out
+    }
+
+    /// Where statistics go, resolved (token read now), or `None` when import is off.
+    pub(crate) fn statistics_target(
+        &self,
+        rest: Option<&HomeAssistantRestConfig>,
+        ctx: &BuildContext<'_>,
+    ) -> Result<Option<StatisticsTarget>, SinkError> {
+        if self.statistics == Some(false) {
+            return Ok(None);
+        }
+        let url = self.url.as_deref().or(rest.map(|r| r.url.as_str()));
+        let token = match SecretRef::pick(&self.token, &self.token_file, "token")? {
+            Some(t) => Some(t),
+            None => match rest {
+                Some(r) => SecretRef::pick(&r.token, &r.token_file, "token")?,
+                None => None,
+            },
+        };
+        let (Some(url), Some(token)) = (url, token) else {
+            if self.statistics == Some(true) {
+                return Err(SinkError::config(
+                    "[homeassistant] statistics = true needs url and token_file (or a [homeassistant_rest] section)",
+                ));
+            }
+            return Ok(None);
+        };
+        Ok(Some(StatisticsTarget {
+            base: crate::http::base_url(url, "homeassistant")?,
+            token: token.resolve(ctx.env, ctx.read_file)?,
+            timeout: rest.map_or(STATISTICS_TIMEOUT, |r| r.timeout.max(STATISTICS_TIMEOUT)),
+        }))
     }
 
     /// Whether this configuration publishes one device config per meter.
@@ -462,6 +563,8 @@ pub struct HomeAssistantSink {
     health: HashMap<u64, Health>,
     /// How long a delivery waits for the retained configs of a new connection.
     sync_wait: Duration,
+    /// Long-term statistics for logged records, when configured.
+    statistics: Option<StatisticsImporter>,
 }
 
 /// The bridge's view of one meter, published on `<base>/<serial>/health`.
@@ -480,15 +583,20 @@ impl HomeAssistantSink {
         ctx: &BuildContext<'_>,
     ) -> Result<Self, SinkError> {
         let settings = MqttSettings::resolve(mqtt, ctx)?;
-        Self::start(cfg, &settings, &ctx.meters)
+        let stats = cfg.statistics_target(None, ctx)?;
+        Self::start(cfg, &settings, &ctx.meters, stats)
     }
 
     pub(crate) fn start(
         cfg: &HomeAssistantConfig,
         settings: &MqttSettings,
         meters: &[MeterContext],
+        stats: Option<StatisticsTarget>,
     ) -> Result<Self, SinkError> {
         validate::first(cfg.validate())?;
+        let statistics = stats
+            .map(|t| StatisticsImporter::new(&t, cfg.compat))
+            .transpose()?;
         let bridge_topic = format!("{}/status", cfg.base_topic);
         let shared = Arc::new(Mutex::new(Published {
             bridge_topic: bridge_topic.clone(),
@@ -520,6 +628,7 @@ impl HomeAssistantSink {
             delivered: HashMap::new(),
             health: HashMap::new(),
             sync_wait: settings.timeout,
+            statistics,
         })
     }
 
@@ -904,17 +1013,9 @@ fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, SinkError> {
     serde_json::to_vec(value).map_err(|e| SinkError::config(format!("cannot encode JSON: {e}")))
 }
 
-#[async_trait::async_trait]
-impl Sink for HomeAssistantSink {
-    fn name(&self) -> &str {
-        "homeassistant"
-    }
-
-    fn delivery(&self) -> Delivery {
-        Delivery::Latest
-    }
-
-    async fn deliver(&mut self, batch: &[Delivered<'_>]) -> Result<(), SinkError> {
+impl HomeAssistantSink {
+    /// Polled readings: discovery configs, states, health, stale removal.
+    async fn deliver_states(&mut self, batch: &[Delivered<'_>]) -> Result<(), SinkError> {
         // Know our retained configs before deciding what to migrate or remove; a broker that
         // never echoes the sync message costs at most the link's timeout once per connection.
         let deadline = tokio::time::Instant::now() + self.sync_wait;
@@ -1059,9 +1160,10 @@ impl Sink for HomeAssistantSink {
         Ok(())
     }
 
-    async fn check(&mut self) -> Result<Vec<CheckLine>, SinkError> {
+    /// The MQTT verdict of `kamstrup check`.
+    async fn check_mqtt(&mut self) -> Vec<CheckLine> {
         let item = format!("homeassistant via {}", self.link.target);
-        Ok(vec![match self.link.wait_ready().await {
+        vec![match self.link.wait_ready().await {
             Ok(()) => CheckLine::ok(
                 item,
                 format!(
@@ -1077,7 +1179,61 @@ impl Sink for HomeAssistantSink {
                 ),
             ),
             Err(e) => CheckLine::fail(item, &e),
-        }])
+        }]
+    }
+}
+
+#[async_trait::async_trait]
+impl Sink for HomeAssistantSink {
+    fn name(&self) -> &str {
+        "homeassistant"
+    }
+
+    fn delivery(&self) -> Delivery {
+        Delivery::Latest
+    }
+
+    fn accepts_logged(&self) -> bool {
+        self.statistics.is_some()
+    }
+
+    async fn deliver(&mut self, batch: &[Delivered<'_>]) -> Result<(), SinkError> {
+        // Logged records are history: never a state, only statistics (after the states, so an
+        // HA whose websocket fails still shows the newest values; a retry re-sends both, and
+        // both are idempotent).
+        let (logged, polled): (Vec<Delivered<'_>>, Vec<Delivered<'_>>) = batch
+            .iter()
+            .cloned()
+            .partition(|d| d.reading.source.is_logged());
+        if !polled.is_empty() {
+            self.deliver_states(&polled).await?;
+        }
+        if logged.is_empty() {
+            return Ok(());
+        }
+        let Some(importer) = &self.statistics else {
+            tracing::debug!(
+                records = logged.len(),
+                "logged records without statistics import: not shown as states"
+            );
+            return Ok(());
+        };
+        let series = series_of(
+            &logged,
+            self.cfg.compat,
+            self.cfg.volume_device_class,
+            &self.meters,
+        );
+        importer.import(&series).await?;
+        Ok(())
+    }
+
+    async fn check(&mut self) -> Result<Vec<CheckLine>, SinkError> {
+        let mut lines = self.check_mqtt().await;
+        if let Some(importer) = &self.statistics {
+            lines.push(importer.check().await);
+        }
+        Ok(lines)
     }
 
     async fn meter_unavailable(&mut self, _meter_name: &str, serial: u64) -> Result<(), SinkError> {

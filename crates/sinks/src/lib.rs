@@ -40,6 +40,8 @@ pub use kamstrup_reading::{Reading, RegisterValue};
 mod duration;
 mod error;
 mod ha_map;
+mod ha_statistics;
+pub mod ha_websocket;
 mod http;
 mod mqtt;
 mod secret;
@@ -316,7 +318,7 @@ impl SinksConfig {
             needs_mqtt("domoticz");
         }
         if let Some(c) = ha {
-            out.extend(c.validate());
+            out.extend(c.validate_with(self.homeassistant_rest.as_ref()));
         }
         if let Some(c) = self.homeassistant_rest.as_ref().filter(|c| c.enabled) {
             out.extend(c.validate(names));
@@ -355,10 +357,14 @@ pub fn build(
         }
     };
     if let Some(c) = config.homeassistant.as_ref().filter(|c| c.enabled) {
+        let settings = mqtt_settings("homeassistant")?;
+        // Statistics import may use the REST section's URL and token.
+        let stats = c.statistics_target(config.homeassistant_rest.as_ref(), ctx)?;
         sinks.push(Box::new(HomeAssistantSink::start(
             c,
-            &mqtt_settings("homeassistant")?,
+            &settings,
             &ctx.meters,
+            stats,
         )?));
     }
     if let Some(c) = config.homeassistant_rest.as_ref().filter(|c| c.enabled) {

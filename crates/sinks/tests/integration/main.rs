@@ -9,6 +9,8 @@ mod domoticz;
 mod domoticz_fake;
 mod file;
 mod ha_rest;
+mod ha_statistics;
+mod ha_ws_fake;
 mod homeassistant;
 mod influxdb;
 mod mqtt_json;

@@ -220,6 +220,7 @@ pub struct MeterContext {
     pub interval: Option<Duration>,
     /// The register names the meter is configured to read. HA discovery removes retained
     /// entities of registers no longer in this list (and of meters no longer configured).
+    /// Empty: no list to hold readings against (a 66C sends its fixed `/#1` set).
     pub registers: Vec<String>,
 }
 

@@ -58,14 +58,19 @@ pub(crate) fn build_sinks(
         .map(|m| MeterContext {
             name: m.name.clone(),
             interval: Some(m.schedule.longest_gap()),
-            registers: m
-                .registers
-                .iter()
-                .map(|id| {
-                    kamstrup_kmp::registers::by_id(*id)
-                        .map_or_else(|| format!("register_{id}"), |r| r.name.to_string())
-                })
-                .collect(),
+            // The register list is KMP's; a 66C (or a meter that may turn out to be one)
+            // sends its fixed /#1 set, so there is no list to hold its readings against.
+            registers: if m.protocol == kamstrup_daemon::ProtocolChoice::Kmp {
+                m.registers
+                    .iter()
+                    .map(|id| {
+                        kamstrup_kmp::registers::by_id(*id)
+                            .map_or_else(|| format!("register_{id}"), |r| r.name.to_string())
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
         })
         .collect();
     kamstrup_sinks::build(&config.sinks, &ctx)

@@ -5,7 +5,7 @@ use std::fmt;
 
 use kamstrup_decimal::Decimal;
 use kamstrup_reading::RegisterValue;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::values::{shift, ENERGY_UNITS};
 
@@ -131,6 +131,46 @@ pub enum VolumeClass {
     Water,
 }
 
+/// The Home Assistant sensor device classes this bridge uses (HA's names, in JSON as written).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceClass {
+    /// `energy`.
+    Energy,
+    /// `volume`.
+    Volume,
+    /// `water`.
+    Water,
+    /// `temperature` (absolute; never for a difference).
+    Temperature,
+    /// `temperature_delta` (HA 2025.11).
+    TemperatureDelta,
+    /// `power`.
+    Power,
+    /// `volume_flow_rate` (HA 2024.2).
+    VolumeFlowRate,
+    /// `duration`.
+    Duration,
+    /// `pressure`.
+    Pressure,
+    /// `problem` (binary sensors).
+    Problem,
+    /// `timestamp`.
+    Timestamp,
+}
+
+/// The Home Assistant state classes this bridge uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateClass {
+    /// `measurement`: an instantaneous value.
+    Measurement,
+    /// `total_increasing`: a counter (a drop is a meter reset).
+    TotalIncreasing,
+    /// `total`.
+    Total,
+}
+
 /// A register's value as HA sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum HaValue {
@@ -143,8 +183,8 @@ pub(crate) enum HaValue {
 /// The sensor description HA gets for one register.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct HaEntity {
-    pub(crate) device_class: Option<&'static str>,
-    pub(crate) state_class: Option<&'static str>,
+    pub(crate) device_class: Option<DeviceClass>,
+    pub(crate) state_class: Option<StateClass>,
     pub(crate) unit: Option<String>,
     pub(crate) diagnostic: bool,
     pub(crate) value: HaValue,
@@ -167,7 +207,7 @@ pub(crate) fn map_register(
     compat: HaVersion,
     volume: VolumeClass,
 ) -> Option<HaEntity> {
-    let number = |dc: Option<&'static str>, sc: Option<&'static str>, unit: &str| HaEntity {
+    let number = |dc: Option<DeviceClass>, sc: Option<StateClass>, unit: &str| HaEntity {
         device_class: dc,
         state_class: sc,
         unit: (!unit.is_empty()).then(|| unit.to_owned()),
@@ -185,51 +225,77 @@ pub(crate) fn map_register(
     }
     let unit = reg.unit.as_str();
     let entity = match unit {
-        u if ENERGY_UNITS.contains(&u) => number(Some("energy"), Some("total_increasing"), u),
+        u if ENERGY_UNITS.contains(&u) => number(
+            Some(DeviceClass::Energy),
+            Some(StateClass::TotalIncreasing),
+            u,
+        ),
         "m³" => {
             let dc = match volume {
-                VolumeClass::Volume => "volume",
-                VolumeClass::Water => "water",
+                VolumeClass::Volume => DeviceClass::Volume,
+                VolumeClass::Water => DeviceClass::Water,
             };
-            number(Some(dc), Some("total_increasing"), "m³")
+            number(Some(dc), Some(StateClass::TotalIncreasing), "m³")
         }
         "l" => {
             let dc = match volume {
-                VolumeClass::Volume => "volume",
-                VolumeClass::Water => "water",
+                VolumeClass::Volume => DeviceClass::Volume,
+                VolumeClass::Water => DeviceClass::Water,
             };
-            number(Some(dc), Some("total_increasing"), "L")
+            number(Some(dc), Some(StateClass::TotalIncreasing), "L")
         }
-        "°C" => number(Some("temperature"), Some("measurement"), "°C"),
+        "°C" => number(
+            Some(DeviceClass::Temperature),
+            Some(StateClass::Measurement),
+            "°C",
+        ),
         // A temperature *difference*: never the `temperature` class, which HA would convert
         // as an absolute temperature (1 K → −272 °C).
-        "K" if compat.has_temperature_delta() => {
-            number(Some("temperature_delta"), Some("measurement"), "K")
-        }
-        "K" => number(None, Some("measurement"), "K"),
-        "W" | "kW" | "MW" | "GW" => number(Some("power"), Some("measurement"), unit),
+        "K" if compat.has_temperature_delta() => number(
+            Some(DeviceClass::TemperatureDelta),
+            Some(StateClass::Measurement),
+            "K",
+        ),
+        "K" => number(None, Some(StateClass::Measurement), "K"),
+        "W" | "kW" | "MW" | "GW" => number(
+            Some(DeviceClass::Power),
+            Some(StateClass::Measurement),
+            unit,
+        ),
         "l/h" => {
-            let dc = compat.has_volume_flow_rate().then_some("volume_flow_rate");
+            let dc = compat
+                .has_volume_flow_rate()
+                .then_some(DeviceClass::VolumeFlowRate);
             if compat.has_litres_per_hour() {
-                number(dc, Some("measurement"), "L/h")
+                number(dc, Some(StateClass::Measurement), "L/h")
             } else {
                 // `l/h` and `L/h` are invalid before HA 2025.5: convert exactly to m³/h.
                 let m3h = shift(&reg.value, -3)?;
                 HaEntity {
                     value: HaValue::Number(m3h),
-                    ..number(dc, Some("measurement"), "m³/h")
+                    ..number(dc, Some(StateClass::Measurement), "m³/h")
                 }
             }
         }
         "m³/h" => {
-            let dc = compat.has_volume_flow_rate().then_some("volume_flow_rate");
-            number(dc, Some("measurement"), "m³/h")
+            let dc = compat
+                .has_volume_flow_rate()
+                .then_some(DeviceClass::VolumeFlowRate);
+            number(dc, Some(StateClass::Measurement), "m³/h")
         }
         "h" => HaEntity {
             diagnostic: true,
-            ..number(Some("duration"), Some("total_increasing"), "h")
+            ..number(
+                Some(DeviceClass::Duration),
+                Some(StateClass::TotalIncreasing),
+                "h",
+            )
         },
-        "bar" => number(Some("pressure"), Some("measurement"), "bar"),
+        "bar" => number(
+            Some(DeviceClass::Pressure),
+            Some(StateClass::Measurement),
+            "bar",
+        ),
         "" => HaEntity {
             diagnostic: true,
             ..number(None, None, "")
@@ -281,8 +347,8 @@ mod tests {
         for unit in ["GJ", "MWh", "kWh"] {
             let e =
                 map_register(&reg("heat_energy", "1.5", unit), OLD, VolumeClass::Volume).unwrap();
-            assert_eq!(e.device_class, Some("energy"));
-            assert_eq!(e.state_class, Some("total_increasing"));
+            assert_eq!(e.device_class, Some(DeviceClass::Energy));
+            assert_eq!(e.state_class, Some(StateClass::TotalIncreasing));
             assert_eq!(e.unit.as_deref(), Some(unit));
         }
     }
@@ -295,11 +361,11 @@ mod tests {
             VolumeClass::Volume,
         )
         .unwrap();
-        assert_eq!(new.device_class, Some("temperature_delta"));
+        assert_eq!(new.device_class, Some(DeviceClass::TemperatureDelta));
         let old = map_register(&reg("t1_t2", "51.59", "K"), OLD, VolumeClass::Volume).unwrap();
         assert_eq!(old.device_class, None);
         assert_eq!(old.unit.as_deref(), Some("K"));
-        assert_eq!(old.state_class, Some("measurement"));
+        assert_eq!(old.state_class, Some(StateClass::Measurement));
     }
 
     #[test]
@@ -314,7 +380,7 @@ mod tests {
         assert_eq!(new.value, HaValue::Number("267".parse().unwrap()));
         let old = map_register(&reg("flow", "267", "l/h"), OLD, VolumeClass::Volume).unwrap();
         assert_eq!(old.unit.as_deref(), Some("m³/h"));
-        assert_eq!(old.device_class, Some("volume_flow_rate"));
+        assert_eq!(old.device_class, Some(DeviceClass::VolumeFlowRate));
         match old.value {
             HaValue::Number(d) => assert_eq!(crate::values::plain(&d), "0.267"),
             HaValue::Text(_) => panic!(),
@@ -333,7 +399,11 @@ mod tests {
         let h = map_register(&reg("hours", "12345", "h"), OLD, VolumeClass::Volume).unwrap();
         assert_eq!(
             (h.device_class, h.state_class, h.diagnostic),
-            (Some("duration"), Some("total_increasing"), true)
+            (
+                Some(DeviceClass::Duration),
+                Some(StateClass::TotalIncreasing),
+                true
+            )
         );
         let i = map_register(&reg("info", "0", ""), OLD, VolumeClass::Volume).unwrap();
         assert_eq!(
@@ -341,7 +411,7 @@ mod tests {
             (None, None, None, true)
         );
         let v = map_register(&reg("volume", "520.41", "m³"), OLD, VolumeClass::Water).unwrap();
-        assert_eq!(v.device_class, Some("water"));
+        assert_eq!(v.device_class, Some(DeviceClass::Water));
     }
 
     #[test]

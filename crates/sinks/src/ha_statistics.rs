@@ -43,7 +43,7 @@ use reqwest::Url;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::ha_map::{map_register, HaValue, HaVersion, VolumeClass};
+use crate::ha_map::{map_register, DeviceClass, HaValue, HaVersion, VolumeClass};
 use crate::ha_websocket::{websocket_url, HaWebsocket, HaWsError};
 use crate::homeassistant::discovered_entity_id;
 use crate::secret::Secret;
@@ -115,8 +115,8 @@ pub(crate) fn series_of(
                 continue;
             };
             let unit_class = match entity.device_class {
-                Some("energy") if ENERGY_UNITS.contains(&reg.unit.as_str()) => "energy",
-                Some("volume" | "water") => "volume",
+                Some(DeviceClass::Energy) if ENERGY_UNITS.contains(&reg.unit.as_str()) => "energy",
+                Some(DeviceClass::Volume | DeviceClass::Water) => "volume",
                 _ => continue,
             };
             let (HaValue::Number(value), Some(unit)) = (&entity.value, &entity.unit) else {

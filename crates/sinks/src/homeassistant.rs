@@ -45,7 +45,9 @@ use kamstrup_reading::{InfoStatus, ModelText};
 use rumqttc::{LastWill, QoS};
 use serde::{Deserialize, Serialize};
 
-use crate::ha_map::{friendly_name, map_register, HaEntity, HaValue, HaVersion, VolumeClass};
+use crate::ha_map::{
+    friendly_name, map_register, DeviceClass, HaEntity, HaValue, HaVersion, StateClass, VolumeClass,
+};
 use crate::ha_statistics::{series_of, StatisticsImporter, StatisticsTarget};
 use crate::mqtt::{LinkHooks, MqttLink, MqttSettings, OutMsg};
 use crate::secret::SecretRef;
@@ -300,10 +302,10 @@ pub struct EntityConfig {
     pub unit_of_measurement: Option<String>,
     /// HA device class.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub device_class: Option<&'static str>,
+    pub device_class: Option<DeviceClass>,
     /// HA state class.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub state_class: Option<&'static str>,
+    pub state_class: Option<StateClass>,
     /// `diagnostic` for info code, problems, hour counter and the bridge's health.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entity_category: Option<&'static str>,
@@ -808,7 +810,7 @@ impl HomeAssistantSink {
     /// The problem binary sensors of the info code: "any problem", then one per named bit.
     fn info_components(&self, d: &Delivered<'_>, info: &InfoStatus) -> Vec<Component> {
         let problem = |c: &mut Component| {
-            c.config.device_class = Some("problem");
+            c.config.device_class = Some(DeviceClass::Problem);
             c.config.entity_category = Some("diagnostic");
         };
         let mut any = self.component(
@@ -849,7 +851,7 @@ impl HomeAssistantSink {
             "{{ value_json.last_read }}".to_owned(),
             false,
         );
-        last.config.device_class = Some("timestamp");
+        last.config.device_class = Some(DeviceClass::Timestamp);
         last.config.entity_category = Some("diagnostic");
         let mut out = vec![last];
         if d.read_errors_24h.is_some() {
@@ -862,7 +864,7 @@ impl HomeAssistantSink {
                 "{{ value_json.read_errors_24h }}".to_owned(),
                 false,
             );
-            errors.config.state_class = Some("measurement");
+            errors.config.state_class = Some(StateClass::Measurement);
             errors.config.entity_category = Some("diagnostic");
             out.push(errors);
         }

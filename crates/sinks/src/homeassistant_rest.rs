@@ -15,7 +15,9 @@ use std::time::Duration;
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
-use crate::ha_map::{friendly_name, map_register, HaValue, HaVersion, VolumeClass};
+use crate::ha_map::{
+    friendly_name, map_register, DeviceClass, HaValue, HaVersion, StateClass, VolumeClass,
+};
 use crate::http;
 use crate::secret::{Secret, SecretRef};
 use crate::validate::{self, ConfigProblem, Names, PathPart, Problems};
@@ -97,10 +99,10 @@ pub struct StateAttributes {
     pub unit_of_measurement: Option<String>,
     /// HA device class.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub device_class: Option<&'static str>,
+    pub device_class: Option<DeviceClass>,
     /// HA state class.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub state_class: Option<&'static str>,
+    pub state_class: Option<StateClass>,
     /// Display name.
     pub friendly_name: String,
     /// Icon, if configured.

@@ -1,7 +1,6 @@
 //! `kamstrup demo` end to end: the printed dashboard address answers, the API shows both
 //! simulated meters read live on top of the seeded history (with no reading flagged
 //! implausible at the seam), and SIGTERM stops everything promptly with exit code 0.
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

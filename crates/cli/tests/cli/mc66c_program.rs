@@ -2,15 +2,12 @@
 //! the config or remembered from an earlier `/#2` — costs exactly one IR session (`/#1`), as the
 //! simulated meter (`kamstrup simulate` on a real pseudo-terminal) counts the requests it answers.
 
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
-
+use super::harness::*;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_kamstrup");
 
 /// A running `kamstrup -vv simulate --model multical-66c --pty`, killed when dropped; its log
 /// names every request it answered.

@@ -1,15 +1,12 @@
 //! End-to-end: the real `kamstrup` binary reads from `kamstrup simulate` over a real
 //! pseudo-terminal and over real TCP, with echo and injected faults; plus decode and errors.
 
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
-
+use super::harness::*;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_kamstrup");
 
 /// A running `kamstrup simulate`, killed when dropped.
 struct Sim {
@@ -65,27 +62,6 @@ fn spawn_sim(transport: &str, extra: &[&str]) -> Sim {
         port,
         _dir: dir,
     }
-}
-
-/// Runs the binary with a cache directory of its own, so `read` neither sees nor leaves a
-/// remembered 66C program number (see `cli_mc66c_program.rs` for that).
-fn kamstrup(args: &[&str]) -> Output {
-    let cache = tempfile::tempdir().unwrap();
-    Command::new(BIN)
-        .args(args)
-        .env("XDG_CACHE_HOME", cache.path())
-        .output()
-        .unwrap()
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
 }
 
 fn register<'a>(doc: &'a Value, name: &str) -> &'a Value {

@@ -2,16 +2,13 @@
 //! pseudo-terminal and real TCP; every record must equal what this test process computes for the
 //! same simulated meter (its state is a function of UTC time), also through injected faults.
 
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
-
+use super::harness::*;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use kamstrup_kmp::{LoggerType, MeterDateTime};
 use kamstrup_meter::sim::KmpModel;
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_kamstrup");
 
 /// A running `kamstrup simulate`, killed when dropped.
 struct Sim {
@@ -54,20 +51,6 @@ fn spawn_sim(transport: &str, model: &str, extra: &[&str]) -> Sim {
         port,
         _dir: dir,
     }
-}
-
-fn kamstrup(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
 }
 
 /// Checks a JSON day of hourly records against the model, record by record.

@@ -2,29 +2,17 @@
 //! SQLite file, `kill -9` and restart, and a real MQTT broker (rumqttd, in a child process so it
 //! can be stopped and started) that is down for several polls.
 
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
-
+use super::harness::*;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kamstrup_store::{ReadingId, Store};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kamstrup");
-const BROKER_PORT_ENV: &str = "KAMSTRUP_TEST_BROKER_PORT";
-
 /// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 impl Proc {
     fn terminate(mut self) -> std::process::ExitStatus {
@@ -84,14 +72,6 @@ fn delivered_ids(path: &Path) -> Vec<i64> {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter_map(|v| v["id"].as_i64())
         .collect()
-}
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Every deliverable reading id in the store.
@@ -215,89 +195,6 @@ fn kill_9_and_restart_loses_nothing_that_was_stored() {
 }
 
 // ---- a real MQTT broker that can be stopped and started --------------------------------------
-
-/// Runs rumqttd in this test binary as a child process (see `broker_child`).
-struct Broker {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Broker {
-    fn start() -> Broker {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut b = Broker { port, child: None };
-        b.restart();
-        b
-    }
-
-    fn restart(&mut self) {
-        let child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "broker_child",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(BROKER_PORT_ENV, self.port.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        wait_for("the broker", Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-        });
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        wait_for("the broker to stop", Duration::from_secs(5), || {
-            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err()
-        });
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// Not a test: the body of the broker child process. Runs until the parent closes stdin.
-#[test]
-#[ignore = "helper process for the broker tests"]
-fn broker_child() {
-    let Ok(port) = std::env::var(BROKER_PORT_ENV) else {
-        return;
-    };
-    std::thread::spawn(|| {
-        let mut buf = [0u8; 16];
-        while matches!(std::io::stdin().read(&mut buf), Ok(n) if n > 0) {}
-        std::process::exit(0);
-    });
-    let config = serde_json::json!({
-        "id": 0,
-        "router": { "max_connections": 100, "max_outgoing_packet_count": 500,
-                    "max_segment_size": 10485760, "max_segment_count": 10 },
-        "v4": { "1": { "name": "v4-1", "listen": format!("127.0.0.1:{port}"), "next_connection_delay_ms": 1,
-                       "connections": { "connection_timeout_ms": 60000, "max_payload_size": 1048576,
-                                        "max_inflight_count": 200, "dynamic_filters": true } } }
-    });
-    let config: rumqttd::Config = serde_json::from_value(config).unwrap();
-    rumqttd::Broker::new(config).start().unwrap();
-}
 
 /// Subscribes to `kamstrup/#` and collects the reading ids of the JSON messages it sees.
 fn observe(

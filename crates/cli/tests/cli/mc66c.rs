@@ -2,18 +2,16 @@
 //! multical-66c` over a real pseudo-terminal (where the simulator sees the client's baud switch)
 //! and over TCP; late-baud faults, auto-detection, scan, and decode of every vectors-file row.
 
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
-
+use super::harness::*;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 
 use kamstrup_decimal::Decimal;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kamstrup");
 /// The vectors file, copied into the repository from the shared research folder (its `source`
 /// column names where each row came from); compiled in, so no test reads outside the checkout.
-const TSV: &str = include_str!("../../../testdata/vectors/mc66c.tsv");
+const TSV: &str = include_str!("../../../../testdata/vectors/mc66c.tsv");
 
 /// A running `kamstrup simulate --model multical-66c`, killed when dropped. Its log (run with
 /// -v) goes to a file in its temporary directory.
@@ -62,17 +60,6 @@ fn spawn_sim(transport: &str, extra: &[&str]) -> Sim {
         _ => line.trim().rsplit(' ').next().unwrap().to_string(),
     };
     Sim { child, port, dir }
-}
-
-/// Runs the binary with a cache directory of its own, so `read` neither sees nor leaves a
-/// remembered 66C program number (see `cli_mc66c_program.rs` for that).
-fn kamstrup(args: &[&str]) -> Output {
-    let cache = tempfile::tempdir().unwrap();
-    Command::new(BIN)
-        .args(args)
-        .env("XDG_CACHE_HOME", cache.path())
-        .output()
-        .unwrap()
 }
 
 fn stderr(out: &Output) -> String {

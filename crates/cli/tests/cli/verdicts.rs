@@ -2,25 +2,13 @@
 //! doctor` — in the daemon's log, in the JSON API (streak, last good read) and for a meter that
 //! has never answered.
 
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
-
+use super::harness::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_kamstrup");
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn simulator(args: &[&str]) -> Proc {
     let mut child = Command::new(BIN)
@@ -59,14 +47,6 @@ fn get_json(port: u16, path: &str) -> Value {
     s.read_to_string(&mut text).unwrap();
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
     serde_json::from_str(body).unwrap_or(Value::Null)
-}
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 fn daemon_meter(web: u16, name: &str) -> Value {

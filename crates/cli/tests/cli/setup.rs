@@ -2,29 +2,15 @@
 //! test (arrow keys, typed text), against `kamstrup simulate` on a pty and on TCP and a real MQTT
 //! broker (rumqttd); the config it writes must pass validation. Also the script form (--yes).
 
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
-
+use super::harness::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kamstrup");
-const BROKER_PORT_ENV: &str = "KAMSTRUP_TEST_BROKER_PORT";
-/// `user:password` the broker child requires (empty: anyone may connect).
-const BROKER_AUTH_ENV: &str = "KAMSTRUP_TEST_BROKER_AUTH";
 const UP: &str = "\x1b[A";
 const DOWN: &str = "\x1b[B";
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Starts `kamstrup simulate`; returns it with its port (pty symlink or tcp://…).
 fn simulator(args: &[&str], dir: &Path) -> (Proc, String) {
@@ -215,82 +201,13 @@ fn check_config(config: &Path, extra: &[&str]) -> std::process::Output {
 
 // ---- a real MQTT broker in a child process ----------------------------------------------------
 
-struct Broker {
-    port: u16,
-    _child: Proc,
-}
-
-fn broker(auth: Option<&str>) -> Broker {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "broker_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(BROKER_PORT_ENV, port.to_string())
-        .env(BROKER_AUTH_ENV, auth.unwrap_or(""))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "broker did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Broker {
-        port,
-        _child: Proc(child),
-    }
-}
-
-/// Not a test: the body of the broker child process. Runs until the parent closes stdin.
-#[test]
-#[ignore = "helper process for the broker tests"]
-fn broker_child() {
-    let Ok(port) = std::env::var(BROKER_PORT_ENV) else {
-        return;
-    };
-    std::thread::spawn(|| {
-        let mut buf = [0u8; 16];
-        while matches!(std::io::stdin().read(&mut buf), Ok(n) if n > 0) {}
-        std::process::exit(0);
-    });
-    let config = serde_json::json!({
-        "id": 0,
-        "router": { "max_connections": 100, "max_outgoing_packet_count": 500,
-                    "max_segment_size": 10485760, "max_segment_count": 10 },
-        "v4": { "1": { "name": "v4-1", "listen": format!("127.0.0.1:{port}"), "next_connection_delay_ms": 1,
-                       "connections": { "connection_timeout_ms": 60000, "max_payload_size": 1048576,
-                                        "max_inflight_count": 200, "dynamic_filters": true } } }
-    });
-    let mut config = config;
-    if let Some((user, password)) = std::env::var(BROKER_AUTH_ENV)
-        .ok()
-        .as_deref()
-        .and_then(|a| a.split_once(':'))
-    {
-        config["v4"]["1"]["connections"]["auth"] = serde_json::json!({ user: password });
-    }
-    let config: rumqttd::Config = serde_json::from_value(config).unwrap();
-    rumqttd::Broker::new(config).start().unwrap();
-}
-
 // ---- the tests ----------------------------------------------------------------------------------
 
 #[test]
 fn interactive_setup_with_a_meter_on_a_pty_and_home_assistant_over_mqtt() {
     let dir = tempfile::tempdir().unwrap();
     let (_sim, port) = simulator(&["--model", "multical-602"], dir.path());
-    let broker = broker(Some("kamstrup:s3cret"));
+    let broker = Broker::start_with(Some("kamstrup:s3cret"));
     let mut t = Terminal::spawn(&[], dir.path());
     // The head: "another path" is the last entry; Up from the first wraps to it.
     t.expect("Which IR head?");

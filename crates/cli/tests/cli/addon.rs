@@ -3,16 +3,14 @@
 //! played by a local HTTP server (there is no Supervisor here; the fake answers exactly the
 //! documented shapes: `{"result":"ok","data":{host, port, ssl, username, password, …}}`, and a
 //! 400 with "Service not enabled" when Home Assistant has no broker).
-#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
+use super::harness::*;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::mpsc;
-
-const BIN: &str = env!("CARGO_BIN_EXE_kamstrup");
 
 fn sample(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

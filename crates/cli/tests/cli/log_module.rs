@@ -2,16 +2,12 @@
 //! MULTICAL 601 (`kamstrup simulate` on a real pseudo-terminal) through A0–A3; every record must
 //! equal what this test process computes for the same simulated meter (a function of UTC time).
 
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
-
+use super::harness::*;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use kamstrup_meter::sim::logger_module::INTERVAL_LOG_SPEC;
 use kamstrup_meter::sim::KmpModel;
-use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_kamstrup");
 
 /// A running `kamstrup simulate --pty`, killed when dropped.
 struct Sim {
@@ -48,20 +44,6 @@ fn spawn_sim(model: &str, extra: &[&str]) -> Sim {
         port: link.to_string_lossy().into_owned(),
         _dir: dir,
     }
-}
-
-fn kamstrup(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
 }
 
 #[test]

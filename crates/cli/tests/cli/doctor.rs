@@ -1,14 +1,11 @@
 //! End-to-end: `kamstrup doctor` against `kamstrup simulate` over a real pseudo-terminal and over
 //! real TCP; every fault the simulator can inject gives its own verdict; `--watch` stops by itself.
 
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
-
+use super::harness::*;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_kamstrup");
 
 /// A running `kamstrup simulate`, killed when dropped.
 struct Sim {

@@ -11,7 +11,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::NaiveTime;
-use kamstrup_daemon::{DaemonConfig, MeterSettings, Plausibility, ProtocolChoice, Schedule};
+use kamstrup_daemon::{
+    Backfill, DaemonConfig, MeterSettings, Plausibility, ProtocolChoice, Schedule,
+};
 use kamstrup_kmp::registers;
 use kamstrup_optical::PortSpec;
 use kamstrup_sinks::PathPart;
@@ -336,6 +338,19 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// `+01:00` → 60; `-05:30` → -330.
+fn parse_zone(text: &str) -> Option<i32> {
+    let t = text.trim();
+    let (sign, rest) = match t.as_bytes().first() {
+        Some(b'+') => (1, t.get(1..)?),
+        Some(b'-') => (-1, t.get(1..)?),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    (h <= 14 && (0..60).contains(&m) && h >= 0).then_some(sign * (h * 60 + m))
+}
+
 fn validate_meter(loc: &Locator<'_>, m: &raw::RawMeter) -> Result<MeterSettings, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let name = m.name.get_ref().trim().to_string();
@@ -459,8 +474,39 @@ fn validate_meter(loc: &Locator<'_>, m: &raw::RawMeter) -> Result<MeterSettings,
             }
         }
     }
+    let mut backfill = Backfill::default();
+    if let Some(b) = &m.backfill {
+        match humantime::parse_duration(b.get_ref().trim()) {
+            Ok(d) if d.is_zero() => backfill.window = Duration::ZERO,
+            Ok(d) if d < Duration::from_secs(3600) => errors.push(loc.span(
+                b,
+                "backfill is a window of hours to fill from the meter's hour logger: at least \"1h\" (or \"0s\" to turn it off)",
+            )),
+            Ok(d) => backfill.window = d,
+            Err(_) => errors.push(loc.span(
+                b,
+                format!(
+                    "backfill {:?} is not a duration: write e.g. \"31d\", \"48h\", or \"0s\" to turn it off",
+                    b.get_ref()
+                ),
+            )),
+        }
+    }
+    if let Some(z) = &m.zone {
+        match parse_zone(z.get_ref()) {
+            Some(min) => backfill.zone_standard_offset_min = Some(min),
+            None => errors.push(loc.span(
+                z,
+                format!(
+                    "zone {:?} is not a UTC offset: write the meter's standard-time offset, e.g. \"+01:00\" (CET, also in summer), \"-05:00\", \"+05:30\"",
+                    z.get_ref()
+                ),
+            )),
+        }
+    }
     match (errors.is_empty(), port, schedule) {
         (true, Some(port), Some(schedule)) => Ok(MeterSettings {
+            backfill,
             name,
             port,
             protocol,

@@ -537,3 +537,32 @@ fn web_allow_takes_addresses_and_networks_and_names_a_bad_entry() {
         &["web.allow is empty", "lock everyone out"],
     );
 }
+
+#[test]
+fn backfill_window_and_zone() {
+    use kamstrup_daemon::Backfill;
+    let m = &ok(METER).daemon.meters[0];
+    assert_eq!(m.backfill, Backfill::default());
+    assert_eq!(
+        m.backfill.window,
+        std::time::Duration::from_secs(31 * 86_400)
+    );
+    let m = &ok(&format!("{METER}backfill = \"48h\"\nzone = \"-05:30\"\n"))
+        .daemon
+        .meters[0];
+    assert_eq!(m.backfill.window, std::time::Duration::from_secs(48 * 3600));
+    assert_eq!(m.backfill.zone_standard_offset_min, Some(-330));
+    let m = &ok(&format!("{METER}backfill = \"0s\"\n")).daemon.meters[0];
+    assert!(!m.backfill.enabled());
+    one(
+        &format!("{METER}backfill = \"10m\"\n"),
+        4,
+        &["backfill", "1h", "0s"],
+    );
+    one(
+        &format!("{METER}backfill = \"a month\"\n"),
+        4,
+        &["not a duration", "31d"],
+    );
+    one(&format!("{METER}zone = \"CET\"\n"), 4, &["zone", "+01:00"]);
+}

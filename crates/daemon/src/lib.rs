@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod backfill;
 pub mod db;
 pub mod outbox;
 pub mod plausibility;
@@ -24,7 +25,7 @@ pub use db::Db;
 pub use plausibility::Plausibility;
 pub use poller::probe;
 pub use schedule::Schedule;
-pub use status::{Status, StatusHandle};
+pub use status::{LoggerStatus, Status, StatusHandle};
 
 /// Which protocol to speak to a meter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +57,44 @@ pub struct MeterSettings {
     pub timeout: Duration,
     /// 66C program number (A-B-CCC), when given; validated by the config.
     pub program: Option<kamstrup_mc66c::ProgramNumber>,
+    /// Filling gaps from the meter's own loggers.
+    pub backfill: Backfill,
+}
+
+/// How a meter's gaps are filled from its own hour logger (KMP: MULTICAL 303/403/603).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backfill {
+    /// How far back hours without a reading are filled (also bounded by the logger's depth);
+    /// zero turns back-fill off.
+    pub window: Duration,
+    /// The meter's zone as its standard-time offset from UTC in minutes (the meter stamps
+    /// records in standard time); `None`: this host's (the simulator's CET for `sim:` ports).
+    pub zone_standard_offset_min: Option<i32>,
+}
+
+impl Backfill {
+    /// The default window: 31 days (a month of hours; the 3-series keep more).
+    pub const DEFAULT_WINDOW: Duration = Duration::from_secs(31 * 86_400);
+
+    /// Back-fill turned off.
+    pub const OFF: Backfill = Backfill {
+        window: Duration::ZERO,
+        zone_standard_offset_min: None,
+    };
+
+    /// Whether gaps are filled at all.
+    pub fn enabled(&self) -> bool {
+        !self.window.is_zero()
+    }
+}
+
+impl Default for Backfill {
+    fn default() -> Self {
+        Backfill {
+            window: Backfill::DEFAULT_WINDOW,
+            zone_standard_offset_min: None,
+        }
+    }
 }
 
 /// Everything the daemon needs, already validated (secrets resolved, sinks built).

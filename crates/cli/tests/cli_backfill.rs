@@ -87,7 +87,10 @@ fn wait_for(what: &str, log: &Path, mut done: impl FnMut() -> bool) {
 
 /// `kamstrup log --logger hour --since …` as JSON: per record, its UTC stamp (by the zone,
 /// uncorrected) and its values; and the meter clock's offset.
-fn logger_records(since: DateTime<Utc>) -> (i64, Vec<(DateTime<Utc>, BTreeMap<String, String>)>) {
+/// A logger record: its UTC stamp and its values by register name.
+type LoggedRow = (DateTime<Utc>, BTreeMap<String, String>);
+
+fn logger_records(since: DateTime<Utc>) -> (i64, Vec<LoggedRow>) {
     let out = Command::new(BIN)
         .args(["log", "--port", "sim:multical-403", "--logger", "hour"])
         .args(["--since", &since.to_rfc3339(), "--format", "json"])

@@ -388,7 +388,21 @@ fn validate_meter(loc: &Locator<'_>, m: &raw::RawMeter) -> Result<MeterSettings,
             ProtocolChoice::Kmp
         }
     };
+    let logger_mode = match m.mode.as_ref().map(|x| x.get_ref().as_str()) {
+        None | Some("poll") => false,
+        Some("logger") => true,
+        Some(other) => {
+            if let Some(x) = &m.mode {
+                errors.push(loc.span(
+                    x,
+                    format!("mode {other:?} is not one of \"poll\", \"logger\""),
+                ));
+            }
+            false
+        }
+    };
     let schedule = match (&m.interval, &m.at) {
+        _ if logger_mode => None,
         (Some(i), Some(_)) => {
             errors.push(loc.span(i, "give either `interval` or `at`, not both"));
             None
@@ -492,6 +506,66 @@ fn validate_meter(loc: &Locator<'_>, m: &raw::RawMeter) -> Result<MeterSettings,
             )),
         }
     }
+    let schedule = if logger_mode {
+        // `at`: when the hour logger is read (default twice a day); `interval`: optional light
+        // polls for the dashboard's "now" between them.
+        let mut times = Vec::new();
+        match &m.at {
+            Some(at) => {
+                for t in at.get_ref() {
+                    match NaiveTime::parse_from_str(t.get_ref().trim(), "%H:%M") {
+                        Ok(time) => times.push(time),
+                        Err(_) => errors.push(loc.span(
+                            t,
+                            format!(
+                                "{:?} is not a time of day: write \"HH:MM\", e.g. \"00:30\"",
+                                t.get_ref()
+                            ),
+                        )),
+                    }
+                }
+                if at.get_ref().is_empty() {
+                    errors.push(loc.span(
+                        at,
+                        "mode = \"logger\" reads the hour logger at the `at` times: give one or two, e.g. at = [\"00:30\", \"12:30\"]",
+                    ));
+                }
+            }
+            None => times.extend(
+                [(0, 30), (12, 30)]
+                    .into_iter()
+                    .filter_map(|(h, mi)| NaiveTime::from_hms_opt(h, mi, 0)),
+            ),
+        }
+        times.sort();
+        times.dedup();
+        if backfill.window.is_zero() {
+            if let Some(b) = &m.backfill {
+                errors.push(loc.span(
+                    b,
+                    "mode = \"logger\" reads the hour logger to fill the hours: backfill cannot be \"0s\" (leave it out for 31d)",
+                ));
+            }
+        }
+        let light = match &m.interval {
+            Some(i) => match parse_duration(i.get_ref()) {
+                Ok(d) if d < Duration::from_millis(100) => {
+                    errors.push(loc.span(i, "interval must be at least 100ms"));
+                    None
+                }
+                Ok(d) => Some(Schedule::Every(d)),
+                Err(e) => {
+                    errors.push(loc.span(i, format!("interval {e}")));
+                    None
+                }
+            },
+            None => Some(Schedule::At(times.clone())),
+        };
+        backfill.logger_at = times;
+        light
+    } else {
+        schedule
+    };
     if let Some(z) = &m.zone {
         match parse_zone(z.get_ref()) {
             Some(min) => backfill.zone_standard_offset_min = Some(min),

@@ -101,4 +101,6 @@ pub struct RawMeter {
     pub backfill: Option<Spanned<String>>,
     /// The meter's zone as its standard-time offset from UTC (`+01:00`).
     pub zone: Option<Spanned<String>>,
+    /// `poll` (default) or `logger`: read the hour logger at the `at` times.
+    pub mode: Option<Spanned<String>>,
 }

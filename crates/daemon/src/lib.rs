@@ -62,7 +62,7 @@ pub struct MeterSettings {
 }
 
 /// How a meter's gaps are filled from its own hour logger (KMP: MULTICAL 303/403/603).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Backfill {
     /// How far back hours without a reading are filled (also bounded by the logger's depth);
     /// zero turns back-fill off.
@@ -70,6 +70,10 @@ pub struct Backfill {
     /// The meter's zone as its standard-time offset from UTC in minutes (the meter stamps
     /// records in standard time); `None`: this host's (the simulator's CET for `sim:` ports).
     pub zone_standard_offset_min: Option<i32>,
+    /// `mode = "logger"`: local wall-clock times at which the hour logger is read (a poll plus a
+    /// back-fill in one IR session); the meter's `schedule` is then only the optional light
+    /// poll. Empty: polls only (`mode = "poll"`), back-fill when gaps appear.
+    pub logger_at: Vec<chrono::NaiveTime>,
 }
 
 impl Backfill {
@@ -80,6 +84,7 @@ impl Backfill {
     pub const OFF: Backfill = Backfill {
         window: Duration::ZERO,
         zone_standard_offset_min: None,
+        logger_at: Vec::new(),
     };
 
     /// Whether gaps are filled at all.
@@ -93,6 +98,7 @@ impl Default for Backfill {
         Backfill {
             window: Backfill::DEFAULT_WINDOW,
             zone_standard_offset_min: None,
+            logger_at: Vec::new(),
         }
     }
 }
@@ -148,6 +154,12 @@ pub fn log_advice(meters: &[MeterSettings]) {
         };
         let (line, warnings) = schedule::advice(&m.name, kmp, &m.schedule, cost);
         info!("{line}");
+        if !m.backfill.logger_at.is_empty() {
+            info!(
+                "{}",
+                schedule::logger_advice(&m.name, &m.backfill.logger_at, &m.schedule, cost)
+            );
+        }
         for w in warnings {
             warn!("{w}");
         }

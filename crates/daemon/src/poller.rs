@@ -119,11 +119,17 @@ pub async fn run_meter(
             });
         }
     });
+    // `mode = "logger"`: the hour logger is read at these wall-clock times (a poll and a
+    // back-fill in one IR session), besides the light polls of `schedule`.
+    let logger_reads = (!meter.backfill.logger_at.is_empty())
+        .then(|| crate::Schedule::At(meter.backfill.logger_at.clone()));
+    let mut next_logger = logger_reads.as_ref().map(|s| s.next_after(Local::now()));
     loop {
         ctx.status.meter(&meter.name, |s| {
             s.next_poll = Some(next.with_timezone(&Utc))
         });
-        let wait = (next - Local::now()).to_std().unwrap_or(Duration::ZERO);
+        let wake = next_logger.map_or(next, |l| l.min(next));
+        let wait = (wake - Local::now()).to_std().unwrap_or(Duration::ZERO);
         let (slept_mono, slept_wall) = (std::time::Instant::now(), Utc::now());
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -138,6 +144,23 @@ pub async fn run_meter(
             gaps.due = true;
         }
         let started = Local::now();
+        if let (Some(due), Some(reads)) = (next_logger, &logger_reads) {
+            if due <= started {
+                gaps.due = true;
+                next_logger = Some(reads.next_after(started));
+            }
+        }
+        if started < next {
+            // Woken for a logger read only: the light poll keeps its own time.
+            match poll_once(&meter, &ctx, &mut conn).await {
+                Ok(identity) => backfill_once(&meter, &ctx, &mut conn, &identity, &mut gaps).await,
+                // The back-fill stays due: the next good poll does it.
+                Err(e) => {
+                    warn!(meter = %meter.name, error = %e, "logger read: the meter did not answer; trying again at the next poll")
+                }
+            }
+            continue;
+        }
         match poll_once(&meter, &ctx, &mut conn).await {
             Ok(identity) => {
                 if failures > 0 {

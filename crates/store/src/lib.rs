@@ -58,6 +58,9 @@ const STATEMENT_CACHE: usize = 64;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ReadingId(pub i64);
 
+/// A period of time, `[from, to)`.
+pub type Span = (DateTime<Utc>, DateTime<Utc>);
+
 /// What storing a reading did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Inserted {

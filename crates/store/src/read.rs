@@ -228,6 +228,37 @@ impl Store {
         ms.map(from_ms).transpose()
     }
 
+    /// The periods in `[from, to)` whose readings of this meter were back-filled from its
+    /// loggers, as `[first record, last record + 1 h)` runs of records at most 65 min apart
+    /// (for the dashboard to mark them). Deliverable records only.
+    pub fn logged_spans(
+        &self,
+        meter: MeterId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<crate::Span>, StoreError> {
+        const JOIN_MS: i64 = 65 * 60_000;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT taken_at FROM readings
+             WHERE meter_id = ?1 AND source <> 'poll' AND taken_at >= ?2 AND taken_at < ?3
+               AND implausible IS NULL
+             ORDER BY taken_at",
+        )?;
+        let mut rows = stmt.query(rusqlite::params![meter.0, to_ms(from), to_ms(to)])?;
+        let mut spans: Vec<(i64, i64)> = Vec::new();
+        while let Some(row) = rows.next()? {
+            let t: i64 = row.get(0)?;
+            match spans.last_mut() {
+                Some((_, end)) if t - *end <= JOIN_MS => *end = t,
+                _ => spans.push((t, t)),
+            }
+        }
+        spans
+            .into_iter()
+            .map(|(a, b)| Ok((from_ms(a)?, from_ms((b + 3_600_000).min(to_ms(to)))?)))
+            .collect()
+    }
+
     /// The UTC hours (start of each, as unix hours) in `[from, to)` that already hold a
     /// reading of this meter — polled or logged, flagged or not: gap detection looks for the
     /// hours not in this set.

@@ -89,6 +89,13 @@ fn a_logged_record_is_stored_once_and_reads_back_with_its_source() {
         store.newest_of_source(heat, ReadingSource::DayLog).unwrap(),
         None
     );
+    assert_eq!(
+        store
+            .logged_spans(heat, t("2026-05-01T00:00:00Z"), t("2026-05-02T00:00:00Z"))
+            .unwrap(),
+        vec![(t("2026-05-01T09:50:29Z"), t("2026-05-01T11:50:29Z"))],
+        "two records an hour apart are one back-filled period"
+    );
     let hours = store
         .hours_with_readings(heat, t("2026-05-01T00:00:00Z"), t("2026-05-02T00:00:00Z"))
         .unwrap();

@@ -241,7 +241,7 @@ function gapLimit(points) {
 }
 
 // series: [{ name, cls, points: [{ t, v, lo, hi, text }] }]; draws lines over [from, to).
-function drawLines(container, { series, from, to, unit }) {
+function drawLines(container, { series, from, to, unit, backfilled = [] }) {
   const all = series.flatMap((s) => s.points);
   if (!all.length) {
     noData(container, "No values in this range yet");
@@ -271,6 +271,14 @@ function drawLines(container, { series, from, to, unit }) {
     text(svg("text", { x, y: f.height - 8, "text-anchor": "middle" }, root), tick.label);
   }
   svg("line", { class: "axis", x1: f.m.l, x2: f.width - f.m.r, y1: f.m.t + f.ph, y2: f.m.t + f.ph }, root);
+  // Periods filled from the meter's own logger (the bridge was off): shaded, with a tooltip.
+  for (const span of backfilled) {
+    const a = Math.max(sx(span.from), f.m.l);
+    const b = Math.min(sx(span.to), f.width - f.m.r);
+    if (b <= a) continue;
+    const rect = svg("rect", { class: "backfilled", x: a, y: f.m.t, width: b - a, height: f.ph }, root);
+    text(svg("title", {}, rect), `back-filled from the meter's logger: ${stamp(new Date(span.from).toISOString())} – ${stamp(new Date(span.to).toISOString())}`);
+  }
   for (const s of series) {
     const limit = gapLimit(s.points);
     const segments = [];
@@ -508,7 +516,7 @@ function renderHead(meter) {
   const data = meter.data;
   const s = meter.section;
   text($(".m-name", s), data.name);
-  const ident = [data.model, `serial ${data.serial}`, data.protocol.toUpperCase(), data.port].filter(Boolean);
+  const ident = [data.model, `serial ${data.serial}`, data.protocol.toUpperCase(), data.port, loggerText(data.status)].filter(Boolean);
   text($(".m-ident", s), ident.join(" · "));
   const badge = $(".m-info", s);
   if (!data.info) {
@@ -523,6 +531,20 @@ function renderHead(meter) {
   }
   updateAge(meter);
   renderVerdict($(".m-verdict", s), data.status, data.latest ? data.latest.taken_at : null);
+}
+
+// The meter's loggers as the daemon knows them: last back-fill and the meter clock's offset.
+function loggerText(status) {
+  const l = status && status.logger;
+  if (!l) return null;
+  if (l.state === "none") return "no logger readable";
+  if (l.state === "not-supported") return "no back-fill (66C)";
+  if (l.state === "off") return "back-fill off";
+  if (!l.last_backfill) return "hour logger";
+  const clock = l.clock_offset_s === null || l.clock_offset_s === undefined
+    ? ""
+    : `, meter clock ${l.clock_offset_s >= 0 ? "+" : ""}${l.clock_offset_s} s`;
+  return `hour logger: ${l.last_records} h back-filled ${ago((Date.now() - Date.parse(l.last_backfill)) / 1000)}${clock}`;
 }
 
 // A failing meter: streak, last good read and the daemon's verdict with cause and fix.
@@ -584,7 +606,7 @@ function updateAge(meter) {
   node.classList.toggle("stale", Boolean(failing));
   node.textContent = failing
     ? `read ${ago(age)} · last read failed: ${status.last_error.kind}`
-    : `read ${ago(age)}${status.schedule ? ` · ${status.schedule}` : ""}`;
+    : `read ${ago(age)}${data.latest.source && data.latest.source !== "poll" ? " (back-filled from the meter's logger)" : ""}${status.schedule ? ` · ${status.schedule}` : ""}`;
   node.title = stamp(data.latest.taken_at);
 }
 
@@ -615,6 +637,11 @@ function toPoints(body) {
     }
     return point;
   });
+}
+
+// The back-filled periods of a readings body, as times.
+function spans(body) {
+  return ((body && body.backfilled) || []).map((s) => ({ from: Date.parse(s.from), to: Date.parse(s.to) }));
 }
 
 function energyFrom(now, per) {
@@ -668,7 +695,8 @@ function drawCharts(meter) {
   if (b.t2) temps.push({ name: "T2", cls: "s-t2", points: toPoints(b.t2) });
   if (temps.length) {
     expected++;
-    if (drawLines($(".m-temps", s), { series: temps, from: c.from, to: c.to, unit: "°C" })) drawn++;
+    const backfilled = spans(b.t1 || b.t2);
+    if (drawLines($(".m-temps", s), { series: temps, from: c.from, to: c.to, unit: "°C", backfilled })) drawn++;
   } else {
     noData($(".m-temps", s), "This meter reports no temperatures");
   }
@@ -682,7 +710,7 @@ function drawCharts(meter) {
     expected++;
     text($(`.m-${key}-unit`, s), unitOf(body));
     const series = [{ name: labelOf(meter.data, key), cls: `s-${key}`, points: toPoints(body) }];
-    if (drawLines(box, { series, from: c.from, to: c.to, unit: unitOf(body) })) drawn++;
+    if (drawLines(box, { series, from: c.from, to: c.to, unit: unitOf(body), backfilled: spans(body) })) drawn++;
   }
   meter.drawn = drawn;
   meter.expected = expected;

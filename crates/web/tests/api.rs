@@ -918,7 +918,7 @@ async fn back_filled_periods_are_marked_and_the_newest_polled_value_stays_now() 
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["serial"] == HEAT.to_string())
+        .find(|m| m["serial"].as_str().and_then(|s| s.parse::<u64>().ok()) == Some(HEAT))
         .unwrap()
         .clone();
     assert_eq!(heat_json["latest"]["source"], "poll");

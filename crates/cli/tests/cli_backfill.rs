@@ -336,3 +336,29 @@ fn the_daemon_fills_every_hour_of_its_window_from_the_hour_logger_once() {
         );
     }
 }
+
+#[test]
+fn a_meter_without_loggers_is_polled_as_before_and_said_so_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kamstrup.db");
+    let log = dir.path().join("daemon.log");
+    let config = dir.path().join("kamstrup.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\npath = {db:?}\n\n[[meter]]\nname = \"heat\"\nport = \"sim:multical-602\"\ninterval = \"300ms\"\nbackfill = \"48h\"\n"
+        ),
+    )
+    .unwrap();
+    let daemon = start_daemon(&config, &log);
+    wait_for("a few polls", &log, || stored(&db).len() >= 4);
+    daemon.terminate();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.matches("keeps no logger readable over KMP").count(),
+        1,
+        "{text}"
+    );
+    assert!(hour_logs(&db).is_empty());
+    assert!(stored(&db).iter().all(|r| r.reading.source.is_poll()));
+}

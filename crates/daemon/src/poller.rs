@@ -767,6 +767,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_wall_clock_ahead_of_the_monotonic_clock_means_the_host_slept() {
+        let secs = chrono::Duration::seconds;
+        assert!(!host_slept(Duration::from_secs(900), secs(900)));
+        assert!(
+            !host_slept(Duration::from_secs(900), secs(930)),
+            "jitter, NTP slew"
+        );
+        assert!(
+            host_slept(Duration::from_secs(900), secs(4 * 3600)),
+            "suspended for hours"
+        );
+        assert!(
+            !host_slept(Duration::from_secs(900), secs(-3600)),
+            "clock set back"
+        );
+    }
+
+    #[test]
     fn backoff_grows_and_caps() {
         assert_eq!(backoff(1), Duration::from_secs(30));
         assert_eq!(backoff(2), Duration::from_secs(60));

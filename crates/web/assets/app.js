@@ -18,7 +18,7 @@ const RANGES = {
 };
 
 // Energy bars: how many buckets to show.
-const PERIODS = { day: 30, week: 26, month: 12 };
+const PERIODS = { hour: 48, day: 30, week: 26, month: 12 };
 
 // The order of the tiles; what each register is called comes with the values (`label`, the
 // server's one label table).
@@ -276,7 +276,7 @@ function drawLines(container, { series, from, to, unit, backfilled = [] }) {
     const a = Math.max(sx(span.from), f.m.l);
     const b = Math.min(sx(span.to), f.width - f.m.r);
     if (b <= a) continue;
-    const rect = svg("rect", { class: "backfilled", x: a, y: f.m.t, width: b - a, height: f.ph }, root);
+    const rect = svg("rect", { class: "backfill-band", x: a, y: f.m.t, width: b - a, height: f.ph }, root);
     text(svg("title", {}, rect), `back-filled from the meter's logger: ${stamp(new Date(span.from).toISOString())} – ${stamp(new Date(span.to).toISOString())}`);
   }
   for (const s of series) {
@@ -360,6 +360,10 @@ function nearest(points, t) {
 // UTC bucket arithmetic, as the server's buckets are UTC calendar days, ISO weeks and months.
 function bucketStart(t, bucket) {
   const d = new Date(t);
+  if (bucket === "hour") {
+    d.setUTCMinutes(0, 0, 0);
+    return d.getTime();
+  }
   d.setUTCHours(0, 0, 0, 0);
   if (bucket === "week") d.setUTCDate(d.getUTCDate() - ((d.getUTCDay() + 6) % 7));
   if (bucket === "month") d.setUTCDate(1);
@@ -368,7 +372,8 @@ function bucketStart(t, bucket) {
 
 function nextBucket(t, bucket) {
   const d = new Date(t);
-  if (bucket === "day") d.setUTCDate(d.getUTCDate() + 1);
+  if (bucket === "hour") d.setUTCHours(d.getUTCHours() + 1);
+  else if (bucket === "day") d.setUTCDate(d.getUTCDate() + 1);
   else if (bucket === "week") d.setUTCDate(d.getUTCDate() + 7);
   else d.setUTCMonth(d.getUTCMonth() + 1);
   return d.getTime();
@@ -376,6 +381,7 @@ function nextBucket(t, bucket) {
 
 function bucketLabel(t, bucket) {
   const d = new Date(t);
+  if (bucket === "hour") return hhmm(t);
   if (bucket === "month") {
     return d.getUTCMonth() === 0 ? String(d.getUTCFullYear()) : monthUtcFmt.format(d);
   }
@@ -384,6 +390,7 @@ function bucketLabel(t, bucket) {
 
 function bucketTitle(t, bucket) {
   const d = new Date(t);
+  if (bucket === "hour") return `${stamp(d.toISOString())} – ${hhmm(nextBucket(t, bucket))}`;
   if (bucket === "day") return `${weekdayUtcFmt.format(d)} ${d.getUTCDate()} ${monthUtcFmt.format(d)} ${d.getUTCFullYear()}`;
   if (bucket === "week") return `week of ${d.getUTCDate()} ${monthUtcFmt.format(d)} ${d.getUTCFullYear()}`;
   return `${monthUtcFmt.format(d)} ${d.getUTCFullYear()}`;
@@ -391,7 +398,13 @@ function bucketTitle(t, bucket) {
 
 // points: [{ t, v, text }] per bucket start, over the buckets from `from` to `now` (the newest
 // is still filling); buckets without data stay empty.
-function drawBars(container, { points, bucket, unit, from, now }) {
+// An hour's start as local HH:MM.
+function hhmm(t) {
+  const d = new Date(t);
+  return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
+}
+
+function drawBars(container, { points, bucket, unit, from, now, backfilled = [] }) {
   if (!points.length) {
     noData(container, "No energy use recorded in this range yet");
     return false;
@@ -421,13 +434,16 @@ function drawBars(container, { points, bucket, unit, from, now }) {
     const gap = Math.min(6, (x1 - x0) * 0.22);
     const top = sy(Math.max(p.v, 0));
     const current = nextBucket(p.t, bucket) > now;
+    // A bar whose bucket lies in a period filled from the meter's logger is marked.
+    const logged = backfilled.some((span) => span.from < nextBucket(p.t, bucket) && span.to > p.t);
     const bar = svg("rect", {
-      class: current ? "bar current" : "bar",
+      class: `bar${current ? " current" : ""}${logged ? " backfilled" : ""}`,
       x: (x0 + gap / 2).toFixed(1), y: top.toFixed(1),
       width: Math.max(1, x1 - x0 - gap).toFixed(1), height: Math.max(0, f.m.t + f.ph - top).toFixed(1),
       rx: Math.min(3, (x1 - x0 - gap) / 3).toFixed(1),
     }, root);
     const lines = [bucketTitle(p.t, bucket), `${p.text} ${unit}${current ? " (so far)" : ""}`];
+    if (logged) lines.push("back-filled from the meter's logger");
     bar.addEventListener("pointermove", (event) => tooltip.show(event.clientX, event.clientY, lines));
     bar.addEventListener("pointerleave", () => tooltip.hide());
     if ((points.length - 1 - i) % every === 0) {
@@ -647,7 +663,8 @@ function spans(body) {
 function energyFrom(now, per) {
   const d = new Date(now);
   const n = PERIODS[per] - 1;
-  if (per === "day") d.setUTCDate(d.getUTCDate() - n);
+  if (per === "hour") d.setUTCHours(d.getUTCHours() - n, 0, 0, 0);
+  else if (per === "day") d.setUTCDate(d.getUTCDate() - n);
   else if (per === "week") d.setUTCDate(d.getUTCDate() - 7 * n);
   else d.setUTCMonth(d.getUTCMonth() - n, 1);
   return d.getTime();
@@ -685,7 +702,10 @@ function drawCharts(meter) {
   if (b.energy) {
     expected++;
     text($(".m-energy-unit", s), unitOf(b.energy));
-    const bars = { points: toPoints(b.energy), bucket: c.per, unit: unitOf(b.energy), from: c.energyFrom, now: c.now };
+    const bars = {
+      points: toPoints(b.energy), bucket: c.per, unit: unitOf(b.energy), from: c.energyFrom, now: c.now,
+      backfilled: spans(b.energy),
+    };
     if (drawBars($(".m-energy", s), bars)) drawn++;
   } else {
     noData($(".m-energy", s), "This meter reports no heat energy");

@@ -279,6 +279,31 @@ fn the_daemon_fills_every_hour_of_its_window_from_the_hour_logger_once() {
     );
     assert!(daemon_log.contains("sessions=1"), "{daemon_log}");
 
+    // The export says which rows came from the logger.
+    let export = Command::new(BIN)
+        .args(["history", "export", "--format", "csv", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let csv = String::from_utf8(export.stdout).unwrap();
+    assert!(csv
+        .starts_with("taken_at,meter,serial,id,register,value,unit,derived,implausible,source\n"));
+    let logged_rows: BTreeSet<&str> = csv
+        .lines()
+        .filter(|l| l.ends_with(",hour_log"))
+        .filter_map(|l| l.split(',').next())
+        .collect();
+    assert_eq!(
+        logged_rows.len(),
+        stored_logs.len(),
+        "one timestamp per logged record"
+    );
+
     // A gap while the bridge was off: the last 5 hours' readings are gone.
     let cut = now - chrono::Duration::hours(5);
     {

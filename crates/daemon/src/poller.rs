@@ -153,7 +153,12 @@ pub async fn run_meter(
         if started < next {
             // Woken for a logger read only: the light poll keeps its own time.
             match poll_once(&meter, &ctx, &mut conn).await {
-                Ok(identity) => backfill_once(&meter, &ctx, &mut conn, &identity, &mut gaps).await,
+                Ok(identity) => {
+                    let backfill = backfill_once(&meter, &ctx, &mut conn, &identity, &mut gaps);
+                    if cut_short_by_shutdown(backfill, &mut shutdown, &meter.name).await {
+                        break;
+                    }
+                }
                 // The back-fill stays due: the next good poll does it.
                 Err(e) => {
                     warn!(meter = %meter.name, error = %e, "logger read: the meter did not answer; trying again at the next poll")
@@ -173,7 +178,10 @@ pub async fn run_meter(
                 }
                 failures = 0;
                 if gaps.due {
-                    backfill_once(&meter, &ctx, &mut conn, &identity, &mut gaps).await;
+                    let backfill = backfill_once(&meter, &ctx, &mut conn, &identity, &mut gaps);
+                    if cut_short_by_shutdown(backfill, &mut shutdown, &meter.name).await {
+                        break;
+                    }
                 }
                 next = meter.schedule.next_after(started);
             }
@@ -398,6 +406,26 @@ async fn poll_once(
         }
     }
     Ok(reading.meter)
+}
+
+/// Runs a back-fill unless shutdown comes first. A back-fill is one long IR session (weeks of
+/// hours take minutes at 1200 Bd), longer than a service manager waits for a stop: on shutdown
+/// it is dropped, and whatever it had not stored yet is read again at the next start.
+async fn cut_short_by_shutdown(
+    backfill: impl std::future::Future<Output = ()>,
+    shutdown: &mut watch::Receiver<bool>,
+    meter: &str,
+) -> bool {
+    if *shutdown.borrow() {
+        return true;
+    }
+    tokio::select! {
+        () = backfill => false,
+        _ = shutdown.changed() => {
+            info!(meter = %meter, "shutting down: back-fill cut short; the next start reads the rest");
+            true
+        }
+    }
 }
 
 /// Whether a sleep of `mono` (monotonic) took `wall` on the wall clock: more than a minute
@@ -765,6 +793,23 @@ pub async fn probe(meter: &MeterSettings) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_cuts_a_long_back_fill_short() {
+        let (stop, mut stopped) = watch::channel(false);
+        let long = tokio::time::sleep(Duration::from_secs(300));
+        let stopper = async {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            stop.send(true).unwrap();
+        };
+        let started = tokio::time::Instant::now();
+        let (cut, ()) = tokio::join!(cut_short_by_shutdown(long, &mut stopped, "heat"), stopper);
+        assert!(cut);
+        assert!(started.elapsed() < Duration::from_secs(3));
+        // A back-fill that ends first is not cut.
+        let (_stop, mut idle) = watch::channel(false);
+        assert!(!cut_short_by_shutdown(async {}, &mut idle, "heat").await);
+    }
 
     #[test]
     fn a_wall_clock_ahead_of_the_monotonic_clock_means_the_host_slept() {

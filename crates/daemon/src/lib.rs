@@ -187,8 +187,12 @@ pub async fn run(
     let (new_reading, _) = watch::channel(latest);
     let (events, _) = broadcast::channel(64);
     let (stop, stopped) = watch::channel(false);
+    // Pollers stop first, so a reading stored by a poll (or back-fill) in flight at shutdown is
+    // still in the sinks' last delivery attempt.
+    let (stop_pollers, pollers_stopped) = watch::channel(false);
 
     let mut tasks = tokio::task::JoinSet::new();
+    let mut pollers = tokio::task::JoinSet::new();
     for mut sink in sinks {
         sink.use_memory(std::sync::Arc::new(db::StoreMemory(db.clone())));
         let name = sink.name().to_string();
@@ -212,7 +216,7 @@ pub async fn run(
             events: events.clone(),
             retry_scale: config.retry_scale,
         };
-        tasks.spawn(poller::run_meter(meter, ctx, stopped.clone()));
+        pollers.spawn(poller::run_meter(meter, ctx, pollers_stopped.clone()));
     }
     if let Some(keep) = config.retention {
         let db = db.clone();
@@ -235,6 +239,8 @@ pub async fn run(
     }
     shutdown.await;
     info!("shutting down: finishing reads in flight");
+    let _ = stop_pollers.send(true);
+    while pollers.join_next().await.is_some() {}
     let _ = stop.send(true);
     while tasks.join_next().await.is_some() {}
     info!("stopped");

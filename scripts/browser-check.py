@@ -456,6 +456,16 @@ def main():
             problems = console_problems(tools.events)
             if problems:
                 fail("console errors:\n  " + "\n  ".join(problems))
+            # Energy per hour: 48 hourly bars per meter with a heat energy counter.
+            evaluate(tools, session, "document.querySelector('#per button[data-value=\"hour\"]').click()")
+            tools.pump(3.0)
+            problems = console_problems(tools.events)
+            if problems:
+                fail("console errors:\n  " + "\n  ".join(problems))
+            hourly = evaluate(tools, session, "document.querySelectorAll('.m-energy svg rect.bar').length")
+            if hourly < 2 * 40:
+                fail(f"energy per hour drew {hourly} bars for two meters, expected about 2 × 48")
+            print(f"browser-check: energy per hour: {hourly} bars")
 
             # Behind path prefixes: ingress (header; the URL without its trailing slash works
             # too, through <base href>) and a plain prefix-stripping proxy (relative URLs).

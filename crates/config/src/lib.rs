@@ -11,7 +11,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::NaiveTime;
-use kamstrup_daemon::{DaemonConfig, MeterSettings, Plausibility, ProtocolChoice, Schedule};
+use kamstrup_daemon::{
+    Backfill, DaemonConfig, MeterSettings, Plausibility, ProtocolChoice, Schedule,
+};
 use kamstrup_kmp::registers;
 use kamstrup_optical::PortSpec;
 use kamstrup_sinks::PathPart;
@@ -336,6 +338,19 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// `+01:00` → 60; `-05:30` → -330.
+fn parse_zone(text: &str) -> Option<i32> {
+    let t = text.trim();
+    let (sign, rest) = match t.as_bytes().first() {
+        Some(b'+') => (1, t.get(1..)?),
+        Some(b'-') => (-1, t.get(1..)?),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    (h <= 14 && (0..60).contains(&m) && h >= 0).then_some(sign * (h * 60 + m))
+}
+
 fn validate_meter(loc: &Locator<'_>, m: &raw::RawMeter) -> Result<MeterSettings, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let name = m.name.get_ref().trim().to_string();
@@ -373,7 +388,21 @@ fn validate_meter(loc: &Locator<'_>, m: &raw::RawMeter) -> Result<MeterSettings,
             ProtocolChoice::Kmp
         }
     };
+    let logger_mode = match m.mode.as_ref().map(|x| x.get_ref().as_str()) {
+        None | Some("poll") => false,
+        Some("logger") => true,
+        Some(other) => {
+            if let Some(x) = &m.mode {
+                errors.push(loc.span(
+                    x,
+                    format!("mode {other:?} is not one of \"poll\", \"logger\""),
+                ));
+            }
+            false
+        }
+    };
     let schedule = match (&m.interval, &m.at) {
+        _ if logger_mode => None,
         (Some(i), Some(_)) => {
             errors.push(loc.span(i, "give either `interval` or `at`, not both"));
             None
@@ -459,8 +488,99 @@ fn validate_meter(loc: &Locator<'_>, m: &raw::RawMeter) -> Result<MeterSettings,
             }
         }
     }
+    let mut backfill = Backfill::default();
+    if let Some(b) = &m.backfill {
+        match humantime::parse_duration(b.get_ref().trim()) {
+            Ok(d) if d.is_zero() => backfill.window = Duration::ZERO,
+            Ok(d) if d < Duration::from_secs(3600) => errors.push(loc.span(
+                b,
+                "backfill is a window of hours to fill from the meter's hour logger: at least \"1h\" (or \"0s\" to turn it off)",
+            )),
+            Ok(d) => backfill.window = d,
+            Err(_) => errors.push(loc.span(
+                b,
+                format!(
+                    "backfill {:?} is not a duration: write e.g. \"31d\", \"48h\", or \"0s\" to turn it off",
+                    b.get_ref()
+                ),
+            )),
+        }
+    }
+    let schedule = if logger_mode {
+        // `at`: when the hour logger is read (default twice a day); `interval`: optional light
+        // polls for the dashboard's "now" between them.
+        let mut times = Vec::new();
+        match &m.at {
+            Some(at) => {
+                for t in at.get_ref() {
+                    match NaiveTime::parse_from_str(t.get_ref().trim(), "%H:%M") {
+                        Ok(time) => times.push(time),
+                        Err(_) => errors.push(loc.span(
+                            t,
+                            format!(
+                                "{:?} is not a time of day: write \"HH:MM\", e.g. \"00:30\"",
+                                t.get_ref()
+                            ),
+                        )),
+                    }
+                }
+                if at.get_ref().is_empty() {
+                    errors.push(loc.span(
+                        at,
+                        "mode = \"logger\" reads the hour logger at the `at` times: give one or two, e.g. at = [\"00:30\", \"12:30\"]",
+                    ));
+                }
+            }
+            None => times.extend(
+                [(0, 30), (12, 30)]
+                    .into_iter()
+                    .filter_map(|(h, mi)| NaiveTime::from_hms_opt(h, mi, 0)),
+            ),
+        }
+        times.sort();
+        times.dedup();
+        if backfill.window.is_zero() {
+            if let Some(b) = &m.backfill {
+                errors.push(loc.span(
+                    b,
+                    "mode = \"logger\" reads the hour logger to fill the hours: backfill cannot be \"0s\" (leave it out for 31d)",
+                ));
+            }
+        }
+        let light = match &m.interval {
+            Some(i) => match parse_duration(i.get_ref()) {
+                Ok(d) if d < Duration::from_millis(100) => {
+                    errors.push(loc.span(i, "interval must be at least 100ms"));
+                    None
+                }
+                Ok(d) => Some(Schedule::Every(d)),
+                Err(e) => {
+                    errors.push(loc.span(i, format!("interval {e}")));
+                    None
+                }
+            },
+            None => Some(Schedule::At(times.clone())),
+        };
+        backfill.logger_at = times;
+        light
+    } else {
+        schedule
+    };
+    if let Some(z) = &m.zone {
+        match parse_zone(z.get_ref()) {
+            Some(min) => backfill.zone_standard_offset_min = Some(min),
+            None => errors.push(loc.span(
+                z,
+                format!(
+                    "zone {:?} is not a UTC offset: write the meter's standard-time offset, e.g. \"+01:00\" (CET, also in summer), \"-05:00\", \"+05:30\"",
+                    z.get_ref()
+                ),
+            )),
+        }
+    }
     match (errors.is_empty(), port, schedule) {
         (true, Some(port), Some(schedule)) => Ok(MeterSettings {
+            backfill,
             name,
             port,
             protocol,

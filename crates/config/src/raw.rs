@@ -97,4 +97,10 @@ pub struct RawMeter {
     pub baud: Option<u32>,
     /// First-byte timeout (`2s`).
     pub timeout: Option<Spanned<String>>,
+    /// How far back gaps are filled from the meter's hour logger (`31d`; `0s` turns it off).
+    pub backfill: Option<Spanned<String>>,
+    /// The meter's zone as its standard-time offset from UTC (`+01:00`).
+    pub zone: Option<Spanned<String>>,
+    /// `poll` (default) or `logger`: read the hour logger at the `at` times.
+    pub mode: Option<Spanned<String>>,
 }

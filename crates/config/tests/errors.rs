@@ -537,3 +537,68 @@ fn web_allow_takes_addresses_and_networks_and_names_a_bad_entry() {
         &["web.allow is empty", "lock everyone out"],
     );
 }
+
+#[test]
+fn backfill_window_and_zone() {
+    use kamstrup_daemon::Backfill;
+    let m = &ok(METER).daemon.meters[0];
+    assert_eq!(m.backfill, Backfill::default());
+    assert_eq!(
+        m.backfill.window,
+        std::time::Duration::from_secs(31 * 86_400)
+    );
+    let m = &ok(&format!("{METER}backfill = \"48h\"\nzone = \"-05:30\"\n"))
+        .daemon
+        .meters[0];
+    assert_eq!(m.backfill.window, std::time::Duration::from_secs(48 * 3600));
+    assert_eq!(m.backfill.zone_standard_offset_min, Some(-330));
+    let m = &ok(&format!("{METER}backfill = \"0s\"\n")).daemon.meters[0];
+    assert!(!m.backfill.enabled());
+    one(
+        &format!("{METER}backfill = \"10m\"\n"),
+        4,
+        &["backfill", "1h", "0s"],
+    );
+    one(
+        &format!("{METER}backfill = \"a month\"\n"),
+        4,
+        &["not a duration", "31d"],
+    );
+    one(&format!("{METER}zone = \"CET\"\n"), 4, &["zone", "+01:00"]);
+}
+
+#[test]
+fn logger_mode_reads_the_hour_logger_at_wall_clock_times() {
+    use chrono::NaiveTime;
+    use kamstrup_daemon::Schedule;
+    let hm = |h, m| NaiveTime::from_hms_opt(h, m, 0).unwrap();
+    let m = &ok(&format!("{METER}mode = \"logger\"\n")).daemon.meters[0];
+    assert_eq!(m.backfill.logger_at, vec![hm(0, 30), hm(12, 30)]);
+    assert_eq!(m.schedule, Schedule::At(vec![hm(0, 30), hm(12, 30)]));
+    let m = &ok(&format!(
+        "{METER}mode = \"logger\"\nat = [\"06:00\"]\ninterval = \"1h\"\n"
+    ))
+    .daemon
+    .meters[0];
+    assert_eq!(m.backfill.logger_at, vec![hm(6, 0)]);
+    assert_eq!(
+        m.schedule,
+        Schedule::Every(std::time::Duration::from_secs(3600))
+    );
+    assert!(ok(METER).daemon.meters[0].backfill.logger_at.is_empty());
+    one(
+        &format!("{METER}mode = \"logger\"\nbackfill = \"0s\"\n"),
+        5,
+        &["backfill", "logger"],
+    );
+    one(
+        &format!("{METER}mode = \"hourly\"\n"),
+        4,
+        &["\"poll\", \"logger\""],
+    );
+    one(
+        &format!("{METER}mode = \"logger\"\nat = [\"25:00\"]\n"),
+        5,
+        &["not a time of day"],
+    );
+}

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod backfill;
 pub mod db;
 pub mod outbox;
 pub mod plausibility;
@@ -24,7 +25,7 @@ pub use db::Db;
 pub use plausibility::Plausibility;
 pub use poller::probe;
 pub use schedule::Schedule;
-pub use status::{Status, StatusHandle};
+pub use status::{LoggerStatus, Status, StatusHandle};
 
 /// Which protocol to speak to a meter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +57,50 @@ pub struct MeterSettings {
     pub timeout: Duration,
     /// 66C program number (A-B-CCC), when given; validated by the config.
     pub program: Option<kamstrup_mc66c::ProgramNumber>,
+    /// Filling gaps from the meter's own loggers.
+    pub backfill: Backfill,
+}
+
+/// How a meter's gaps are filled from its own hour logger (KMP: MULTICAL 303/403/603).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backfill {
+    /// How far back hours without a reading are filled (also bounded by the logger's depth);
+    /// zero turns back-fill off.
+    pub window: Duration,
+    /// The meter's zone as its standard-time offset from UTC in minutes (the meter stamps
+    /// records in standard time); `None`: this host's (the simulator's CET for `sim:` ports).
+    pub zone_standard_offset_min: Option<i32>,
+    /// `mode = "logger"`: local wall-clock times at which the hour logger is read (a poll plus a
+    /// back-fill in one IR session); the meter's `schedule` is then only the optional light
+    /// poll. Empty: polls only (`mode = "poll"`), back-fill when gaps appear.
+    pub logger_at: Vec<chrono::NaiveTime>,
+}
+
+impl Backfill {
+    /// The default window: 31 days (a month of hours; the 3-series keep more).
+    pub const DEFAULT_WINDOW: Duration = Duration::from_secs(31 * 86_400);
+
+    /// Back-fill turned off.
+    pub const OFF: Backfill = Backfill {
+        window: Duration::ZERO,
+        zone_standard_offset_min: None,
+        logger_at: Vec::new(),
+    };
+
+    /// Whether gaps are filled at all.
+    pub fn enabled(&self) -> bool {
+        !self.window.is_zero()
+    }
+}
+
+impl Default for Backfill {
+    fn default() -> Self {
+        Backfill {
+            window: Backfill::DEFAULT_WINDOW,
+            zone_standard_offset_min: None,
+            logger_at: Vec::new(),
+        }
+    }
 }
 
 /// Everything the daemon needs, already validated (secrets resolved, sinks built).
@@ -109,6 +154,12 @@ pub fn log_advice(meters: &[MeterSettings]) {
         };
         let (line, warnings) = schedule::advice(&m.name, kmp, &m.schedule, cost);
         info!("{line}");
+        if !m.backfill.logger_at.is_empty() {
+            info!(
+                "{}",
+                schedule::logger_advice(&m.name, &m.backfill.logger_at, &m.schedule, cost)
+            );
+        }
         for w in warnings {
             warn!("{w}");
         }
@@ -136,8 +187,12 @@ pub async fn run(
     let (new_reading, _) = watch::channel(latest);
     let (events, _) = broadcast::channel(64);
     let (stop, stopped) = watch::channel(false);
+    // Pollers stop first, so a reading stored by a poll (or back-fill) in flight at shutdown is
+    // still in the sinks' last delivery attempt.
+    let (stop_pollers, pollers_stopped) = watch::channel(false);
 
     let mut tasks = tokio::task::JoinSet::new();
+    let mut pollers = tokio::task::JoinSet::new();
     for mut sink in sinks {
         sink.use_memory(std::sync::Arc::new(db::StoreMemory(db.clone())));
         let name = sink.name().to_string();
@@ -161,7 +216,7 @@ pub async fn run(
             events: events.clone(),
             retry_scale: config.retry_scale,
         };
-        tasks.spawn(poller::run_meter(meter, ctx, stopped.clone()));
+        pollers.spawn(poller::run_meter(meter, ctx, pollers_stopped.clone()));
     }
     if let Some(keep) = config.retention {
         let db = db.clone();
@@ -184,6 +239,8 @@ pub async fn run(
     }
     shutdown.await;
     info!("shutting down: finishing reads in flight");
+    let _ = stop_pollers.send(true);
+    while pollers.join_next().await.is_some() {}
     let _ = stop.send(true);
     while tasks.join_next().await.is_some() {}
     info!("stopped");

@@ -128,21 +128,28 @@ async fn drain(sink: &mut dyn Sink, db: &Db) -> Result<(usize, i64), (String, St
     let mut cursor = 0;
     // Meter models change only when a meter is (re)identified: once per drain is enough.
     let mut models: Option<Vec<kamstrup_store::MeterRecord>> = None;
+    let accepts_logged = sink.accepts_logged();
     loop {
         let n = name.clone();
-        let batch: Vec<StoredReading> = db
-            .call(move |s| {
-                let cursor = s.cursor(&n)?;
-                match delivery {
-                    Delivery::Every => s.readings_after(cursor, BATCH),
-                    Delivery::Latest => s.latest_after(cursor),
-                }
-            })
+        let (batch, upto, more) = db
+            .call(move |s| next_batch(s, &n, delivery, accepts_logged))
             .await
             .map_err(|e| ("store".to_string(), e.to_string()))?;
-        let Some(last) = batch.iter().map(|r| r.id).max() else {
+        let Some(last) = upto else {
             return Ok((total, cursor));
         };
+        if batch.is_empty() {
+            // Only logged records this sink does not take: nothing to send, move past them.
+            let n = name.clone();
+            db.call(move |s| s.set_cursor(&n, last))
+                .await
+                .map_err(|e| ("store".to_string(), e.to_string()))?;
+            cursor = last.0;
+            if more {
+                continue;
+            }
+            return Ok((total, cursor));
+        }
         if models.is_none() {
             models = Some(
                 db.call(|s| s.meters())
@@ -184,8 +191,48 @@ async fn drain(sink: &mut dyn Sink, db: &Db) -> Result<(usize, i64), (String, St
             .await
             .map_err(|e| ("store".to_string(), e.to_string()))?;
         cursor = last.0;
-        if delivery == Delivery::Latest || batch.len() < BATCH {
+        if !more {
             return Ok((total, cursor));
+        }
+    }
+}
+
+/// What a sink gets next and how far its cursor may move after it: `(batch, cursor after it,
+/// more pending)`. `Every` sinks get every deliverable reading (polled or logged) by id. `Latest`
+/// sinks get the newest polled reading per meter — never a logged record as the newest value —
+/// and, when they accept logged records, those beyond the cursor first (by meter and time);
+/// their cursor moves past everything looked at, so logged records a sink does not take are
+/// skipped once, not scanned again at every wake-up.
+fn next_batch(
+    s: &mut kamstrup_store::Store,
+    sink: &str,
+    delivery: Delivery,
+    accepts_logged: bool,
+) -> Result<(Vec<StoredReading>, Option<ReadingId>, bool), kamstrup_store::StoreError> {
+    let cursor = s.cursor(sink)?;
+    match delivery {
+        Delivery::Every => {
+            let batch = s.readings_after(cursor, BATCH)?;
+            let upto = batch.iter().map(|r| r.id).max();
+            let more = batch.len() == BATCH;
+            Ok((batch, upto, more))
+        }
+        Delivery::Latest => {
+            // Read under the same lock as the queries: nothing can be stored in between.
+            let newest = s.max_reading_id()?;
+            let polled = s.latest_after(cursor)?;
+            let (mut batch, mut upto, mut more) = (Vec::new(), newest, false);
+            if accepts_logged {
+                batch = s.logged_after(cursor, BATCH)?;
+                if batch.len() == BATCH {
+                    more = true;
+                    upto = batch.iter().map(|r| r.id).max().unwrap_or(newest);
+                }
+            }
+            // With more logged records pending, the cursor stops at the last one sent (the
+            // newest polled reading is simply sent again with the next batch).
+            batch.extend(polled);
+            Ok((batch, (upto > cursor).then_some(upto), more))
         }
     }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike, Local, TimeZone, Utc};
 use kamstrup_decimal::Decimal;
 use kamstrup_meter::{
-    open_port, KmpMeter, KmpOptions, Mc66cMeter, Mc66cOptions, MeterError, OpenError, Reading,
-    RegisterValue, Verdict,
+    open_port, KmpMeter, KmpOptions, LogError, Mc66cMeter, Mc66cOptions, MeterError, MeterIdentity,
+    OpenError, Reading, RegisterValue, Verdict,
 };
 use kamstrup_optical::{LineSettings, Timeouts};
 use kamstrup_store::{MeterId, ReadingId};
@@ -105,13 +105,32 @@ pub async fn run_meter(
     let mut conn: Option<Connection> = None;
     let mut failures: u32 = 0;
     let mut next = Local::now();
-    ctx.status
-        .meter(&meter.name, |s| s.schedule = meter.schedule.to_string());
+    // Gaps are looked for at start, after a run of failed polls and after the host slept.
+    let mut gaps = GapState {
+        due: meter.backfill.enabled(),
+        ..GapState::default()
+    };
+    ctx.status.meter(&meter.name, |s| {
+        s.schedule = meter.schedule.to_string();
+        if !meter.backfill.enabled() {
+            s.logger = Some(crate::LoggerStatus {
+                state: "off".into(),
+                ..Default::default()
+            });
+        }
+    });
+    // `mode = "logger"`: the hour logger is read at these wall-clock times (a poll and a
+    // back-fill in one IR session), besides the light polls of `schedule`.
+    let logger_reads = (!meter.backfill.logger_at.is_empty())
+        .then(|| crate::Schedule::At(meter.backfill.logger_at.clone()));
+    let mut next_logger = logger_reads.as_ref().map(|s| s.next_after(Local::now()));
     loop {
         ctx.status.meter(&meter.name, |s| {
             s.next_poll = Some(next.with_timezone(&Utc))
         });
-        let wait = (next - Local::now()).to_std().unwrap_or(Duration::ZERO);
+        let wake = next_logger.map_or(next, |l| l.min(next));
+        let wait = (wake - Local::now()).to_std().unwrap_or(Duration::ZERO);
+        let (slept_mono, slept_wall) = (std::time::Instant::now(), Utc::now());
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => break,
@@ -119,17 +138,51 @@ pub async fn run_meter(
         if *shutdown.borrow() {
             break;
         }
+        // The monotonic clock stops while the host is suspended, the wall clock does not.
+        if host_slept(slept_mono.elapsed(), Utc::now() - slept_wall) && meter.backfill.enabled() {
+            info!(meter = %meter.name, "the host was asleep; looking for gaps to back-fill");
+            gaps.due = true;
+        }
         let started = Local::now();
+        if let (Some(due), Some(reads)) = (next_logger, &logger_reads) {
+            if due <= started {
+                gaps.due = true;
+                next_logger = Some(reads.next_after(started));
+            }
+        }
+        if started < next {
+            // Woken for a logger read only: the light poll keeps its own time.
+            match poll_once(&meter, &ctx, &mut conn).await {
+                Ok(identity) => {
+                    let backfill = backfill_once(&meter, &ctx, &mut conn, &identity, &mut gaps);
+                    if cut_short_by_shutdown(backfill, &mut shutdown, &meter.name).await {
+                        break;
+                    }
+                }
+                // The back-fill stays due: the next good poll does it.
+                Err(e) => {
+                    warn!(meter = %meter.name, error = %e, "logger read: the meter did not answer; trying again at the next poll")
+                }
+            }
+            continue;
+        }
         match poll_once(&meter, &ctx, &mut conn).await {
-            Ok(()) => {
+            Ok(identity) => {
                 if failures > 0 {
                     info!(meter = %meter.name, "meter answers again");
                     ctx.status.meter(&meter.name, |s| {
                         s.failure_streak = 0;
                         s.verdict = None;
                     });
+                    gaps.due |= meter.backfill.enabled();
                 }
                 failures = 0;
+                if gaps.due {
+                    let backfill = backfill_once(&meter, &ctx, &mut conn, &identity, &mut gaps);
+                    if cut_short_by_shutdown(backfill, &mut shutdown, &meter.name).await {
+                        break;
+                    }
+                }
                 next = meter.schedule.next_after(started);
             }
             Err(e) => {
@@ -311,7 +364,7 @@ async fn poll_once(
     meter: &MeterSettings,
     ctx: &PollerContext,
     conn: &mut Option<Connection>,
-) -> Result<(), PollError> {
+) -> Result<MeterIdentity, PollError> {
     if conn.is_none() {
         *conn = Some(connect(meter).await?);
     }
@@ -352,7 +405,250 @@ async fn poll_once(
             ctx.new_reading.send_replace(id);
         }
     }
-    Ok(())
+    Ok(reading.meter)
+}
+
+/// Runs a back-fill unless shutdown comes first. A back-fill is one long IR session (weeks of
+/// hours take minutes at 1200 Bd), longer than a service manager waits for a stop: on shutdown
+/// it is dropped, and whatever it had not stored yet is read again at the next start.
+async fn cut_short_by_shutdown(
+    backfill: impl std::future::Future<Output = ()>,
+    shutdown: &mut watch::Receiver<bool>,
+    meter: &str,
+) -> bool {
+    if *shutdown.borrow() {
+        return true;
+    }
+    tokio::select! {
+        () = backfill => false,
+        _ = shutdown.changed() => {
+            info!(meter = %meter, "shutting down: back-fill cut short; the next start reads the rest");
+            true
+        }
+    }
+}
+
+/// Whether a sleep of `mono` (monotonic) took `wall` on the wall clock: more than a minute
+/// more means the host was suspended (or its clock was set forward) meanwhile.
+fn host_slept(mono: Duration, wall: chrono::Duration) -> bool {
+    let mono = chrono::Duration::from_std(mono).unwrap_or(chrono::Duration::MAX);
+    wall - mono > chrono::Duration::seconds(60)
+}
+
+/// Whether a meter keeps a logger the daemon can back-fill from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Loggers {
+    /// Not asked yet.
+    #[default]
+    Unknown,
+    /// The hour logger answered.
+    Hourly,
+    /// Silent to the logger command, or a 66C: never asked again (said once at INFO).
+    None,
+}
+
+/// One meter's back-fill state.
+#[derive(Debug, Default)]
+struct GapState {
+    /// Look for gaps after the next good poll.
+    due: bool,
+    loggers: Loggers,
+    /// The oldest record the hour logger holds (after a read reached it): older hours are not
+    /// asked for again.
+    floor: Option<DateTime<Utc>>,
+}
+
+/// The meter's zone: configured, or the simulator's CET for `sim:` ports, or this host's.
+fn meter_zone(meter: &MeterSettings) -> i32 {
+    if let Some(z) = meter.backfill.zone_standard_offset_min {
+        return z;
+    }
+    if matches!(meter.port, kamstrup_optical::PortSpec::Sim { .. }) {
+        return kamstrup_meter::sim::kmp_loggers::ZONE_STANDARD_OFFSET_MIN;
+    }
+    use chrono::Offset;
+    let year = Utc::now().year();
+    [1, 7]
+        .into_iter()
+        .filter_map(|month| Local.with_ymd_and_hms(year, month, 1, 12, 0, 0).single())
+        .map(|t| t.offset().fix().local_minus_utc() / 60)
+        .min()
+        .unwrap_or(0)
+}
+
+/// Fills the hours without a reading from the meter's hour logger, in this IR session. Never
+/// fails the poll: a failed back-fill is logged and tried again after the next good poll.
+async fn backfill_once(
+    meter: &MeterSettings,
+    ctx: &PollerContext,
+    conn: &mut Option<Connection>,
+    identity: &MeterIdentity,
+    gaps: &mut GapState,
+) {
+    let Some(c) = conn.as_mut() else { return };
+    let Some(meter_id) = c.meter_id else { return };
+    let driver = match &mut c.driver {
+        Driver::Kmp(d) => d,
+        Driver::Mc66c(_) => {
+            // A 66C's loggers are /#6 (day) and /#7 (hour) data sets of several minutes of
+            // IR each; back-filling from them (above a gap threshold) is not implemented.
+            if gaps.loggers != Loggers::None {
+                info!(meter = %meter.name, "no back-fill for a MULTICAL 66C yet (its logger data sets take minutes of IR); gaps stay gaps");
+                set_logger_state(ctx, &meter.name, "not-supported");
+            }
+            gaps.loggers = Loggers::None;
+            gaps.due = false;
+            return;
+        }
+    };
+    if gaps.loggers == Loggers::None {
+        gaps.due = false;
+        return;
+    }
+    let now = Utc::now();
+    let window =
+        chrono::Duration::from_std(meter.backfill.window).unwrap_or(chrono::Duration::days(31));
+    let from = gaps.floor.map_or(now - window, |f| f.max(now - window));
+    let covered = match ctx
+        .db
+        .call(move |s| s.hours_with_readings(meter_id, from, now))
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(meter = %meter.name, error = %e, "back-fill: cannot read the store");
+            return;
+        }
+    };
+    let missing = crate::backfill::missing_hours(from, now, &covered);
+    let Some(&oldest) = missing.first() else {
+        debug!(meter = %meter.name, "back-fill: no gaps");
+        gaps.due = false;
+        return;
+    };
+    let oldest_at = DateTime::from_timestamp(oldest * 3600, 0).unwrap_or(from);
+    info!(meter = %meter.name, hours = missing.len(), since = %oldest_at.format("%Y-%m-%d %H:%M UTC"), "hours without a reading; reading them from the meter's hour logger");
+    let zone = meter_zone(meter);
+    let (read, wall, bytes) = match crate::backfill::read_hours(driver, oldest_at, zone).await {
+        Ok(r) => r,
+        Err(LogError::NoLoggers { .. }) => {
+            info!(meter = %meter.name, "the meter keeps no logger readable over KMP (a MULTICAL 402/602 only answers register reads): no back-fill, polling as usual");
+            gaps.loggers = Loggers::None;
+            gaps.due = false;
+            set_logger_state(ctx, &meter.name, "none");
+            return;
+        }
+        Err(LogError::Empty { .. }) => {
+            info!(meter = %meter.name, "the meter's hour logger holds no record yet");
+            gaps.due = false;
+            return;
+        }
+        Err(e) => {
+            warn!(meter = %meter.name, error = %e, "back-fill from the hour logger failed; trying again after the next good poll");
+            if let LogError::Meter(MeterError::Link(l)) = &e {
+                if l.needs_reopen() {
+                    *conn = None;
+                }
+            }
+            return;
+        }
+    };
+    gaps.loggers = Loggers::Hourly;
+    if let Some(off) = read.clock_offset_s {
+        if off.unsigned_abs() > crate::backfill::CLOCK_WARN.as_secs() {
+            let side = if off > 0 { "ahead of" } else { "behind" };
+            warn!(meter = %meter.name, offset_s = off, "the meter's clock is {} s {side} this host's; logged times are corrected by it, but the meter's own day boundaries are off (set its clock with a service tool)", off.abs());
+        }
+    }
+    if read.reached_oldest {
+        let offset = chrono::Duration::seconds(read.clock_offset_s.unwrap_or(0));
+        gaps.floor = read.rows.first().and_then(|r| r.utc).map(|t| t - offset);
+    }
+    let missing: std::collections::BTreeSet<i64> = missing.into_iter().collect();
+    let plausibility = ctx.plausibility;
+    let identity = identity.clone();
+    let stored = ctx
+        .db
+        .call(move |s| {
+            let mut report = crate::backfill::BackfillReport {
+                missing_hours: missing.len(),
+                records_read: read.rows.len(),
+                requests: read.requests,
+                bytes,
+                pages: read.pages,
+                wall,
+                clock_offset_s: read.clock_offset_s,
+                ..Default::default()
+            };
+            let records = crate::backfill::records_to_store(
+                s,
+                meter_id,
+                &identity,
+                &read,
+                &missing,
+                &plausibility,
+                &mut report,
+            )?;
+            let inserted = s.insert_logged(&records)?;
+            crate::backfill::tally(&mut report, &records, &inserted);
+            Ok(report)
+        })
+        .await;
+    let report = match stored {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(meter = %meter.name, error = %e, "back-fill: storing the logged records failed; trying again after the next good poll");
+            return;
+        }
+    };
+    gaps.due = false;
+    let span = report
+        .span
+        .map(|(a, b)| {
+            format!(
+                "{} – {}",
+                a.format("%Y-%m-%d %H:%M"),
+                b.format("%Y-%m-%d %H:%M UTC")
+            )
+        })
+        .unwrap_or_else(|| "nothing new".into());
+    info!(
+        meter = %meter.name,
+        stored = report.stored,
+        already_stored = report.already_stored,
+        implausible = report.implausible,
+        records_read = report.records_read,
+        still_missing = report.missing_hours.saturating_sub(report.stored),
+        sessions = 1,
+        requests = report.requests,
+        pages = report.pages,
+        bytes = report.bytes,
+        wall_ms = report.wall.as_millis() as u64,
+        clock_offset_s = report.clock_offset_s.unwrap_or(0),
+        "back-fill from the hour logger: {span}"
+    );
+    if report.implausible > 0 {
+        warn!(meter = %meter.name, count = report.implausible, "implausible logged records stored, not delivered");
+    }
+    let now = Utc::now();
+    ctx.status.meter(&meter.name, |s| {
+        let l = s.logger.get_or_insert_with(Default::default);
+        l.state = "hour-logger".into();
+        l.last_backfill = Some(now);
+        l.last_records = report.stored as u64;
+        l.records_total += report.stored as u64;
+        l.clock_offset_s = report.clock_offset_s;
+    });
+    if let Some(id) = report.newest_id {
+        // Sinks read what lies beyond their cursors; the id only has to be new to wake them.
+        ctx.new_reading.send_replace(id);
+    }
+}
+
+fn set_logger_state(ctx: &PollerContext, meter: &str, state: &str) {
+    ctx.status.meter(meter, |s| {
+        s.logger.get_or_insert_with(Default::default).state = state.into();
+    });
 }
 
 /// The first reason any counter of `reading` is implausible against the last good value.
@@ -497,6 +793,41 @@ pub async fn probe(meter: &MeterSettings) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_cuts_a_long_back_fill_short() {
+        let (stop, mut stopped) = watch::channel(false);
+        let long = tokio::time::sleep(Duration::from_secs(300));
+        let stopper = async {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            stop.send(true).unwrap();
+        };
+        let started = tokio::time::Instant::now();
+        let (cut, ()) = tokio::join!(cut_short_by_shutdown(long, &mut stopped, "heat"), stopper);
+        assert!(cut);
+        assert!(started.elapsed() < Duration::from_secs(3));
+        // A back-fill that ends first is not cut.
+        let (_stop, mut idle) = watch::channel(false);
+        assert!(!cut_short_by_shutdown(async {}, &mut idle, "heat").await);
+    }
+
+    #[test]
+    fn a_wall_clock_ahead_of_the_monotonic_clock_means_the_host_slept() {
+        let secs = chrono::Duration::seconds;
+        assert!(!host_slept(Duration::from_secs(900), secs(900)));
+        assert!(
+            !host_slept(Duration::from_secs(900), secs(930)),
+            "jitter, NTP slew"
+        );
+        assert!(
+            host_slept(Duration::from_secs(900), secs(4 * 3600)),
+            "suspended for hours"
+        );
+        assert!(
+            !host_slept(Duration::from_secs(900), secs(-3600)),
+            "clock set back"
+        );
+    }
 
     #[test]
     fn backoff_grows_and_caps() {

@@ -172,6 +172,46 @@ pub fn advice(
     (info, warnings)
 }
 
+/// Requests to read a day of hourly records from a 3-series hour logger: the configuration, the
+/// clock, and pages of the standard registers (with the simulator's reply limit of 256 bytes;
+/// the real limit is undocumented) — the `kamstrup log` benchmark's figure.
+pub const LOGGER_DAY_REQUESTS: u32 = 6;
+
+/// The start-up line of a meter in logger mode: its IR sessions a day for the logger reads and
+/// the light polls, against polling every 15 min.
+pub fn logger_advice(
+    meter: &str,
+    logger_at: &[NaiveTime],
+    light: &Schedule,
+    cost: SessionCost,
+) -> String {
+    let reads = logger_at.len();
+    let per_day_hours = 24 / reads.max(1);
+    let light_line = if logger_at.len() == light.sessions_per_day() as usize
+        && matches!(light, Schedule::At(t) if t.as_slice() == logger_at)
+    {
+        "no light polls".to_string()
+    } else {
+        format!(
+            "light polls {light}: about {:.0} sessions a day",
+            light.sessions_per_day()
+        )
+    };
+    let times: Vec<String> = logger_at
+        .iter()
+        .map(|t| t.format("%H:%M").to_string())
+        .collect();
+    let hours = u32::try_from(per_day_hours).unwrap_or(24);
+    let logger_requests = (LOGGER_DAY_REQUESTS * hours).div_ceil(24).max(3);
+    format!(
+        "meter {meter}: logger mode — the hour logger is read at {} ({reads} IR session(s) a day, \
+         ~{logger_requests} requests each for {per_day_hours} h of records, plus {} per read for \
+         the current values); {light_line}; polling every 15m instead would be 96 sessions a day",
+        times.join(", "),
+        cost.per_read,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +242,29 @@ mod tests {
             at.next_after(evening),
             Local.with_ymd_and_hms(2026, 3, 11, 0, 0, 0).unwrap()
         );
+    }
+
+    #[test]
+    fn logger_mode_advice_counts_both_kinds_of_session() {
+        let cost = SessionCost::kmp(8);
+        let line = logger_advice(
+            "heat",
+            &[t(0, 30), t(12, 30)],
+            &Schedule::Every(Duration::from_secs(3600)),
+            cost,
+        );
+        assert!(
+            line.contains("at 00:30, 12:30 (2 IR session(s) a day"),
+            "{line}"
+        );
+        assert!(
+            line.contains("light polls every 1h: about 24 sessions"),
+            "{line}"
+        );
+        assert!(line.contains("96 sessions a day"), "{line}");
+        let line = logger_advice("heat", &[t(0, 30)], &Schedule::At(vec![t(0, 30)]), cost);
+        assert!(line.contains("no light polls"), "{line}");
+        assert!(line.contains("24 h of records"), "{line}");
     }
 
     #[test]

@@ -44,6 +44,25 @@ pub struct MeterStatus {
     pub failure_streak: u32,
     /// While failing: the same verdict `kamstrup doctor` gives (kind, headline, cause, fix).
     pub verdict: Option<VerdictReport>,
+    /// The meter's loggers and the last back-fill from them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logger: Option<LoggerStatus>,
+}
+
+/// What the daemon knows of a meter's loggers (back-fill).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LoggerStatus {
+    /// `hour-logger`, `none` (the meter keeps no logger readable over KMP), `not-supported`
+    /// (a MULTICAL 66C: its data sets take minutes of IR), `off` (`backfill = "0s"`).
+    pub state: String,
+    /// When the last back-fill read ended.
+    pub last_backfill: Option<DateTime<Utc>>,
+    /// Records stored by it.
+    pub last_records: u64,
+    /// Records stored by back-fills since start.
+    pub records_total: u64,
+    /// Meter clock minus host clock at the last back-fill, seconds.
+    pub clock_offset_s: Option<i64>,
 }
 
 /// One sink's state.

@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 use kamstrup_daemon::db::StoreMemory;
 use kamstrup_daemon::outbox::run_sink;
 use kamstrup_daemon::{Db, StatusHandle};
-use kamstrup_reading::{MeterIdentity, Protocol, Reading, RegisterValue};
+use kamstrup_reading::{MeterIdentity, Protocol, Reading, ReadingSource, RegisterValue};
 use kamstrup_sinks::{CheckLine, Delivered, Delivery, Sink, SinkError, SinkMemory};
-use kamstrup_store::{ReadingId, Store};
+use kamstrup_store::{LoggedRecord, ReadingId, Store};
 use tokio::sync::{broadcast, watch};
 
 /// What the fake sink saw: (reading id, meter name) per delivered reading, per attempt.
@@ -20,22 +20,30 @@ use tokio::sync::{broadcast, watch};
 struct Log {
     attempts: usize,
     delivered: Vec<(i64, String)>,
+    /// Per delivered reading: its id, source and time.
+    sources: Vec<(i64, ReadingSource, DateTime<Utc>)>,
     /// How many more attempts fail.
     fail: usize,
 }
 
 struct Recording {
     delivery: Delivery,
+    accepts_logged: bool,
     log: Arc<Mutex<Log>>,
 }
 
 #[async_trait::async_trait]
 impl Sink for Recording {
     fn name(&self) -> &str {
-        match self.delivery {
-            Delivery::Every => "every",
-            Delivery::Latest => "latest",
+        match (self.delivery, self.accepts_logged) {
+            (Delivery::Every, _) => "every",
+            (Delivery::Latest, false) => "latest",
+            (Delivery::Latest, true) => "latest-with-history",
         }
+    }
+
+    fn accepts_logged(&self) -> bool {
+        self.accepts_logged
     }
 
     fn delivery(&self) -> Delivery {
@@ -54,6 +62,8 @@ impl Sink for Recording {
         }
         for d in batch {
             log.delivered.push((d.id, d.meter_name.to_owned()));
+            log.sources
+                .push((d.id, d.reading.source, d.reading.taken_at));
         }
         Ok(())
     }
@@ -120,12 +130,17 @@ struct Running {
 }
 
 fn start(db: &Db, delivery: Delivery, fail: usize) -> Running {
+    start_sink(db, delivery, false, fail)
+}
+
+fn start_sink(db: &Db, delivery: Delivery, accepts_logged: bool, fail: usize) -> Running {
     let log = Arc::new(Mutex::new(Log {
         fail,
         ..Log::default()
     }));
     let sink = Box::new(Recording {
         delivery,
+        accepts_logged,
         log: log.clone(),
     });
     let status = StatusHandle::default();
@@ -211,6 +226,88 @@ async fn a_state_sink_gets_only_the_newest_reading_of_each_meter() {
     assert_eq!(db.call(|s| s.cursor("latest")).await.unwrap(), ids[3]);
     run.stop.send(true).unwrap();
     run.task.await.unwrap();
+}
+
+/// The store of [`store`] plus, back-filled after it, two hour-log records of "heat" older than
+/// its polls; returns their ids.
+async fn with_backfill(db: &Db) -> Vec<ReadingId> {
+    db.call(|s| {
+        let heat = s.meter_by_serial(1)?.map(|m| m.id).unwrap();
+        let records: Vec<LoggedRecord> = [(1_779_390_000, "84.700"), (1_779_393_600, "84.750")]
+            .into_iter()
+            .map(|(at, energy)| {
+                let mut reading = reading(at, energy);
+                reading.source = ReadingSource::HourLog;
+                LoggedRecord {
+                    meter: heat,
+                    logged_at: reading.taken_at,
+                    reading,
+                    implausible: None,
+                }
+            })
+            .collect();
+        Ok(s.insert_logged(&records)?
+            .into_iter()
+            .map(|i| i.id())
+            .collect())
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn back_filled_records_reach_every_sinks_in_order_and_state_sinks_only_if_they_ask() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, ids) = store(&dir);
+    let logged = with_backfill(&db).await;
+    let every = start_sink(&db, Delivery::Every, false, 0);
+    let latest = start_sink(&db, Delivery::Latest, false, 0);
+    let history = start_sink(&db, Delivery::Latest, true, 0);
+    settle().await;
+
+    // Every: all deliverable readings by id, the logged ones with their own (older) time.
+    let got = every.log.lock().unwrap().sources.clone();
+    let order: Vec<i64> = got.iter().map(|(id, _, _)| *id).collect();
+    assert_eq!(
+        order,
+        vec![ids[0].0, ids[1].0, ids[3].0, logged[0].0, logged[1].0]
+    );
+    assert_eq!(got[3].1, ReadingSource::HourLog);
+    assert_eq!(got[3].2.timestamp(), 1_779_390_000);
+
+    // A state sink that does not take history: only the newest polled reading per meter, and
+    // its cursor moves past the logged records (they are not pending for it).
+    let mut plain = latest.log.lock().unwrap().delivered.clone();
+    plain.sort();
+    assert_eq!(
+        plain,
+        [(ids[1].0, "heat".to_owned()), (ids[3].0, "cold".to_owned())]
+    );
+    assert_eq!(db.call(|s| s.cursor("latest")).await.unwrap(), logged[1]);
+
+    // One that does: the logged records (by meter and time) beside the newest polled ones.
+    let got = history.log.lock().unwrap().sources.clone();
+    let logged_got: Vec<i64> = got
+        .iter()
+        .filter(|(_, src, _)| src.is_logged())
+        .map(|(id, _, _)| *id)
+        .collect();
+    assert_eq!(logged_got, vec![logged[0].0, logged[1].0]);
+    let mut polled: Vec<i64> = got
+        .iter()
+        .filter(|(_, src, _)| src.is_poll())
+        .map(|(id, _, _)| *id)
+        .collect();
+    polled.sort();
+    assert_eq!(polled, vec![ids[1].0, ids[3].0]);
+    assert_eq!(
+        db.call(|s| s.cursor("latest-with-history")).await.unwrap(),
+        logged[1]
+    );
+    for run in [every, latest, history] {
+        run.stop.send(true).unwrap();
+        run.task.await.unwrap();
+    }
 }
 
 #[tokio::test]

@@ -4,7 +4,8 @@
 //! JSON lines, one per reading:
 //! `{"id":1,"taken_at":"2026-05-21T21:46:40Z","meter":"heat","serial":67123456,"model":"MULTICAL 403",
 //! "values":{"heat_energy":84.817,…},"units":{"heat_energy":"GJ",…}}` (exact numbers; date
-//! registers as strings).
+//! registers as strings). A record back-filled from the meter's logger carries its logged time
+//! and `"source":"hour_log"` (`day_log` …); polled readings have no `source` key.
 //!
 //! CSV, one row per register (long format, so the columns never change when registers do), with
 //! a header when the file is new or empty: `taken_at,meter,serial,register,value,unit`.
@@ -13,6 +14,7 @@
 
 use std::path::PathBuf;
 
+use kamstrup_reading::ReadingSource;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use tokio::io::AsyncWriteExt;
@@ -94,6 +96,9 @@ struct JsonLine<'a> {
     serial: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     model: Option<&'a str>,
+    /// Left out for polled readings; `hour_log` … for records back-filled from a logger.
+    #[serde(skip_serializing_if = "ReadingSource::is_poll")]
+    source: ReadingSource,
     values: Values<'a>,
     units: Units<'a>,
 }
@@ -160,6 +165,7 @@ impl FileSink {
                     meter: d.meter_name,
                     serial: d.serial,
                     model: d.model,
+                    source: d.reading.source,
                     values: Values(regs),
                     units: Units(regs),
                 };

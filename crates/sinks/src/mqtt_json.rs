@@ -254,6 +254,12 @@ impl MqttJsonSink {
                 ),
             ));
         }
+        if self.cfg.preset == MqttJsonPreset::Full && d.reading.source.is_logged() {
+            fields.push((
+                "source".to_owned(),
+                Field::Text(d.reading.source.as_str().to_owned()),
+            ));
+        }
         fields.extend(values);
         if self.cfg.preset == MqttJsonPreset::Full {
             fields.push(("units".to_owned(), Field::Map(units)));
@@ -275,7 +281,8 @@ impl Sink for MqttJsonSink {
     }
 
     /// With a timestamp in the payload every reading means something on its own, so a backlog
-    /// is replayed in full; without one (the seed preset) only the newest state matters.
+    /// is replayed in full — records back-filled from the meter's logger too, at their logged
+    /// time, never retained; without one (the seed preset) only the newest polled state matters.
     fn delivery(&self) -> Delivery {
         let timestamped = match (&self.cfg.timestamp_key, self.cfg.preset) {
             (Some(k), _) => !k.is_empty(),
@@ -299,7 +306,8 @@ impl Sink for MqttJsonSink {
                     topic: self.topic(d),
                     payload,
                     qos: self.qos,
-                    retain: self.cfg.retain,
+                    // The retained message is the current state: never an old logged record.
+                    retain: self.cfg.retain && d.reading.source.is_poll(),
                 });
             }
         }
@@ -361,6 +369,26 @@ mod tests {
     async fn full_preset() {
         let s = sink(serde_json::json!({}));
         insta::assert_snapshot!(text(&s, &full_reading()).unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_logged_record_carries_its_time_and_source() {
+        let s = sink(serde_json::json!({"retain": true}));
+        assert_eq!(s.delivery(), Delivery::Every);
+        let mut r = reading_with(vec![reg("heat_energy", "E1", "84.700", "GJ")]);
+        r.source = kamstrup_reading::ReadingSource::HourLog;
+        r.taken_at = chrono::DateTime::from_timestamp(1_779_390_000, 0).unwrap();
+        let text = text(&s, &r).unwrap();
+        assert!(
+            text.contains(
+                r#""taken_at":"2026-05-21T19:00:00Z","source":"hour_log","heat_energy":84.700"#
+            ),
+            "{text}"
+        );
+        // Without timestamps the sink is a state sink and never asks for logged records.
+        let seed = sink(serde_json::json!({"preset": "seed"}));
+        assert_eq!(seed.delivery(), Delivery::Latest);
+        assert!(!seed.accepts_logged());
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use kamstrup_decimal::Decimal;
 use kamstrup_reading::{Reading, RegisterValue, Unit};
 use serde::{Serialize, Serializer};
@@ -93,22 +94,25 @@ pub(crate) fn is_counter(reg: &RegisterValue) -> bool {
 type CounterKey = (u64, String, String);
 
 /// Remembers the last delivered value of every counter (per meter serial, register and unit)
-/// so that a counter that went backwards is dropped instead of delivered. The daemon checks
-/// plausibility too; this is the sinks' own line of defence.
+/// with its time, so that a counter that went backwards is dropped instead of delivered. The
+/// daemon checks plausibility too; this is the sinks' own line of defence. A record back-filled
+/// from the meter's logger that is older than the last delivered value is history, not a step
+/// backwards: it is let through and does not move the bound (a poll is always checked).
 #[derive(Debug, Default)]
 pub(crate) struct CounterGuard {
-    last: HashMap<CounterKey, Decimal>,
+    last: HashMap<CounterKey, (DateTime<Utc>, Decimal)>,
 }
 
 /// Counter values accepted in one delivery attempt, committed only when it succeeded.
 #[derive(Debug, Default)]
 pub(crate) struct CounterUpdates {
-    seen: HashMap<CounterKey, Decimal>,
+    seen: HashMap<CounterKey, (DateTime<Utc>, Decimal)>,
 }
 
 impl CounterGuard {
     /// The registers of `reading` that may be delivered, in order. Counters below the last
-    /// delivered (or earlier in this batch) value are left out with a warning.
+    /// delivered (or earlier in this batch) value of an earlier time are left out with a
+    /// warning.
     pub(crate) fn admit<'r>(
         &self,
         serial: u64,
@@ -120,8 +124,13 @@ impl CounterGuard {
             if is_counter(reg) {
                 let key = (serial, reg.name.clone(), reg.unit.clone());
                 let previous = updates.seen.get(&key).or_else(|| self.last.get(&key));
-                if let Some(prev) = previous {
-                    if reg.value.cmp_value(prev).is_lt() {
+                match previous {
+                    Some((at, _)) if reading.source.is_logged() && reading.taken_at < *at => {
+                        // Older than what was delivered: history, checked by the daemon.
+                        out.push(reg);
+                        continue;
+                    }
+                    Some((_, prev)) if reg.value.cmp_value(prev).is_lt() => {
                         tracing::warn!(
                             serial,
                             register = %reg.name,
@@ -131,8 +140,9 @@ impl CounterGuard {
                         );
                         continue;
                     }
+                    _ => {}
                 }
-                updates.seen.insert(key, reg.value);
+                updates.seen.insert(key, (reading.taken_at, reg.value));
             }
             out.push(reg);
         }
@@ -271,6 +281,32 @@ mod tests {
         let r3 = reading(&[("heat_energy", "10.00", "GJ")]);
         assert_eq!(guard.admit(1, &r3, &mut up).len(), 1);
         assert_eq!(guard.admit(2, &r2, &mut up).len(), 2);
+    }
+
+    #[test]
+    fn guard_lets_older_history_through_without_moving_the_bound() {
+        let mut guard = CounterGuard::default();
+        let mut up = CounterUpdates::default();
+        let now = reading(&[("heat_energy", "10.000", "GJ")]);
+        assert_eq!(guard.admit(1, &now, &mut up).len(), 1);
+        guard.commit(up);
+        // A logged record of an hour earlier with a smaller counter: history, delivered.
+        let mut hour_ago = reading(&[("heat_energy", "9.900", "GJ")]);
+        hour_ago.taken_at -= chrono::Duration::hours(1);
+        let mut up = CounterUpdates::default();
+        assert!(
+            guard.admit(1, &hour_ago, &mut up).is_empty(),
+            "a poll is always checked"
+        );
+        hour_ago.source = kamstrup_reading::ReadingSource::HourLog;
+        let mut up = CounterUpdates::default();
+        assert_eq!(guard.admit(1, &hour_ago, &mut up).len(), 1);
+        guard.commit(up);
+        // The bound is still the newest value: a newer smaller one is dropped.
+        let mut later = reading(&[("heat_energy", "9.950", "GJ")]);
+        later.taken_at += chrono::Duration::hours(1);
+        let mut up = CounterUpdates::default();
+        assert!(guard.admit(1, &later, &mut up).is_empty());
     }
 
     #[test]

@@ -58,6 +58,48 @@ const STATEMENT_CACHE: usize = 64;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ReadingId(pub i64);
 
+/// A period of time, `[from, to)`.
+pub type Span = (DateTime<Utc>, DateTime<Utc>);
+
+/// What storing a reading did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Inserted {
+    /// Stored under this new id.
+    New(ReadingId),
+    /// The same logged record (meter, source, stamp) was stored before, under this id; nothing
+    /// was written.
+    AlreadyStored(ReadingId),
+}
+
+impl Inserted {
+    /// The reading's id, new or old.
+    pub fn id(self) -> ReadingId {
+        match self {
+            Inserted::New(id) | Inserted::AlreadyStored(id) => id,
+        }
+    }
+
+    /// True when a row was written.
+    pub fn is_new(self) -> bool {
+        matches!(self, Inserted::New(_))
+    }
+}
+
+/// A record read from a meter's logger, to be stored with [`Store::insert_logged`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedRecord {
+    /// The meter.
+    pub meter: MeterId,
+    /// The values; `reading.source` says which logger, `reading.taken_at` is the record's
+    /// moment in UTC corrected for the meter clock's offset.
+    pub reading: Reading,
+    /// The record's stamp as the meter's clock wrote it (converted by the meter's zone, not
+    /// corrected): what makes the record unique.
+    pub logged_at: DateTime<Utc>,
+    /// Why the record failed the plausibility check, if it did.
+    pub implausible: Option<String>,
+}
+
 /// The store's id of a meter (stable for a serial number).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MeterId(pub i64);

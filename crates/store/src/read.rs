@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use kamstrup_reading::{MeterIdentity, Reading, RegisterValue};
+use kamstrup_reading::{MeterIdentity, Reading, ReadingSource, RegisterValue};
 use rusqlite::{OptionalExtension, Row};
 
 use crate::codec::{
@@ -13,9 +13,9 @@ use crate::codec::{
 };
 use crate::{MeterId, ReadError, ReadingId, Store, StoreError, StoredReading};
 
-/// Columns 0..=10 of every whole-reading query.
+/// Columns 0..=11 of every whole-reading query.
 const HEADER: &str = "SELECT r.id, r.meter_id, m.name, m.serial, r.taken_at, r.missing,
-        r.implausible, s.protocol, s.port, s.serial, s.meter_type
+        r.implausible, s.protocol, s.port, s.serial, s.meter_type, r.source
     FROM readings r
     JOIN meters m ON m.id = r.meter_id
     JOIN sources s ON s.id = r.source_id";
@@ -35,13 +35,16 @@ fn header(row: &Row<'_>) -> Result<StoredReading, StoreError> {
     let missing: Option<String> = row.get(5)?;
     let protocol: String = row.get(7)?;
     let source_serial: Option<i64> = row.get(9)?;
+    let kind: String = row.get(11)?;
+    let source = ReadingSource::parse(&kind)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown reading source {kind:?}")))?;
     Ok(StoredReading {
         id: ReadingId(row.get(0)?),
         meter: MeterId(row.get(1)?),
         meter_name: row.get(2)?,
         serial: serial_from_sql(row.get(3)?),
         reading: Reading {
-            source: Default::default(),
+            source,
             meter: MeterIdentity {
                 protocol: parse_protocol(&protocol)?,
                 port: row.get(8)?,
@@ -133,7 +136,8 @@ impl Store {
     }
 
     /// The newest (by `taken_at`, then id) deliverable reading of every meter that has one,
-    /// ordered by meter id.
+    /// ordered by meter id — polled or logged: a record back-filled later (bigger id, older
+    /// time) never wins over a newer one. The dashboard's "now".
     pub fn latest_deliverable(&self) -> Result<Vec<StoredReading>, StoreError> {
         let found = self.headers(
             "WHERE r.id = (SELECT l.id FROM readings l
@@ -145,18 +149,32 @@ impl Store {
         self.with_registers(found)
     }
 
-    /// For state-only sinks: per meter, the newest (by `taken_at`, then id) deliverable reading
-    /// among those with id > `cursor`; meters with nothing new are left out. Ordered by meter.
+    /// The newest (by `taken_at`, then id) deliverable *polled* reading of every meter that has
+    /// one, ordered by meter id: what a state sink shows as current.
+    pub fn latest_polled(&self) -> Result<Vec<StoredReading>, StoreError> {
+        let found = self.headers(
+            "WHERE r.id = (SELECT l.id FROM readings l
+                           WHERE l.meter_id = m.id AND l.source = 'poll' AND l.implausible IS NULL
+                           ORDER BY l.taken_at DESC, l.id DESC LIMIT 1)
+             ORDER BY m.id",
+            [],
+        )?;
+        self.with_registers(found)
+    }
+
+    /// For state-only sinks: per meter, the newest (by `taken_at`, then id) deliverable polled
+    /// reading among those with id > `cursor`; meters with nothing new are left out. Ordered by
+    /// meter. Logged (back-filled) records are never "the newest": see [`Store::logged_after`].
     pub fn latest_after(&self, cursor: ReadingId) -> Result<Vec<StoredReading>, StoreError> {
         if cursor.0 <= 0 {
-            return self.latest_deliverable();
+            return self.latest_polled();
         }
         // Scan only the new rows (a rowid range), however long the history is.
         let mut newest: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
         {
             let mut stmt = self.conn.prepare_cached(
                 "SELECT id, meter_id, taken_at FROM readings
-                 WHERE id > ?1 AND +implausible IS NULL ORDER BY id",
+                 WHERE id > ?1 AND +implausible IS NULL AND +source = 'poll' ORDER BY id",
             )?;
             let mut rows = stmt.query([cursor.0])?;
             while let Some(row) = rows.next()? {
@@ -170,6 +188,94 @@ impl Store {
         let mut out = Vec::with_capacity(newest.len());
         for (_, id) in newest.into_values() {
             out.extend(self.reading(ReadingId(id))?);
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` deliverable logged (back-filled) records with id > `cursor`, ordered by
+    /// meter, then time: the history a state sink that accepts logged records gets beside the
+    /// newest polled reading.
+    pub fn logged_after(
+        &self,
+        cursor: ReadingId,
+        limit: usize,
+    ) -> Result<Vec<StoredReading>, StoreError> {
+        let found = self.headers(
+            "WHERE r.id IN (SELECT id FROM readings
+                            WHERE id > ?1 AND +implausible IS NULL AND +source <> 'poll'
+                            ORDER BY id LIMIT ?2)
+             ORDER BY r.meter_id, r.taken_at, r.id",
+            rusqlite::params![cursor.0, limit_to_sql(limit)],
+        )?;
+        self.with_registers(found)
+    }
+
+    /// The time of a meter's newest reading of this source (flagged ones included: they were
+    /// read, so that time is not a gap).
+    pub fn newest_of_source(
+        &self,
+        meter: MeterId,
+        source: ReadingSource,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let ms: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT MAX(taken_at) FROM readings WHERE meter_id = ?1 AND source = ?2",
+            )?
+            .query_row(rusqlite::params![meter.0, source.as_str()], |row| {
+                row.get(0)
+            })?;
+        ms.map(from_ms).transpose()
+    }
+
+    /// The periods in `[from, to)` whose readings of this meter were back-filled from its
+    /// loggers, as `[first record, last record + 1 h)` runs of records at most 65 min apart
+    /// (for the dashboard to mark them). Deliverable records only.
+    pub fn logged_spans(
+        &self,
+        meter: MeterId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<crate::Span>, StoreError> {
+        const JOIN_MS: i64 = 65 * 60_000;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT taken_at FROM readings
+             WHERE meter_id = ?1 AND source <> 'poll' AND taken_at >= ?2 AND taken_at < ?3
+               AND implausible IS NULL
+             ORDER BY taken_at",
+        )?;
+        let mut rows = stmt.query(rusqlite::params![meter.0, to_ms(from), to_ms(to)])?;
+        let mut spans: Vec<(i64, i64)> = Vec::new();
+        while let Some(row) = rows.next()? {
+            let t: i64 = row.get(0)?;
+            match spans.last_mut() {
+                Some((_, end)) if t - *end <= JOIN_MS => *end = t,
+                _ => spans.push((t, t)),
+            }
+        }
+        spans
+            .into_iter()
+            .map(|(a, b)| Ok((from_ms(a)?, from_ms((b + 3_600_000).min(to_ms(to)))?)))
+            .collect()
+    }
+
+    /// The UTC hours (start of each, as unix hours) in `[from, to)` that already hold a
+    /// reading of this meter — polled or logged, flagged or not: gap detection looks for the
+    /// hours not in this set.
+    pub fn hours_with_readings(
+        &self,
+        meter: MeterId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<std::collections::BTreeSet<i64>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT taken_at / 3600000 FROM readings
+             WHERE meter_id = ?1 AND taken_at >= ?2 AND taken_at < ?3",
+        )?;
+        let mut rows = stmt.query(rusqlite::params![meter.0, to_ms(from), to_ms(to)])?;
+        let mut out = std::collections::BTreeSet::new();
+        while let Some(row) = rows.next()? {
+            out.insert(row.get::<_, i64>(0)?);
         }
         Ok(out)
     }

@@ -9,6 +9,7 @@ use crate::StoreError;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_sink_memory.sql"),
+    include_str!("../migrations/0003_reading_source.sql"),
 ];
 
 /// The schema version this build writes and reads.

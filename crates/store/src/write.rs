@@ -8,7 +8,7 @@ use kamstrup_reading::{MeterIdentity, Reading, RegisterValue};
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::codec::{decimal_to_sql, missing_to_sql, protocol_text, serial_to_sql, to_ms};
-use crate::{MeterId, ReadingId, Store, StoreError};
+use crate::{Inserted, LoggedRecord, MeterId, ReadingId, Store, StoreError};
 
 /// Longest error message kept; a multi-kilobyte hex dump belongs in the log, not the table.
 const MAX_ERROR_MESSAGE: usize = 2048;
@@ -151,22 +151,45 @@ fn insert_one(
     caches: &mut Caches,
     meter: MeterId,
     reading: &Reading,
+    logged_at: Option<DateTime<Utc>>,
     implausible: Option<&str>,
-) -> Result<ReadingId, StoreError> {
+) -> Result<Inserted, StoreError> {
     caches.check_meter(tx, meter)?;
     let source = caches.source(tx, &reading.meter)?;
     let taken_at = to_ms(reading.taken_at);
-    tx.prepare_cached(
-        "INSERT INTO readings (meter_id, source_id, taken_at, missing, implausible)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(rusqlite::params![
-        meter.0,
-        source,
-        taken_at,
-        missing_to_sql(&reading.missing),
-        implausible
-    ])?;
+    let kind = reading.source.as_str();
+    // A logged record's identity is its own stamp; without one given, its taken_at.
+    let logged_at = reading
+        .source
+        .is_logged()
+        .then(|| to_ms(logged_at.unwrap_or(reading.taken_at)));
+    let added = tx
+        .prepare_cached(
+            "INSERT INTO readings (meter_id, source_id, taken_at, missing, implausible, source, logged_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT DO NOTHING",
+        )?
+        .execute(rusqlite::params![
+            meter.0,
+            source,
+            taken_at,
+            missing_to_sql(&reading.missing),
+            implausible,
+            kind,
+            logged_at
+        ])?;
+    if added == 0 {
+        let existing: i64 = tx
+            .prepare_cached(
+                "SELECT id FROM readings WHERE meter_id = ?1 AND source = ?2
+                 AND (logged_at = ?3 OR taken_at = ?4) LIMIT 1",
+            )?
+            .query_row(
+                rusqlite::params![meter.0, kind, logged_at, taken_at],
+                |row| row.get(0),
+            )?;
+        return Ok(Inserted::AlreadyStored(ReadingId(existing)));
+    }
     let id = tx.last_insert_rowid();
     let deliverable = implausible.is_none();
     let mut insert = tx.prepare_cached(
@@ -190,11 +213,13 @@ fn insert_one(
             v.text
         ])?;
     }
-    Ok(ReadingId(id))
+    Ok(Inserted::New(ReadingId(id)))
 }
 
 impl Store {
-    /// Stores one reading in one transaction, committed when this returns. `implausible` is
+    /// Stores one reading in one transaction, committed when this returns. A logged record
+    /// (`reading.source` not `Poll`) that is already stored is not stored again: the id of the
+    /// stored one is returned (see [`Store::insert_logged`] to tell the two apart). `implausible` is
     /// the reason when the daemon's plausibility check failed: such a reading is kept for the
     /// record but never delivered to a sink. Fails (storing nothing) for an unknown meter or a
     /// value whose mantissa does not fit 64 bits.
@@ -209,9 +234,9 @@ impl Store {
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let id = insert_one(&tx, &mut self.caches, meter, reading, implausible)?;
+            let id = insert_one(&tx, &mut self.caches, meter, reading, None, implausible)?;
             tx.commit()?;
-            Ok(id)
+            Ok(id.id())
         })();
         if result.is_err() {
             self.caches.clear();
@@ -231,16 +256,51 @@ impl Store {
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut ids = Vec::with_capacity(items.len());
             for (meter, reading, implausible) in items {
-                ids.push(insert_one(
-                    &tx,
-                    &mut self.caches,
-                    *meter,
-                    reading,
-                    implausible.as_deref(),
-                )?);
+                ids.push(
+                    insert_one(
+                        &tx,
+                        &mut self.caches,
+                        *meter,
+                        reading,
+                        None,
+                        implausible.as_deref(),
+                    )?
+                    .id(),
+                );
             }
             tx.commit()?;
             Ok(ids)
+        })();
+        if result.is_err() {
+            self.caches.clear();
+        }
+        result
+    }
+
+    /// Stores records back-filled from a meter's loggers in one transaction (all or nothing),
+    /// each with its own stamp by the meter's clock (`logged_at`, its identity; `taken_at` is
+    /// that stamp corrected for the meter clock's offset). A record already stored — same
+    /// meter, source and stamp or time — is skipped and reported as
+    /// [`Inserted::AlreadyStored`], never an error and never a second row.
+    pub fn insert_logged(&mut self, items: &[LoggedRecord]) -> Result<Vec<Inserted>, StoreError> {
+        self.writable()?;
+        let result = (|| {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                out.push(insert_one(
+                    &tx,
+                    &mut self.caches,
+                    item.meter,
+                    &item.reading,
+                    Some(item.logged_at),
+                    item.implausible.as_deref(),
+                )?);
+            }
+            tx.commit()?;
+            Ok(out)
         })();
         if result.is_err() {
             self.caches.clear();

@@ -18,7 +18,7 @@ const RANGES = {
 };
 
 // Energy bars: how many buckets to show.
-const PERIODS = { day: 30, week: 26, month: 12 };
+const PERIODS = { hour: 48, day: 30, week: 26, month: 12 };
 
 // The order of the tiles; what each register is called comes with the values (`label`, the
 // server's one label table).
@@ -241,7 +241,7 @@ function gapLimit(points) {
 }
 
 // series: [{ name, cls, points: [{ t, v, lo, hi, text }] }]; draws lines over [from, to).
-function drawLines(container, { series, from, to, unit }) {
+function drawLines(container, { series, from, to, unit, backfilled = [] }) {
   const all = series.flatMap((s) => s.points);
   if (!all.length) {
     noData(container, "No values in this range yet");
@@ -271,6 +271,14 @@ function drawLines(container, { series, from, to, unit }) {
     text(svg("text", { x, y: f.height - 8, "text-anchor": "middle" }, root), tick.label);
   }
   svg("line", { class: "axis", x1: f.m.l, x2: f.width - f.m.r, y1: f.m.t + f.ph, y2: f.m.t + f.ph }, root);
+  // Periods filled from the meter's own logger (the bridge was off): shaded, with a tooltip.
+  for (const span of backfilled) {
+    const a = Math.max(sx(span.from), f.m.l);
+    const b = Math.min(sx(span.to), f.width - f.m.r);
+    if (b <= a) continue;
+    const rect = svg("rect", { class: "backfill-band", x: a, y: f.m.t, width: b - a, height: f.ph }, root);
+    text(svg("title", {}, rect), `back-filled from the meter's logger: ${stamp(new Date(span.from).toISOString())} – ${stamp(new Date(span.to).toISOString())}`);
+  }
   for (const s of series) {
     const limit = gapLimit(s.points);
     const segments = [];
@@ -352,6 +360,10 @@ function nearest(points, t) {
 // UTC bucket arithmetic, as the server's buckets are UTC calendar days, ISO weeks and months.
 function bucketStart(t, bucket) {
   const d = new Date(t);
+  if (bucket === "hour") {
+    d.setUTCMinutes(0, 0, 0);
+    return d.getTime();
+  }
   d.setUTCHours(0, 0, 0, 0);
   if (bucket === "week") d.setUTCDate(d.getUTCDate() - ((d.getUTCDay() + 6) % 7));
   if (bucket === "month") d.setUTCDate(1);
@@ -360,7 +372,8 @@ function bucketStart(t, bucket) {
 
 function nextBucket(t, bucket) {
   const d = new Date(t);
-  if (bucket === "day") d.setUTCDate(d.getUTCDate() + 1);
+  if (bucket === "hour") d.setUTCHours(d.getUTCHours() + 1);
+  else if (bucket === "day") d.setUTCDate(d.getUTCDate() + 1);
   else if (bucket === "week") d.setUTCDate(d.getUTCDate() + 7);
   else d.setUTCMonth(d.getUTCMonth() + 1);
   return d.getTime();
@@ -368,6 +381,7 @@ function nextBucket(t, bucket) {
 
 function bucketLabel(t, bucket) {
   const d = new Date(t);
+  if (bucket === "hour") return hhmm(t);
   if (bucket === "month") {
     return d.getUTCMonth() === 0 ? String(d.getUTCFullYear()) : monthUtcFmt.format(d);
   }
@@ -376,6 +390,7 @@ function bucketLabel(t, bucket) {
 
 function bucketTitle(t, bucket) {
   const d = new Date(t);
+  if (bucket === "hour") return `${stamp(d.toISOString())} – ${hhmm(nextBucket(t, bucket))}`;
   if (bucket === "day") return `${weekdayUtcFmt.format(d)} ${d.getUTCDate()} ${monthUtcFmt.format(d)} ${d.getUTCFullYear()}`;
   if (bucket === "week") return `week of ${d.getUTCDate()} ${monthUtcFmt.format(d)} ${d.getUTCFullYear()}`;
   return `${monthUtcFmt.format(d)} ${d.getUTCFullYear()}`;
@@ -383,7 +398,13 @@ function bucketTitle(t, bucket) {
 
 // points: [{ t, v, text }] per bucket start, over the buckets from `from` to `now` (the newest
 // is still filling); buckets without data stay empty.
-function drawBars(container, { points, bucket, unit, from, now }) {
+// An hour's start as local HH:MM.
+function hhmm(t) {
+  const d = new Date(t);
+  return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
+}
+
+function drawBars(container, { points, bucket, unit, from, now, backfilled = [] }) {
   if (!points.length) {
     noData(container, "No energy use recorded in this range yet");
     return false;
@@ -413,13 +434,16 @@ function drawBars(container, { points, bucket, unit, from, now }) {
     const gap = Math.min(6, (x1 - x0) * 0.22);
     const top = sy(Math.max(p.v, 0));
     const current = nextBucket(p.t, bucket) > now;
+    // A bar whose bucket lies in a period filled from the meter's logger is marked.
+    const logged = backfilled.some((span) => span.from < nextBucket(p.t, bucket) && span.to > p.t);
     const bar = svg("rect", {
-      class: current ? "bar current" : "bar",
+      class: `bar${current ? " current" : ""}${logged ? " backfilled" : ""}`,
       x: (x0 + gap / 2).toFixed(1), y: top.toFixed(1),
       width: Math.max(1, x1 - x0 - gap).toFixed(1), height: Math.max(0, f.m.t + f.ph - top).toFixed(1),
       rx: Math.min(3, (x1 - x0 - gap) / 3).toFixed(1),
     }, root);
     const lines = [bucketTitle(p.t, bucket), `${p.text} ${unit}${current ? " (so far)" : ""}`];
+    if (logged) lines.push("back-filled from the meter's logger");
     bar.addEventListener("pointermove", (event) => tooltip.show(event.clientX, event.clientY, lines));
     bar.addEventListener("pointerleave", () => tooltip.hide());
     if ((points.length - 1 - i) % every === 0) {
@@ -508,7 +532,7 @@ function renderHead(meter) {
   const data = meter.data;
   const s = meter.section;
   text($(".m-name", s), data.name);
-  const ident = [data.model, `serial ${data.serial}`, data.protocol.toUpperCase(), data.port].filter(Boolean);
+  const ident = [data.model, `serial ${data.serial}`, data.protocol.toUpperCase(), data.port, loggerText(data.status)].filter(Boolean);
   text($(".m-ident", s), ident.join(" · "));
   const badge = $(".m-info", s);
   if (!data.info) {
@@ -523,6 +547,20 @@ function renderHead(meter) {
   }
   updateAge(meter);
   renderVerdict($(".m-verdict", s), data.status, data.latest ? data.latest.taken_at : null);
+}
+
+// The meter's loggers as the daemon knows them: last back-fill and the meter clock's offset.
+function loggerText(status) {
+  const l = status && status.logger;
+  if (!l) return null;
+  if (l.state === "none") return "no logger readable";
+  if (l.state === "not-supported") return "no back-fill (66C)";
+  if (l.state === "off") return "back-fill off";
+  if (!l.last_backfill) return "hour logger";
+  const clock = l.clock_offset_s === null || l.clock_offset_s === undefined
+    ? ""
+    : `, meter clock ${l.clock_offset_s >= 0 ? "+" : ""}${l.clock_offset_s} s`;
+  return `hour logger: ${l.last_records} h back-filled ${ago((Date.now() - Date.parse(l.last_backfill)) / 1000)}${clock}`;
 }
 
 // A failing meter: streak, last good read and the daemon's verdict with cause and fix.
@@ -584,7 +622,7 @@ function updateAge(meter) {
   node.classList.toggle("stale", Boolean(failing));
   node.textContent = failing
     ? `read ${ago(age)} · last read failed: ${status.last_error.kind}`
-    : `read ${ago(age)}${status.schedule ? ` · ${status.schedule}` : ""}`;
+    : `read ${ago(age)}${data.latest.source && data.latest.source !== "poll" ? " (back-filled from the meter's logger)" : ""}${status.schedule ? ` · ${status.schedule}` : ""}`;
   node.title = stamp(data.latest.taken_at);
 }
 
@@ -617,10 +655,16 @@ function toPoints(body) {
   });
 }
 
+// The back-filled periods of a readings body, as times.
+function spans(body) {
+  return ((body && body.backfilled) || []).map((s) => ({ from: Date.parse(s.from), to: Date.parse(s.to) }));
+}
+
 function energyFrom(now, per) {
   const d = new Date(now);
   const n = PERIODS[per] - 1;
-  if (per === "day") d.setUTCDate(d.getUTCDate() - n);
+  if (per === "hour") d.setUTCHours(d.getUTCHours() - n, 0, 0, 0);
+  else if (per === "day") d.setUTCDate(d.getUTCDate() - n);
   else if (per === "week") d.setUTCDate(d.getUTCDate() - 7 * n);
   else d.setUTCMonth(d.getUTCMonth() - n, 1);
   return d.getTime();
@@ -658,7 +702,10 @@ function drawCharts(meter) {
   if (b.energy) {
     expected++;
     text($(".m-energy-unit", s), unitOf(b.energy));
-    const bars = { points: toPoints(b.energy), bucket: c.per, unit: unitOf(b.energy), from: c.energyFrom, now: c.now };
+    const bars = {
+      points: toPoints(b.energy), bucket: c.per, unit: unitOf(b.energy), from: c.energyFrom, now: c.now,
+      backfilled: spans(b.energy),
+    };
     if (drawBars($(".m-energy", s), bars)) drawn++;
   } else {
     noData($(".m-energy", s), "This meter reports no heat energy");
@@ -668,7 +715,8 @@ function drawCharts(meter) {
   if (b.t2) temps.push({ name: "T2", cls: "s-t2", points: toPoints(b.t2) });
   if (temps.length) {
     expected++;
-    if (drawLines($(".m-temps", s), { series: temps, from: c.from, to: c.to, unit: "°C" })) drawn++;
+    const backfilled = spans(b.t1 || b.t2);
+    if (drawLines($(".m-temps", s), { series: temps, from: c.from, to: c.to, unit: "°C", backfilled })) drawn++;
   } else {
     noData($(".m-temps", s), "This meter reports no temperatures");
   }
@@ -682,7 +730,7 @@ function drawCharts(meter) {
     expected++;
     text($(`.m-${key}-unit`, s), unitOf(body));
     const series = [{ name: labelOf(meter.data, key), cls: `s-${key}`, points: toPoints(body) }];
-    if (drawLines(box, { series, from: c.from, to: c.to, unit: unitOf(body) })) drawn++;
+    if (drawLines(box, { series, from: c.from, to: c.to, unit: unitOf(body), backfilled: spans(body) })) drawn++;
   }
   meter.drawn = drawn;
   meter.expected = expected;

@@ -50,6 +50,8 @@ struct LatestJson {
     reading_id: i64,
     taken_at: DateTime<Utc>,
     age_seconds: f64,
+    /// `poll`, or the logger a back-filled record came from (`hour_log` …).
+    source: kamstrup_reading::ReadingSource,
     values: Vec<ValueJson>,
     missing: Vec<u16>,
 }
@@ -99,6 +101,7 @@ fn meter_json(
             reading_id: stored.id.0,
             taken_at: r.taken_at,
             age_seconds: age.max(0.0),
+            source: r.source,
             values: r
                 .registers
                 .iter()
@@ -230,6 +233,15 @@ struct ReadingsBody {
     bucket: Option<Bucket>,
     mode: &'static str,
     points: Vec<Point>,
+    /// Periods of the range whose readings were back-filled from the meter's own logger.
+    backfilled: Vec<Span>,
+}
+
+/// A period of time.
+#[derive(Serialize)]
+struct Span {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
 }
 
 pub(crate) async fn readings(
@@ -281,6 +293,11 @@ pub(crate) async fn readings(
                 bucket: q.bucket,
                 mode: mode.as_str(),
                 points,
+                backfilled: store
+                    .logged_spans(meter.id, q.from, q.to)?
+                    .into_iter()
+                    .map(|(from, to)| Span { from, to })
+                    .collect(),
             })
         })
         .await?;

@@ -867,3 +867,65 @@ async fn clients_outside_web_allow_are_refused() {
     let (status, _, body) = served.get("/api/meters").await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test]
+async fn back_filled_periods_are_marked_and_the_newest_polled_value_stays_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kamstrup.db");
+    let (heat, _) = seed(&path);
+    {
+        // Three hours before the polls began, back-filled later from the meter's hour logger.
+        let mut store = Store::open(&path).unwrap();
+        let records: Vec<kamstrup_store::LoggedRecord> = (1..=3)
+            .map(|h| {
+                let mut reading = heat_reading(0);
+                reading.taken_at = start() - Duration::hours(4 - h);
+                reading.source = kamstrup_reading::ReadingSource::HourLog;
+                kamstrup_store::LoggedRecord {
+                    meter: heat,
+                    logged_at: reading.taken_at,
+                    reading,
+                    implausible: None,
+                }
+            })
+            .collect();
+        assert!(store
+            .insert_logged(&records)
+            .unwrap()
+            .iter()
+            .all(|i| i.is_new()));
+    }
+    let server = Server::on(dir, path).await;
+    let (status, body) = server
+        .json(&format!(
+            "/api/meters/{HEAT}/readings?register=t1&from=2026-03-01T18:00:00Z&to=2026-03-02T06:00:00Z"
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["backfilled"],
+        json!([{ "from": "2026-03-01T21:00:00Z", "to": "2026-03-02T00:00:00Z" }])
+    );
+    let (_, body) = server
+        .json(&format!(
+            "/api/meters/{HEAT}/readings?register=t1&from=2026-03-03T00:00:00Z&to=2026-03-04T00:00:00Z"
+        ))
+        .await;
+    assert_eq!(body["backfilled"], json!([]));
+    // "Now" is still the newest polled reading, not the records stored after it.
+    let (_, meters) = server.json("/api/meters").await;
+    let heat_json = meters["meters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["serial"].as_str().and_then(|s| s.parse::<u64>().ok()) == Some(HEAT))
+        .unwrap()
+        .clone();
+    assert_eq!(heat_json["latest"]["source"], "poll");
+    assert_eq!(
+        heat_json["latest"]["taken_at"],
+        (start() + Duration::minutes(15 * (DAYS * PER_DAY - 1)))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    server.stop().await;
+}

@@ -94,6 +94,7 @@ fn meters(interval: Duration) -> Result<Vec<MeterSettings>, String> {
             baud: None,
             timeout: Duration::from_secs(2),
             program: None,
+            backfill: kamstrup_daemon::Backfill::OFF,
         },
         MeterSettings {
             name: "old-heat".into(),
@@ -104,6 +105,7 @@ fn meters(interval: Duration) -> Result<Vec<MeterSettings>, String> {
             baud: None,
             timeout: Duration::from_secs(2),
             program: None,
+            backfill: kamstrup_daemon::Backfill::OFF,
         },
     ])
 }

@@ -167,7 +167,7 @@ fn export(
     match format {
         ExportFormat::Csv => writeln!(
             out,
-            "taken_at,meter,serial,id,register,value,unit,derived,implausible"
+            "taken_at,meter,serial,id,register,value,unit,derived,implausible,source"
         )
         .map_err(|e| e.to_string())?,
         ExportFormat::Json => write!(out, "[").map_err(|e| e.to_string())?,
@@ -179,7 +179,7 @@ fn export(
                 for v in &r.reading.registers {
                     writeln!(
                         out,
-                        "{},{},{},{},{},{},{},{},{}",
+                        "{},{},{},{},{},{},{},{},{},{}",
                         r.reading.taken_at.to_rfc3339(),
                         csv_field(&r.meter_name),
                         r.serial,
@@ -188,7 +188,8 @@ fn export(
                         v.value,
                         csv_field(&v.unit),
                         v.derived,
-                        csv_field(r.implausible.as_deref().unwrap_or(""))
+                        csv_field(r.implausible.as_deref().unwrap_or("")),
+                        r.reading.source
                     )
                     .map_err(io)?;
                 }

@@ -6,6 +6,7 @@
 mod harness;
 
 mod addon;
+mod backfill;
 mod daemon;
 mod demo;
 mod doctor;

@@ -6,8 +6,6 @@
 //! logged times. A gap made while the daemon is stopped is filled at the next start, nothing
 //! duplicated.
 
-#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -20,7 +18,8 @@ use kamstrup_meter::Protocol;
 use kamstrup_store::{ReadingId, Store, StoredReading};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kamstrup");
+use super::harness::BIN;
+
 const HOUR_MS: i64 = 3_600_000;
 const WINDOW_H: i64 = 48;
 

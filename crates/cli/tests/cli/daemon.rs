@@ -12,26 +12,6 @@ use std::time::{Duration, Instant};
 use kamstrup_store::{ReadingId, Store};
 use serde_json::Value;
 
-/// A child process killed when dropped.
-
-impl Proc {
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.0.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "did not stop within 10 s of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
 /// Starts `kamstrup simulate` and returns it with the port to configure.
 fn simulator(args: &[&str], dir: &Path) -> (Proc, String) {
     let mut cmd = Command::new(BIN);

@@ -24,6 +24,25 @@ impl Drop for Proc {
     }
 }
 
+impl Proc {
+    /// Sends SIGTERM and waits (at most 10 s) for the process to stop.
+    pub(crate) fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.0.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "did not stop within 10 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 /// Runs `kamstrup` with its own empty cache folder (the 66C program cache), so no test reads or
 /// writes the user's `~/.cache`.
 pub(crate) fn kamstrup(args: &[&str]) -> Output {

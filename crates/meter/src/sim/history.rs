@@ -369,4 +369,44 @@ mod tests {
         let err = kmp_history(KmpModel::Multical403, &STANDARD, "sim:x", &spec(400)).unwrap_err();
         assert!(matches!(err, HistoryError::TooLong { .. }), "{err}");
     }
+
+    /// The demo's seeded history and the meter's hour logger are one function of time: at the
+    /// moment each hour record was written, the history's counters are the logged ones.
+    #[test]
+    fn the_seeded_history_agrees_with_the_hour_logger() {
+        use kamstrup_kmp::LoggerType;
+        let model = KmpModel::Multical403;
+        let logger = model.logger(LoggerType::Hourly).unwrap();
+        let now: DateTime<Utc> = "2026-11-30T10:30:00Z".parse().unwrap();
+        let newest = model.newest_record_id(logger, now);
+        for id in newest - 24..newest {
+            let written = model.record_written_at(logger, id).unwrap();
+            let record = model.logged_record(logger, id, &[60, 68]).unwrap();
+            let history = kmp_history(
+                model,
+                &[60, 68],
+                "sim:multical-403",
+                &HistorySpec {
+                    end: written + chrono::Duration::seconds(60),
+                    span: Duration::from_secs(120),
+                    step: Duration::from_secs(1),
+                },
+            )
+            .unwrap();
+            let reading = history.iter().find(|r| r.taken_at == written).unwrap();
+            for reg in [60u16, 68] {
+                let logged = &record.get(reg).unwrap().value;
+                let seeded = &reading
+                    .registers
+                    .iter()
+                    .find(|v| v.id == reg)
+                    .unwrap()
+                    .value;
+                assert!(
+                    logged.eq_value(seeded),
+                    "record {id} register {reg}: {logged} vs {seeded}"
+                );
+            }
+        }
+    }
 }

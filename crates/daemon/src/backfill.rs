@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use kamstrup_decimal::Decimal;
-use kamstrup_kmp::LoggerType;
-use kamstrup_meter::{KmpMeter, LogError, LogQuery, LogRead, MeterIdentity, Reading, Selection};
+use kamstrup_meter::{
+    KmpMeter, LogError, LogQuery, LogRead, LoggerType, MeterIdentity, Reading, Selection,
+};
 use kamstrup_reading::ReadingSource;
 use kamstrup_store::{Inserted, LoggedRecord, MeterId, ReadingId, Store, StoreError};
 

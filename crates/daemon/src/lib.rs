@@ -15,7 +15,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kamstrup_optical::PortSpec;
+use kamstrup_meter::PortSpec;
 use kamstrup_sinks::Sink;
 use kamstrup_store::{ReadingId, Store};
 use tokio::sync::{broadcast, watch};
@@ -56,7 +56,7 @@ pub struct MeterSettings {
     /// First-byte timeout.
     pub timeout: Duration,
     /// 66C program number (A-B-CCC), when given; validated by the config.
-    pub program: Option<kamstrup_mc66c::ProgramNumber>,
+    pub program: Option<kamstrup_meter::ProgramNumber>,
     /// Filling gaps from the meter's own loggers.
     pub backfill: Backfill,
 }

@@ -9,7 +9,7 @@ use kamstrup_meter::{
     open_port, KmpMeter, KmpOptions, LogError, Mc66cMeter, Mc66cOptions, MeterError, MeterIdentity,
     OpenError, Reading, RegisterValue, Verdict,
 };
-use kamstrup_optical::{LineSettings, Timeouts};
+use kamstrup_meter::{LineSettings, Timeouts};
 use kamstrup_store::{MeterId, ReadingId};
 use tokio::sync::{broadcast, watch};
 use tracing::{debug, info, warn};
@@ -315,9 +315,7 @@ async fn connect(meter: &MeterSettings) -> Result<Connection, PollError> {
     // A human model name only where it is known for sure (a simulator the user named); the
     // type code's mapping to models is not public, so it stays the raw hw version.
     let human = match &meter.port {
-        kamstrup_optical::PortSpec::Sim { model } => {
-            kamstrup_reading::ModelText::of_simulator(model)
-        }
+        kamstrup_meter::PortSpec::Sim { model } => kamstrup_reading::ModelText::of_simulator(model),
         _ => None,
     };
     let model = kamstrup_reading::ModelText::compose(human.as_deref(), hw.as_deref());
@@ -463,7 +461,7 @@ fn meter_zone(meter: &MeterSettings) -> i32 {
     if let Some(z) = meter.backfill.zone_standard_offset_min {
         return z;
     }
-    if matches!(meter.port, kamstrup_optical::PortSpec::Sim { .. }) {
+    if matches!(meter.port, kamstrup_meter::PortSpec::Sim { .. }) {
         return kamstrup_meter::sim::kmp_loggers::ZONE_STANDARD_OFFSET_MIN;
     }
     use chrono::Offset;

@@ -19,10 +19,16 @@ pub use kamstrup_reading as reading;
 
 use std::time::Duration;
 
-use kamstrup_optical::{LineSettings, Link, LinkError, PortSpec};
+use kamstrup_optical::{Link, LinkError};
 
 pub use diagnose::{Verdict, VerdictReport};
 pub use error::MeterError;
+/// The protocol types that are part of this crate's API (a log query's logger, a 66C's program).
+pub use kamstrup_kmp::LoggerType;
+pub use kamstrup_mc66c::ProgramNumber;
+/// What a meter is opened with: the port as the user wrote it, the line settings and timeouts.
+/// Re-exported so that the layers above reach links only through this crate.
+pub use kamstrup_optical::{LineSettings, PortSpec, Timeouts};
 pub use kmp_driver::{DriverStats, KmpMeter, KmpOptions};
 pub use kmp_logger::{LogError, LogQuery, LogRead, LogRow, Selection};
 pub use kmp_logger_module::{ModuleLogError, ModuleLogQuery, ModuleLogRead, ModuleProbe};

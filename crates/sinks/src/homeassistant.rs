@@ -565,6 +565,8 @@ pub struct HomeAssistantSink {
     health: HashMap<u64, Health>,
     /// How long a delivery waits for the retained configs of a new connection.
     sync_wait: Duration,
+    /// Built for `kamstrup check`: publishes no "offline" at the end.
+    probe: bool,
     /// Long-term statistics for logged records, when configured.
     statistics: Option<StatisticsImporter>,
 }
@@ -618,8 +620,10 @@ impl HomeAssistantSink {
             base_prefix: format!("{}/", cfg.base_topic),
             delay: cfg.republish_delay,
         };
-        let will = LastWill::new(bridge_topic, "offline", QoS::AtLeastOnce, true);
-        let link = MqttLink::start(settings, "ha", Some(will), Box::new(hooks));
+        // A check must not mark a running daemon's entities unavailable: no will, no "offline".
+        let will = (!settings.probe)
+            .then(|| LastWill::new(bridge_topic, "offline", QoS::AtLeastOnce, true));
+        let link = MqttLink::start(settings, "ha", will, Box::new(hooks));
         Ok(HomeAssistantSink {
             cfg: cfg.clone(),
             link,
@@ -631,6 +635,7 @@ impl HomeAssistantSink {
             health: HashMap::new(),
             sync_wait: settings.timeout,
             statistics,
+            probe: settings.probe,
         })
     }
 
@@ -1265,9 +1270,12 @@ impl Sink for HomeAssistantSink {
 
     async fn shutdown(&mut self) {
         let bridge = format!("{}/status", self.cfg.base_topic);
-        self.link
-            .close(vec![OutMsg::new(bridge, "offline", true)])
-            .await;
+        let last = if self.probe {
+            Vec::new()
+        } else {
+            vec![OutMsg::new(bridge, "offline", true)]
+        };
+        self.link.close(last).await;
     }
 }
 

@@ -233,6 +233,10 @@ pub struct BuildContext<'a> {
     pub read_file: &'a (dyn Fn(&Path) -> std::io::Result<String> + Sync),
     /// The configured meters.
     pub meters: Vec<MeterContext>,
+    /// Built only to check reachability (`kamstrup check`, `setup`): MQTT sinks connect under
+    /// their own client id (`…-check`), so a running daemon keeps its broker session, and
+    /// publish nothing that changes state (no last will, no "offline" at the end).
+    pub probe: bool,
 }
 
 impl<'a> BuildContext<'a> {
@@ -245,7 +249,14 @@ impl<'a> BuildContext<'a> {
             env,
             read_file,
             meters: Vec::new(),
+            probe: false,
         }
+    }
+
+    /// Sinks built only to check reachability (see [`BuildContext::probe`]).
+    pub fn for_probe(mut self) -> Self {
+        self.probe = true;
+        self
     }
 
     /// Adds the configured meters.

@@ -67,7 +67,7 @@ pub(crate) async fn run(args: CheckArgs) -> ExitCode {
             }
         }
     }
-    match config_file::build_sinks(&config, &path) {
+    match config_file::build_sinks(&config, &path, config_file::SinkPurpose::Check) {
         Err(message) => {
             all_ok = false;
             verdict(false, "sinks", &message);

@@ -40,10 +40,20 @@ fn read_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+/// What the sinks are built for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SinkPurpose {
+    /// The daemon delivers through them.
+    Deliver,
+    /// `check` / `setup` only test them, beside a daemon that may be running.
+    Check,
+}
+
 /// Builds the sinks of a validated config. Secret files are read relative to the config file.
 pub(crate) fn build_sinks(
     config: &Config,
     config_path: &Path,
+    purpose: SinkPurpose,
 ) -> Result<Vec<Box<dyn Sink>>, String> {
     let base = config_path
         .parent()
@@ -51,6 +61,9 @@ pub(crate) fn build_sinks(
         .unwrap_or_default();
     let read_file = move |p: &Path| std::fs::read_to_string(base.join(p));
     let mut ctx = BuildContext::new(&read_env, &read_file);
+    if purpose == SinkPurpose::Check {
+        ctx = ctx.for_probe();
+    }
     ctx.meters = config
         .daemon
         .meters

@@ -61,7 +61,7 @@ pub(crate) async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let sinks = match config_file::build_sinks(&config, &path) {
+    let sinks = match config_file::build_sinks(&config, &path, config_file::SinkPurpose::Deliver) {
         Ok(s) => s,
         Err(message) => {
             eprintln!("error: {message}");

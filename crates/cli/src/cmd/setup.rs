@@ -862,7 +862,8 @@ async fn test_sink_in(
             return errors.iter().map(|e| (false, e.to_string())).collect();
         }
     };
-    let mut sinks = match config_file::build_sinks(&config, &path) {
+    let mut sinks = match config_file::build_sinks(&config, &path, config_file::SinkPurpose::Check)
+    {
         Ok(s) => s,
         Err(e) => return vec![(false, e)],
     };

@@ -76,6 +76,8 @@ pub(crate) struct MqttSettings {
     pub(super) username: Option<String>,
     password: Option<Secret>,
     client_id: String,
+    /// Built for `kamstrup check` (see `BuildContext::probe`).
+    pub(crate) probe: bool,
     keep_alive: Duration,
     pub(crate) timeout: Duration,
     /// `mqtt://host:port`, for messages.
@@ -207,6 +209,7 @@ impl MqttSettings {
                 .client_id
                 .clone()
                 .unwrap_or_else(|| "kamstrup-bridge".to_owned()),
+            probe: ctx.probe,
             keep_alive: cfg.keep_alive.max(Duration::from_secs(5)),
             timeout: cfg.timeout.max(Duration::from_secs(1)),
         })
@@ -214,7 +217,13 @@ impl MqttSettings {
 
     pub(super) fn options(&self, suffix: &str, will: Option<LastWill>) -> MqttOptions {
         let mut opts = MqttOptions::new(
-            format!("{}-{suffix}", self.client_id),
+            // A check connects beside a running daemon: with the daemon's client id the broker
+            // would end the daemon's session (and publish its last will).
+            if self.probe {
+                format!("{}-{suffix}-check", self.client_id)
+            } else {
+                format!("{}-{suffix}", self.client_id)
+            },
             self.host.clone(),
             self.port,
         );

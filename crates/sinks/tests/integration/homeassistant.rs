@@ -354,6 +354,41 @@ async fn unavailable_shutdown_and_last_will() {
     assert_eq!(seen["kamstrup/status"].payload, "offline");
 }
 
+/// `kamstrup check` beside a running daemon: the check's sink connects under its own client id
+/// (the broker would otherwise end the daemon's session) and leaves "online" as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_beside_a_running_daemon_changes_nothing() {
+    let broker = Broker::start();
+    let mut daemon = sink(&broker, serde_json::json!({}), vec![], 5);
+    let r = standard(0);
+    daemon
+        .deliver(&[delivered(1, "heat", 67_123_456, &r)])
+        .await
+        .unwrap();
+    let cfg: HomeAssistantConfig =
+        serde_json::from_value(serde_json::json!({"republish_delay": "0s"})).unwrap();
+    let mqtt: MqttConfig =
+        serde_json::from_value(serde_json::json!({"url": broker.url(), "timeout": "5s"})).unwrap();
+    let mut check = HomeAssistantSink::new(&cfg, &mqtt, &ctx().for_probe()).unwrap();
+    let lines = check.check().await.unwrap();
+    assert!(lines.iter().all(|l| l.ok), "{lines:?}");
+    assert!(
+        lines[0].detail.contains("kamstrup-bridge-ha-check"),
+        "{}",
+        lines[0].detail
+    );
+    check.shutdown().await;
+    let seen = retained(broker.port, "kamstrup/#").await;
+    assert_eq!(seen["kamstrup/status"].payload, "online");
+    assert_eq!(seen["kamstrup/67123456/availability"].payload, "online");
+    // The daemon's connection was not taken over: it delivers at once, without reconnecting.
+    daemon
+        .deliver(&[delivered(2, "heat", 67_123_456, &standard(1))])
+        .await
+        .unwrap();
+    daemon.shutdown().await;
+}
+
 /// The last will travels in CONNECT: `<base>/status` = `offline`, QoS 1, retained. (Checked on
 /// the wire: rumqttd's own will publishing races with its disconnect handling.)
 #[tokio::test]

@@ -313,17 +313,7 @@ fn print(read: &LogRead, port: &str, zone: i32, format: Format) -> std::io::Resu
                 meter_clock_offset_s: read.clock_offset_s,
                 requests: read.requests,
                 pages: read.pages,
-                records: read
-                    .rows
-                    .iter()
-                    .map(|r| LogDocRecord {
-                        id: r.id,
-                        meter_time: r.meter_time.map(|t| t.standard.to_string()),
-                        dst_offset_min: r.meter_time.map(|t| t.dst_offset_min),
-                        utc: r.utc.map(|t| utc_text(Some(t))),
-                        registers: &r.values,
-                    })
-                    .collect(),
+                records: doc_records(&read.rows),
             };
             serde_json::to_writer_pretty(&mut out, &doc)?;
             writeln!(out)?;
@@ -375,6 +365,19 @@ fn write_clock(
 }
 
 /// One CSV line per record and register.
+/// The rows of a log as JSON records (the B8 loggers and the A0–A3 modules alike).
+fn doc_records(rows: &[kamstrup_meter::LogRow]) -> Vec<LogDocRecord<'_>> {
+    rows.iter()
+        .map(|r| LogDocRecord {
+            id: r.id,
+            meter_time: r.meter_time.map(|t| t.standard.to_string()),
+            dst_offset_min: r.meter_time.map(|t| t.dst_offset_min),
+            utc: r.utc.map(|t| utc_text(Some(t))),
+            registers: &r.values,
+        })
+        .collect()
+}
+
 fn write_csv(out: &mut impl Write, rows: &[kamstrup_meter::LogRow]) -> std::io::Result<()> {
     writeln!(
         out,

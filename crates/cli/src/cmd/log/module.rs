@@ -9,7 +9,7 @@ use kamstrup_meter::{ModuleLogError, ModuleLogQuery, ModuleLogRead, Selection};
 use serde::Serialize;
 
 use super::{
-    utc_text, write_clock, write_csv, write_table, LogArgs, LogDocRecord, LoggerArg, EXIT_EMPTY,
+    doc_records, write_clock, write_csv, write_table, LogArgs, LogDocRecord, LoggerArg, EXIT_EMPTY,
     EXIT_NO_LOGGERS, EXIT_OUT_OF_RANGE,
 };
 use crate::cmd::Opened;
@@ -127,17 +127,7 @@ fn print(read: &ModuleLogRead, port: &str, zone: i32, format: Format) -> std::io
                 requests: read.requests,
                 pages: read.pages,
                 not_logged: read.not_logged.clone(),
-                records: read
-                    .rows
-                    .iter()
-                    .map(|r| LogDocRecord {
-                        id: r.id,
-                        meter_time: r.meter_time.map(|t| t.standard.to_string()),
-                        dst_offset_min: r.meter_time.map(|t| t.dst_offset_min),
-                        utc: r.utc.map(|t| utc_text(Some(t))),
-                        registers: &r.values,
-                    })
-                    .collect(),
+                records: doc_records(&read.rows),
             };
             serde_json::to_writer_pretty(&mut out, &doc)?;
             writeln!(out)?;

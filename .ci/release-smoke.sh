@@ -63,8 +63,8 @@ for name in ${SMOKE_TARGETS:-x86_64 aarch64 armv6hf}; do
   [[ $got == "kamstrup $version" ]] || fail "$name --version: $got"
   # shellcheck disable=SC2086
   got=$(${runner[$name]} "$bin" read --port "$port" --format json | values)
-  [[ $got == "$expected" ]] || fail "$name read gives:
-$got"
+  [[ $got == "$expected" ]] || fail "$name read differs from the host binary's reading:
+$(diff <(echo "$expected") <(echo "$got"))"
   printf 'release-smoke: %-8s %s, --version and an exact read over TCP in %.1f s\n' "$name" \
     "${runner[$name]:-native}" "$(echo "$(date +%s.%N) - $start" | bc)"
 done

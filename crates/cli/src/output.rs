@@ -135,7 +135,7 @@ pub(crate) fn write_table(
                 r.id.to_string(),
                 format!("{} ({})", r.name, r.short),
                 value,
-                r.unit.clone(),
+                r.unit.to_string(),
                 note.to_string(),
             ]
         })
@@ -247,7 +247,7 @@ fn write_csv(out: &mut impl Write, reading: &Reading) -> std::io::Result<()> {
             r.id,
             csv_field(&r.name),
             r.value,
-            csv_field(&r.unit),
+            csv_field(r.unit.as_str()),
             r.derived
         )?;
     }
@@ -274,7 +274,7 @@ mod tests {
                 name: "info".into(),
                 short: "InfoCode".into(),
                 value: info.parse().unwrap(),
-                unit: String::new(),
+                unit: Default::default(),
                 unit_code: None,
                 text: None,
                 derived: false,

@@ -14,7 +14,7 @@ use kamstrup_optical::{Link, LinkError, LinkStats, TimeoutPhase, Timeouts, Trans
 use tracing::{debug, warn};
 
 pub use crate::error::MeterError;
-use crate::reading::{MeterIdentity, Protocol, Reading, RegisterValue};
+use crate::reading::{MeterIdentity, Protocol, Reading, RegisterValue, Unit, ValueUnit};
 
 /// KMP register id of T1 − T2, which we derive when it was not read.
 const DELTA_T_ID: u16 = 89;
@@ -353,7 +353,7 @@ pub fn register_value(record: &RegisterRecord) -> RegisterValue {
             .map(|i| i.short.to_string())
             .unwrap_or_else(|| record.id.0.to_string()),
         value: record.value,
-        unit: record.unit.symbol().unwrap_or("").to_string(),
+        unit: crate::units::kmp_unit(record.unit),
         unit_code: Some(record.unit.0),
         text: record.date_time_text(),
         derived: false,
@@ -367,7 +367,8 @@ pub fn derive_delta_t(values: &[RegisterValue]) -> Option<RegisterValue> {
     }
     let t1 = values.iter().find(|v| v.id == T1_ID)?;
     let t2 = values.iter().find(|v| v.id == T2_ID)?;
-    if t1.unit != t2.unit {
+    let celsius = ValueUnit::Physical(Unit::Celsius);
+    if t1.unit != celsius || t2.unit != celsius {
         return None;
     }
     let value: Decimal = t1.value.checked_sub(&t2.value)?;
@@ -377,7 +378,7 @@ pub fn derive_delta_t(values: &[RegisterValue]) -> Option<RegisterValue> {
         name: info.map_or("t1_t2", |i| i.name).to_string(),
         short: info.map_or("T1-T2", |i| i.short).to_string(),
         value,
-        unit: "K".to_string(),
+        unit: ValueUnit::Physical(Unit::Kelvin),
         unit_code: None,
         text: None,
         derived: true,

@@ -13,6 +13,7 @@ pub mod mc66c_driver;
 pub mod mc66c_present;
 pub mod mc66c_registers;
 pub mod sim;
+pub mod units;
 
 /// The domain types, re-exported from `kamstrup-reading`.
 pub use kamstrup_reading as reading;

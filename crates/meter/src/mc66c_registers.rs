@@ -4,7 +4,7 @@
 use kamstrup_mc66c::{EnergyUnit, InfoTable, Provenance, Scaling, StandardData1, Unit};
 
 use crate::mc66c_driver::ReadoutReply;
-use crate::reading::RegisterValue;
+use crate::reading::{RegisterValue, ValueUnit};
 
 /// One `/#1` field mapped onto the KMP catalogue: (wire position, KMP id, name, short name).
 pub const STANDARD_REGISTERS: [(usize, u16, &str, &str); 10] = [
@@ -43,7 +43,9 @@ pub fn standard_registers(
                 name: name.to_string(),
                 short: short.to_string(),
                 value: v.value,
-                unit: v.unit.map(Unit::as_str).unwrap_or("").to_string(),
+                unit: v
+                    .unit
+                    .map_or(ValueUnit::None, |u| crate::units::mc66c_unit(u).into()),
                 unit_code: None,
                 text: text.filter(|t| !t.is_empty()),
                 derived: false,

@@ -12,7 +12,7 @@ pub use info::{InfoFamily, InfoFlag, InfoStatus};
 pub mod label;
 pub mod unit;
 pub use label::label;
-pub use unit::{Quantity, Unit};
+pub use unit::{Quantity, Unit, ValueUnit};
 
 /// Which wire protocol a meter speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -115,8 +115,10 @@ pub struct RegisterValue {
     pub short: String,
     /// The exact value.
     pub value: Decimal,
-    /// Unit symbol from the meter's reply (`GJ`, `m³`, `°C`); empty for plain numbers.
-    pub unit: String,
+    /// The unit, as the driver set it from the meter's reply (`GJ`, `m³`, `°C`, a date format);
+    /// [`ValueUnit::None`] for plain numbers. Serialized as its symbol.
+    #[serde(default)]
+    pub unit: ValueUnit,
     /// The raw unit code, kept so that an unknown unit is never lost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit_code: Option<u8>,
@@ -132,7 +134,7 @@ impl RegisterValue {
     /// The unit as a type; `None` for a unit that is not a physical quantity (a date format, a
     /// plain number, an unknown code).
     pub fn physical_unit(&self) -> Option<Unit> {
-        Unit::parse(&self.unit)
+        self.unit.physical()
     }
 
     /// What this value counts, if it is a counter — a value that only ever grows (energy,
@@ -141,17 +143,48 @@ impl RegisterValue {
     pub fn counter(&self) -> Option<Quantity> {
         counter_kind(&self.name, &self.unit, self.derived || self.text.is_some())
     }
+
+    /// What kind of value this is: a physical quantity, the info code, a date, a clock time
+    /// or a plain number.
+    pub fn kind(&self) -> ValueKind {
+        if let Some(q) = self.unit.quantity() {
+            return ValueKind::Physical(q);
+        }
+        if self.name == "info" {
+            return ValueKind::InfoCode;
+        }
+        match self.unit.as_str() {
+            "hh:mm:ss" => ValueKind::Clock,
+            u if self.unit.is_date_or_time() && u.contains("dd") => ValueKind::Date,
+            _ => ValueKind::Number,
+        }
+    }
+}
+
+/// What a register value is, beyond its unit: the one classification every layer uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ValueKind {
+    /// An amount of a physical quantity (energy, volume, temperature, power, …).
+    Physical(Quantity),
+    /// The meter's info (status/alarm) code: a bit field, see [`info`].
+    InfoCode,
+    /// A calendar date written as digits (`yy:mm:dd`).
+    Date,
+    /// A clock time written as digits (`hh:mm:ss`).
+    Clock,
+    /// A plain number: a count, a type or serial number, a unit this table does not model.
+    Number,
 }
 
 /// The one counter rule, for callers that hold a register's parts rather than a
 /// [`RegisterValue`] (the store's rows): energy, volume and mass units count up; so does a
 /// register in hours whose name says it counts hours. `computed` is true for derived values
 /// and dates/times.
-pub fn counter_kind(name: &str, unit: &str, computed: bool) -> Option<Quantity> {
+pub fn counter_kind(name: &str, unit: &ValueUnit, computed: bool) -> Option<Quantity> {
     if computed {
         return None;
     }
-    let unit = Unit::parse(unit)?;
+    let unit = unit.physical()?;
     match unit.quantity() {
         q @ (Quantity::Energy | Quantity::Volume | Quantity::Mass) => Some(q),
         Quantity::Duration if unit == Unit::Hour && name.contains("hour") => {

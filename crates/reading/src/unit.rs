@@ -1,10 +1,11 @@
 //! The physical units a heat meter reports, what quantity each measures, and exact conversion to
 //! base units: the one unit table every layer (plausibility, sinks, dashboard, metrics) uses.
 //!
-//! A [`RegisterValue`](crate::RegisterValue) keeps the meter's unit symbol as text (so that an
-//! unknown or non-physical unit — a date format, a bit field — is never lost); [`Unit::parse`]
-//! turns the symbols the drivers set into this type. Conversions are exact in decimal: a factor
-//! and a power of ten, never `f64`; only a division (joules to watt-hours) rounds, and says so.
+//! The drivers set a [`RegisterValue`](crate::RegisterValue)'s unit as a [`ValueUnit`]: one of
+//! these physical units, or a symbol this table does not model (a date format, an electrical
+//! unit, a code from a newer meter) kept as sent, so nothing is lost. Conversions are exact in
+//! decimal: a factor and a power of ten, never `f64`; only a division (joules to watt-hours)
+//! rounds, and says so.
 
 use kamstrup_decimal::Decimal;
 
@@ -298,6 +299,110 @@ impl core::fmt::Display for Unit {
     }
 }
 
+/// The unit of one register value, as its driver set it. In JSON and in the store it is the
+/// symbol text (`"GJ"`, `"m³"`, `"yy:mm:dd"`, `""`), so files and payloads keep their form.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ValueUnit {
+    /// No unit: a plain number, a code, a count.
+    #[default]
+    None,
+    /// A physical unit of the one table.
+    Physical(Unit),
+    /// Any other symbol the meter sent: a date or time format, an electrical unit, a unit code
+    /// this table does not know (its symbol from the KMP table, or the text a 66C sent).
+    Other(String),
+}
+
+impl ValueUnit {
+    /// The unit a symbol names: a physical unit when the one table knows it (the ASCII
+    /// spellings `m3`, `C`, `t` included), nothing for an empty symbol, else the text as is.
+    pub fn from_symbol(symbol: &str) -> ValueUnit {
+        if symbol.trim().is_empty() {
+            return ValueUnit::None;
+        }
+        match Unit::parse(symbol) {
+            Some(u) => ValueUnit::Physical(u),
+            None => ValueUnit::Other(symbol.to_string()),
+        }
+    }
+
+    /// The symbol shown to people and written to files (`""` for no unit).
+    pub fn as_str(&self) -> &str {
+        match self {
+            ValueUnit::None => "",
+            ValueUnit::Physical(u) => u.symbol(),
+            ValueUnit::Other(s) => s,
+        }
+    }
+
+    /// True when the value has no unit.
+    pub fn is_empty(&self) -> bool {
+        self.as_str().is_empty()
+    }
+
+    /// The physical unit, if it is one.
+    pub fn physical(&self) -> Option<Unit> {
+        match self {
+            ValueUnit::Physical(u) => Some(*u),
+            _ => None,
+        }
+    }
+
+    /// What the unit measures, if it is physical.
+    pub fn quantity(&self) -> Option<Quantity> {
+        self.physical().map(Unit::quantity)
+    }
+
+    /// True for the KMP date and time formats (`yy:mm:dd`, `hh:mm:ss`, …): the value is a
+    /// calendar date or a clock time written as digits, not an amount.
+    pub fn is_date_or_time(&self) -> bool {
+        matches!(self, ValueUnit::Other(s) if s.contains("dd") || s.contains("ss"))
+    }
+}
+
+impl From<Unit> for ValueUnit {
+    fn from(u: Unit) -> Self {
+        ValueUnit::Physical(u)
+    }
+}
+
+impl From<&str> for ValueUnit {
+    fn from(symbol: &str) -> Self {
+        ValueUnit::from_symbol(symbol)
+    }
+}
+
+impl PartialEq<str> for ValueUnit {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for ValueUnit {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl core::fmt::Display for ValueUnit {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for ValueUnit {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ValueUnit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let symbol = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(ValueUnit::from_symbol(&symbol))
+    }
+}
+
 /// `value / divisor`: exact at the value's own exponent when it divides, else rounded half
 /// away from zero at exponent `target` (never coarser than the value itself was).
 fn divide(value: &Decimal, divisor: i128, target: i16) -> Option<Decimal> {
@@ -348,6 +453,23 @@ mod tests {
         assert_eq!(Unit::parse("yy:mm:dd"), None);
         assert_eq!(Unit::parse(""), None);
         assert_eq!(Unit::parse("kvarh"), None);
+    }
+
+    #[test]
+    fn a_value_unit_keeps_every_symbol_and_types_the_physical_ones() {
+        assert_eq!(ValueUnit::from_symbol("GJ"), ValueUnit::Physical(Unit::GJ));
+        assert_eq!(ValueUnit::from_symbol("m3").as_str(), "m³");
+        assert_eq!(ValueUnit::from_symbol(""), ValueUnit::None);
+        let date = ValueUnit::from_symbol("yy:mm:dd");
+        assert_eq!(date, ValueUnit::Other("yy:mm:dd".into()));
+        assert!(date.is_date_or_time() && !ValueUnit::from_symbol("kvarh").is_date_or_time());
+        assert_eq!(ValueUnit::from_symbol("kvarh").as_str(), "kvarh");
+        for symbol in ["GJ", "m³/h", "", "hh:mm:ss", "V"] {
+            let json = serde_json::to_string(&ValueUnit::from_symbol(symbol)).unwrap();
+            assert_eq!(json, serde_json::to_string(symbol).unwrap());
+            let back: ValueUnit = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, symbol);
+        }
     }
 
     #[test]

@@ -4,10 +4,10 @@
 use std::fmt;
 
 use kamstrup_decimal::Decimal;
-use kamstrup_reading::RegisterValue;
+use kamstrup_reading::{RegisterValue, Unit, ValueUnit};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::values::{shift, ENERGY_UNITS};
+use crate::values::{shift, HA_ENERGY_UNITS};
 
 /// The Home Assistant release to stay compatible with, written `"YYYY.M"` (a patch level such
 /// as `"2024.3.3"` is accepted and ignored).
@@ -223,67 +223,65 @@ pub(crate) fn map_register(
             value: HaValue::Text(text.clone()),
         });
     }
-    let unit = reg.unit.as_str();
-    let entity = match unit {
-        u if ENERGY_UNITS.contains(&u) => number(
+    // The HA unit text is what HA accepts for the class (its spelling: `L`, `L/h`), so it is
+    // written here; the quantity comes from the typed unit the driver set.
+    let volume_class = || match volume {
+        VolumeClass::Volume => DeviceClass::Volume,
+        VolumeClass::Water => DeviceClass::Water,
+    };
+    let flow_class = || {
+        compat
+            .has_volume_flow_rate()
+            .then_some(DeviceClass::VolumeFlowRate)
+    };
+    let entity = match &reg.unit {
+        ValueUnit::Physical(u) if HA_ENERGY_UNITS.contains(u) => number(
             Some(DeviceClass::Energy),
             Some(StateClass::TotalIncreasing),
-            u,
+            u.symbol(),
         ),
-        "m³" => {
-            let dc = match volume {
-                VolumeClass::Volume => DeviceClass::Volume,
-                VolumeClass::Water => DeviceClass::Water,
-            };
-            number(Some(dc), Some(StateClass::TotalIncreasing), "m³")
+        ValueUnit::Physical(Unit::CubicMetre) => number(
+            Some(volume_class()),
+            Some(StateClass::TotalIncreasing),
+            "m³",
+        ),
+        ValueUnit::Physical(Unit::Litre) => {
+            number(Some(volume_class()), Some(StateClass::TotalIncreasing), "L")
         }
-        "l" => {
-            let dc = match volume {
-                VolumeClass::Volume => DeviceClass::Volume,
-                VolumeClass::Water => DeviceClass::Water,
-            };
-            number(Some(dc), Some(StateClass::TotalIncreasing), "L")
-        }
-        "°C" => number(
+        ValueUnit::Physical(Unit::Celsius) => number(
             Some(DeviceClass::Temperature),
             Some(StateClass::Measurement),
             "°C",
         ),
         // A temperature *difference*: never the `temperature` class, which HA would convert
         // as an absolute temperature (1 K → −272 °C).
-        "K" if compat.has_temperature_delta() => number(
+        ValueUnit::Physical(Unit::Kelvin) if compat.has_temperature_delta() => number(
             Some(DeviceClass::TemperatureDelta),
             Some(StateClass::Measurement),
             "K",
         ),
-        "K" => number(None, Some(StateClass::Measurement), "K"),
-        "W" | "kW" | "MW" | "GW" => number(
+        ValueUnit::Physical(Unit::Kelvin) => number(None, Some(StateClass::Measurement), "K"),
+        ValueUnit::Physical(u @ (Unit::W | Unit::KW | Unit::MW | Unit::GW)) => number(
             Some(DeviceClass::Power),
             Some(StateClass::Measurement),
-            unit,
+            u.symbol(),
         ),
-        "l/h" => {
-            let dc = compat
-                .has_volume_flow_rate()
-                .then_some(DeviceClass::VolumeFlowRate);
+        ValueUnit::Physical(Unit::LitrePerHour) => {
             if compat.has_litres_per_hour() {
-                number(dc, Some(StateClass::Measurement), "L/h")
+                number(flow_class(), Some(StateClass::Measurement), "L/h")
             } else {
                 // `l/h` and `L/h` are invalid before HA 2025.5: convert exactly to m³/h.
                 let m3h = shift(&reg.value, -3)?;
                 HaEntity {
                     value: HaValue::Number(m3h),
-                    ..number(dc, Some(StateClass::Measurement), "m³/h")
+                    ..number(flow_class(), Some(StateClass::Measurement), "m³/h")
                 }
             }
         }
-        "m³/h" => {
-            let dc = compat
-                .has_volume_flow_rate()
-                .then_some(DeviceClass::VolumeFlowRate);
-            number(dc, Some(StateClass::Measurement), "m³/h")
+        ValueUnit::Physical(Unit::CubicMetrePerHour) => {
+            number(flow_class(), Some(StateClass::Measurement), "m³/h")
         }
-        "h" => HaEntity {
+        ValueUnit::Physical(Unit::Hour) => HaEntity {
             diagnostic: true,
             ..number(
                 Some(DeviceClass::Duration),
@@ -291,17 +289,17 @@ pub(crate) fn map_register(
                 "h",
             )
         },
-        "bar" => number(
+        ValueUnit::Other(bar) if bar == "bar" => number(
             Some(DeviceClass::Pressure),
             Some(StateClass::Measurement),
             "bar",
         ),
-        "" => HaEntity {
+        ValueUnit::None => HaEntity {
             diagnostic: true,
             ..number(None, None, "")
         },
         // Anything else keeps the meter's symbol as a plain unit, with no class to violate.
-        other => number(None, None, other),
+        other => number(None, None, other.as_str()),
     };
     Some(entity)
 }

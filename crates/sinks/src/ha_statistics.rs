@@ -47,7 +47,7 @@ use crate::ha_map::{map_register, DeviceClass, HaValue, HaVersion, VolumeClass};
 use crate::ha_websocket::{websocket_url, HaWebsocket, HaWsError};
 use crate::homeassistant::discovered_entity_id;
 use crate::secret::Secret;
-use crate::values::{display_url, ExactNumber, ENERGY_UNITS};
+use crate::values::{display_url, ExactNumber, HA_ENERGY_UNITS};
 use crate::{CheckLine, Delivered, MeterContext, SinkError};
 
 /// The hourly counter values of one entity, from logged records.
@@ -115,7 +115,14 @@ pub(crate) fn series_of(
                 continue;
             };
             let unit_class = match entity.device_class {
-                Some(DeviceClass::Energy) if ENERGY_UNITS.contains(&reg.unit.as_str()) => "energy",
+                Some(DeviceClass::Energy)
+                    if reg
+                        .unit
+                        .physical()
+                        .is_some_and(|u| HA_ENERGY_UNITS.contains(&u)) =>
+                {
+                    "energy"
+                }
                 Some(DeviceClass::Volume | DeviceClass::Water) => "volume",
                 _ => continue,
             };

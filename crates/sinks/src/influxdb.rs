@@ -345,7 +345,7 @@ impl InfluxSink {
         let mut fields = Vec::new();
         for reg in regs {
             let name = if self.cfg.field_units && !reg.unit.is_empty() && reg.text.is_none() {
-                format!("{}_{}", reg.name, unit_suffix(&reg.unit))
+                format!("{}_{}", reg.name, unit_suffix(reg.unit.as_str()))
             } else {
                 reg.name.clone()
             };

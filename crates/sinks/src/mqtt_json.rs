@@ -227,7 +227,7 @@ impl MqttJsonSink {
                 None => Field::Number(reg.value),
             };
             if !reg.unit.is_empty() {
-                units.push((key.clone(), reg.unit.clone()));
+                units.push((key.clone(), reg.unit.to_string()));
             }
             values.push((key, field));
         }

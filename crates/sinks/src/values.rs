@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use kamstrup_decimal::Decimal;
-use kamstrup_reading::{Reading, RegisterValue, Unit};
+use kamstrup_reading::{Reading, RegisterValue, Unit, ValueUnit};
 use serde::{Serialize, Serializer};
 
 /// The value as plain decimal text (`55.006`, `-0.57`, `15500`), never in scientific notation,
@@ -71,19 +71,30 @@ pub(crate) fn floor_times(d: &Decimal, factor: u64) -> Option<i128> {
 /// in `kamstrup_reading::unit`: exact for Wh/kWh/MWh/GWh; joule and calorie units are rounded
 /// to a whole Wh (1 GJ = 277 777.78 Wh), which is finer than any heat meter's resolution.
 /// `None` for a unit that is not energy.
-pub(crate) fn energy_to_wh(d: &Decimal, unit: &str) -> Option<Decimal> {
-    Unit::parse(unit)?.convert(d, Unit::Wh, 0)
+pub(crate) fn energy_to_wh(d: &Decimal, unit: &ValueUnit) -> Option<Decimal> {
+    unit.physical()?.convert(d, Unit::Wh, 0)
 }
 
 /// A power register in watts, exactly. `None` for a unit that is not power.
-pub(crate) fn power_to_w(d: &Decimal, unit: &str) -> Option<Decimal> {
-    Unit::parse(unit)?.convert(d, Unit::W, 0)
+pub(crate) fn power_to_w(d: &Decimal, unit: &ValueUnit) -> Option<Decimal> {
+    unit.physical()?.convert(d, Unit::W, 0)
 }
 
 /// Units that Home Assistant accepts for `device_class: energy` (HA's list, not a unit table:
 /// `GJ×10` is energy to us but not a unit HA knows).
-pub(crate) const ENERGY_UNITS: &[&str] = &[
-    "J", "kJ", "MJ", "GJ", "Wh", "kWh", "MWh", "GWh", "cal", "kcal", "Mcal", "Gcal",
+pub(crate) const HA_ENERGY_UNITS: &[Unit] = &[
+    Unit::J,
+    Unit::KJ,
+    Unit::MJ,
+    Unit::GJ,
+    Unit::Wh,
+    Unit::KWh,
+    Unit::MWh,
+    Unit::GWh,
+    Unit::Cal,
+    Unit::KCal,
+    Unit::MCal,
+    Unit::GCal,
 ];
 
 /// True for registers that only ever grow (the one counter rule, in `kamstrup_reading`).
@@ -91,7 +102,7 @@ pub(crate) fn is_counter(reg: &RegisterValue) -> bool {
     reg.counter().is_some()
 }
 
-type CounterKey = (u64, String, String);
+type CounterKey = (u64, String, ValueUnit);
 
 /// Remembers the last delivered value of every counter (per meter serial, register and unit)
 /// with its time, so that a counter that went backwards is dropped instead of delivered. The
@@ -217,22 +228,28 @@ mod tests {
     #[test]
     fn conversions_are_exact() {
         assert_eq!(plain(&shift(&d("267"), -3).unwrap()), "0.267");
-        assert_eq!(plain(&power_to_w(&d("15.5"), "kW").unwrap()), "15500");
         assert_eq!(
-            plain(&energy_to_wh(&d("55.006"), "MWh").unwrap()),
+            plain(&power_to_w(&d("15.5"), &"kW".into()).unwrap()),
+            "15500"
+        );
+        assert_eq!(
+            plain(&energy_to_wh(&d("55.006"), &"MWh".into()).unwrap()),
             "55006000"
         );
         assert_eq!(
-            plain(&energy_to_wh(&d("1234.5"), "kWh").unwrap()),
+            plain(&energy_to_wh(&d("1234.5"), &"kWh".into()).unwrap()),
             "1234500"
         );
         // 1 GJ = 277 777.777… Wh → rounded to 277 778.
-        assert_eq!(plain(&energy_to_wh(&d("1.000"), "GJ").unwrap()), "277778");
         assert_eq!(
-            plain(&energy_to_wh(&d("84.817"), "GJ").unwrap()),
+            plain(&energy_to_wh(&d("1.000"), &"GJ".into()).unwrap()),
+            "277778"
+        );
+        assert_eq!(
+            plain(&energy_to_wh(&d("84.817"), &"GJ".into()).unwrap()),
             "23560278"
         );
-        assert!(energy_to_wh(&d("1"), "m³").is_none());
+        assert!(energy_to_wh(&d("1"), &"m³".into()).is_none());
         assert_eq!(floor_times(&d("520.41"), 1000), Some(520410));
         assert_eq!(floor_times(&d("84.8175"), 1000), Some(84817));
         assert_eq!(floor_times(&d("12"), 100), Some(1200));

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use kamstrup_reading::{MeterIdentity, Reading, ReadingSource, RegisterValue};
+use kamstrup_reading::{MeterIdentity, Reading, ReadingSource, RegisterValue, ValueUnit};
 use rusqlite::{OptionalExtension, Row};
 
 use crate::codec::{
@@ -65,7 +65,7 @@ fn register(row: &Row<'_>) -> Result<RegisterValue, StoreError> {
         name: row.get(0)?,
         id: u16_from_sql(row.get(1)?, "register id")?,
         short: row.get(2)?,
-        unit: row.get(3)?,
+        unit: ValueUnit::from_symbol(&row.get::<_, String>(3)?),
         unit_code: row
             .get::<_, Option<i64>>(4)?
             .map(|c| u8_from_sql(c, "unit code"))

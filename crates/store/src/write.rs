@@ -107,7 +107,10 @@ impl Caches {
     fn register(&mut self, tx: &Transaction<'_>, v: &RegisterValue) -> Result<i64, StoreError> {
         let key = (v.id, v.unit_code, v.derived);
         if let Some(list) = self.registers.get(&key) {
-            if let Some((_, _, id)) = list.iter().find(|(s, u, _)| *s == v.short && *u == v.unit) {
+            if let Some((_, _, id)) = list
+                .iter()
+                .find(|(s, u, _)| *s == v.short && *u == v.unit.as_str())
+            {
                 return Ok(*id);
             }
         }
@@ -117,7 +120,7 @@ impl Caches {
                  AND unit_code IS ?4 AND derived = ?5 LIMIT 1",
             )?
             .query_row(
-                rusqlite::params![v.id, v.short, v.unit, v.unit_code, v.derived],
+                rusqlite::params![v.id, v.short, v.unit.as_str(), v.unit_code, v.derived],
                 |row| row.get(0),
             )
             .optional()?;
@@ -131,7 +134,7 @@ impl Caches {
                 .execute(rusqlite::params![
                     v.id,
                     v.short,
-                    v.unit,
+                    v.unit.as_str(),
                     v.unit_code,
                     v.derived
                 ])?;
@@ -141,7 +144,7 @@ impl Caches {
         self.registers
             .entry(key)
             .or_default()
-            .push((v.short.clone(), v.unit.clone(), id));
+            .push((v.short.clone(), v.unit.to_string(), id));
         Ok(id)
     }
 }

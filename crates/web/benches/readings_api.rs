@@ -27,7 +27,7 @@ fn value(id: u16, name: &str, v: Decimal, unit: &str, derived: bool) -> Register
         name: name.to_string(),
         short: name.to_uppercase(),
         value: v,
-        unit: unit.to_string(),
+        unit: unit.into(),
         unit_code: None,
         text: None,
         derived,

@@ -16,8 +16,9 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::error::ApiError;
-use crate::units::{to_base, Quantity};
+use crate::units::to_base;
 use crate::App;
+use kamstrup_reading::Quantity;
 
 /// The OpenMetrics text format that `prometheus-client` writes (Prometheus reads it natively).
 pub const CONTENT_TYPE_OPENMETRICS: &str =
@@ -71,7 +72,7 @@ const REGISTERS: &[(&str, Spec, Quantity, ExtraLabel)] = &[
     ),
     ("power", POWER, Quantity::Power, None),
     ("flow", FLOW, Quantity::Flow, None),
-    ("hours", OPERATING, Quantity::Hours, None),
+    ("hours", OPERATING, Quantity::Duration, None),
 ];
 
 const CACHED: &str = "(cached: the latest stored reading; a scrape never reads the meter)";

@@ -186,7 +186,7 @@ fn export(
                         v.id,
                         csv_field(&v.name),
                         v.value,
-                        csv_field(&v.unit),
+                        csv_field(v.unit.as_str()),
                         v.derived,
                         csv_field(r.implausible.as_deref().unwrap_or("")),
                         r.reading.source

@@ -399,7 +399,7 @@ fn write_csv(out: &mut impl Write, rows: &[kamstrup_meter::LogRow]) -> std::io::
                 v.id,
                 csv_field(&v.name),
                 v.value,
-                csv_field(&v.unit)
+                csv_field(v.unit.as_str())
             )?;
         }
     }

@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod backfill;
+pub mod clock;
 pub mod db;
 pub mod outbox;
 pub mod plausibility;
@@ -21,6 +22,7 @@ use kamstrup_store::{ReadingId, Store};
 use tokio::sync::{broadcast, watch};
 use tracing::{info, warn};
 
+pub use clock::Clock;
 pub use db::Db;
 pub use plausibility::Plausibility;
 pub use poller::probe;
@@ -174,6 +176,18 @@ pub async fn run(
     status: StatusHandle,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
+    run_with_clock(config, sinks, status, shutdown, Clock::system()).await
+}
+
+/// [`run`] with the pollers' wall clock given: [`Clock::following_tokio`] lets a test run hours
+/// of schedules, failures and back-off in paused tokio time.
+pub async fn run_with_clock(
+    config: DaemonConfig,
+    sinks: Vec<Box<dyn Sink>>,
+    status: StatusHandle,
+    shutdown: impl Future<Output = ()>,
+    clock: Clock,
+) -> Result<(), DaemonError> {
     let store = Store::open(&config.store_path).map_err(|source| DaemonError::Store {
         path: config.store_path.clone(),
         source,
@@ -215,6 +229,7 @@ pub async fn run(
             new_reading: new_reading.clone(),
             events: events.clone(),
             retry_scale: config.retry_scale,
+            clock,
         };
         pollers.spawn(poller::run_meter(meter, ctx, pollers_stopped.clone()));
     }

@@ -93,6 +93,7 @@ pub struct PollerContext {
     pub(crate) new_reading: watch::Sender<ReadingId>,
     pub(crate) events: broadcast::Sender<SinkEvent>,
     pub(crate) retry_scale: f64,
+    pub(crate) clock: crate::Clock,
 }
 
 /// Runs one meter until `shutdown` flips to true. A poll in progress is finished first, so a
@@ -104,7 +105,7 @@ pub async fn run_meter(
 ) {
     let mut conn: Option<Connection> = None;
     let mut failures: u32 = 0;
-    let mut next = Local::now();
+    let mut next = ctx.clock.local();
     // Gaps are looked for at start, after a run of failed polls and after the host slept.
     let mut gaps = GapState {
         due: meter.backfill.enabled(),
@@ -123,14 +124,19 @@ pub async fn run_meter(
     // back-fill in one IR session), besides the light polls of `schedule`.
     let logger_reads = (!meter.backfill.logger_at.is_empty())
         .then(|| crate::Schedule::At(meter.backfill.logger_at.clone()));
-    let mut next_logger = logger_reads.as_ref().map(|s| s.next_after(Local::now()));
+    let mut next_logger = logger_reads
+        .as_ref()
+        .map(|s| s.next_after(ctx.clock.local()));
     loop {
         ctx.status.meter(&meter.name, |s| {
             s.next_poll = Some(next.with_timezone(&Utc))
         });
         let wake = next_logger.map_or(next, |l| l.min(next));
-        let wait = (wake - Local::now()).to_std().unwrap_or(Duration::ZERO);
-        let (slept_mono, slept_wall) = (std::time::Instant::now(), Utc::now());
+        let wait = (wake - ctx.clock.local())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        // tokio's instant is the monotonic clock in production (and virtual in tests).
+        let (slept_mono, slept_wall) = (tokio::time::Instant::now(), ctx.clock.now());
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => break,
@@ -139,11 +145,13 @@ pub async fn run_meter(
             break;
         }
         // The monotonic clock stops while the host is suspended, the wall clock does not.
-        if host_slept(slept_mono.elapsed(), Utc::now() - slept_wall) && meter.backfill.enabled() {
+        if host_slept(slept_mono.elapsed(), ctx.clock.now() - slept_wall)
+            && meter.backfill.enabled()
+        {
             info!(meter = %meter.name, "the host was asleep; looking for gaps to back-fill");
             gaps.due = true;
         }
-        let started = Local::now();
+        let started = ctx.clock.local();
         if let (Some(due), Some(reads)) = (next_logger, &logger_reads) {
             if due <= started {
                 gaps.due = true;
@@ -194,7 +202,7 @@ pub async fn run_meter(
                 if e.needs_reopen() {
                     conn = None;
                 }
-                let now = Utc::now();
+                let now = ctx.clock.now();
                 let verdict = e.verdict().report();
                 let headline = verdict.headline.clone();
                 ctx.status.meter(&meter.name, |s| {
@@ -223,7 +231,7 @@ pub async fn run_meter(
                 });
                 let retry = backoff(failures).mul_f64(ctx.retry_scale);
                 let regular = meter.schedule.next_after(started);
-                let soon = Local::now()
+                let soon = ctx.clock.local()
                     + chrono::Duration::from_std(retry).unwrap_or(chrono::Duration::seconds(30));
                 next = regular.min(soon);
                 warn!(meter = %meter.name, verdict = %headline, streak = failures, error = %message, retry_at = %next.format("%H:%M:%S"), "read failed; nothing delivered");
@@ -337,6 +345,7 @@ async fn identify(
     if let Some(id) = c.meter_id {
         return Ok(id);
     }
+    let now = ctx.clock.now();
     let serial = c.serial.or(reading.meter.serial).ok_or_else(|| {
         PollError::Unsupported(
             "the meter did not report a serial or customer number; cannot tell it apart".into(),
@@ -347,7 +356,7 @@ async fn identify(
     let (name, port, model) = (meter.name.clone(), meter.port.to_string(), c.model.clone());
     let meter_id = ctx
         .db
-        .call(move |s| s.upsert_meter(serial, &name, protocol, model.as_deref(), &port, Utc::now()))
+        .call(move |s| s.upsert_meter(serial, &name, protocol, model.as_deref(), &port, now))
         .await?;
     info!(meter = %meter.name, serial, model = c.model.as_deref().unwrap_or("?"), port = %meter.port, "meter identified");
     ctx.status.meter(&meter.name, |s| {
@@ -373,6 +382,9 @@ async fn poll_once(
         Driver::Kmp(d) => d.read(&meter.registers, false).await?,
         Driver::Mc66c(d) => d.read_standard().await?,
     };
+    // The poller's clock stamps the reading as the read ends (the system clock, as the driver's
+    // own stamp; virtual time in tests).
+    reading.taken_at = ctx.clock.now();
     let meter_id = identify(meter, ctx, c, &reading).await?;
     reading.meter.serial = c.serial;
 
@@ -386,7 +398,7 @@ async fn poll_once(
         .db
         .call(move |s| s.insert_reading(meter_id, &stored, why.as_deref()))
         .await?;
-    let now = Utc::now();
+    let now = ctx.clock.now();
     ctx.status.meter(&meter.name, |s| {
         s.polls += 1;
         s.last_ok = Some(now);
@@ -503,7 +515,7 @@ async fn backfill_once(
         gaps.due = false;
         return;
     }
-    let now = Utc::now();
+    let now = ctx.clock.now();
     let window =
         chrono::Duration::from_std(meter.backfill.window).unwrap_or(chrono::Duration::days(31));
     let from = gaps.floor.map_or(now - window, |f| f.max(now - window));
@@ -628,7 +640,7 @@ async fn backfill_once(
     if report.implausible > 0 {
         warn!(meter = %meter.name, count = report.implausible, "implausible logged records stored, not delivered");
     }
-    let now = Utc::now();
+    let now = ctx.clock.now();
     ctx.status.meter(&meter.name, |s| {
         let l = s.logger.get_or_insert_with(Default::default);
         l.state = "hour-logger".into();

@@ -304,11 +304,6 @@ pub(crate) fn map_register(
     Some(entity)
 }
 
-/// A friendly entity name for a register: the one label table in `kamstrup_reading`.
-pub(crate) fn friendly_name(register: &str) -> String {
-    kamstrup_reading::label(register)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,11 +405,5 @@ mod tests {
         );
         let v = map_register(&reg("volume", "520.41", "m³"), OLD, VolumeClass::Water).unwrap();
         assert_eq!(v.device_class, Some(DeviceClass::Water));
-    }
-
-    #[test]
-    fn names() {
-        assert_eq!(friendly_name("t1"), "Inlet temperature");
-        assert_eq!(friendly_name("max_flow_year"), "Max flow year");
     }
 }

@@ -46,7 +46,7 @@ use rumqttc::{LastWill, QoS};
 use serde::{Deserialize, Serialize};
 
 use crate::ha_map::{
-    friendly_name, map_register, DeviceClass, HaEntity, HaValue, HaVersion, StateClass, VolumeClass,
+    map_register, DeviceClass, HaEntity, HaValue, HaVersion, StateClass, VolumeClass,
 };
 use crate::ha_statistics::{series_of, StatisticsImporter, StatisticsTarget};
 use crate::mqtt::{LinkHooks, MqttLink, MqttSettings, OutMsg};
@@ -785,7 +785,7 @@ impl HomeAssistantSink {
             d,
             "sensor",
             register,
-            friendly_name(register),
+            kamstrup_reading::label(register),
             self.state_topic(d.serial),
             format!("{{{{ value_json.{} }}}}", slug(register)),
             true,

@@ -15,9 +15,7 @@ use std::time::Duration;
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
-use crate::ha_map::{
-    friendly_name, map_register, DeviceClass, HaValue, HaVersion, StateClass, VolumeClass,
-};
+use crate::ha_map::{map_register, DeviceClass, HaValue, HaVersion, StateClass, VolumeClass};
 use crate::http;
 use crate::secret::{Secret, SecretRef};
 use crate::validate::{self, ConfigProblem, Names, PathPart, Problems};
@@ -249,7 +247,7 @@ impl HomeAssistantRestSink {
                 format!(
                     "Kamstrup {} {}",
                     d.meter_name,
-                    friendly_name(&reg.name).to_lowercase()
+                    kamstrup_reading::label(&reg.name).to_lowercase()
                 )
             });
             out.push((

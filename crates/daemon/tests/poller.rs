@@ -1,0 +1,211 @@
+//! The pollers in paused tokio time, through the daemon's own `run_with_clock`: a simulated
+//! meter (in process, no real I/O) read on its schedule, stored first and delivered in order to
+//! an every-reading sink and as the newest to a state sink; a meter that does not answer retried
+//! with growing back-off, each failure recorded with the doctor's verdict.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use kamstrup_daemon::{
+    Backfill, Clock, DaemonConfig, MeterSettings, Plausibility, ProtocolChoice, Schedule,
+    StatusHandle,
+};
+use kamstrup_meter::PortSpec;
+use kamstrup_sinks::{CheckLine, Delivered, Delivery, Sink, SinkError};
+use kamstrup_store::Store;
+
+/// What a recording sink was given: (reading id, taken at) per delivered reading.
+type Got = Arc<Mutex<Vec<(i64, DateTime<Utc>)>>>;
+
+/// A sink that records what it was given.
+struct Recording {
+    name: &'static str,
+    delivery: Delivery,
+    got: Got,
+}
+
+#[async_trait::async_trait]
+impl Sink for Recording {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn delivery(&self) -> Delivery {
+        self.delivery
+    }
+
+    async fn deliver(&mut self, batch: &[Delivered<'_>]) -> Result<(), SinkError> {
+        let mut got = self.got.lock().unwrap();
+        got.extend(batch.iter().map(|d| (d.id, d.reading.taken_at)));
+        Ok(())
+    }
+
+    async fn check(&mut self) -> Result<Vec<CheckLine>, SinkError> {
+        Ok(Vec::new())
+    }
+}
+
+fn recording(name: &'static str, delivery: Delivery) -> (Box<dyn Sink>, Got) {
+    let got = Got::default();
+    let sink = Recording {
+        name,
+        delivery,
+        got: got.clone(),
+    };
+    (Box::new(sink), got)
+}
+
+fn meter(port: PortSpec) -> MeterSettings {
+    MeterSettings {
+        name: "heat".into(),
+        port,
+        protocol: ProtocolChoice::Kmp,
+        // The standard set: energy, volume, hours, T1, T2, power, flow, info.
+        registers: vec![60, 68, 86, 87, 80, 74, 1004, 99],
+        schedule: Schedule::Every(Duration::from_secs(15 * 60)),
+        baud: None,
+        timeout: Duration::from_secs(2),
+        program: None,
+        backfill: Backfill::OFF,
+    }
+}
+
+fn config(dir: &tempfile::TempDir, meter: MeterSettings) -> DaemonConfig {
+    DaemonConfig {
+        store_path: dir.path().join("kamstrup.db"),
+        retention: None,
+        meters: vec![meter],
+        plausibility: Plausibility::default(),
+        retry_scale: 1.0,
+    }
+}
+
+/// Lets virtual time pass in one-second steps. While the store works on a blocking thread,
+/// tokio sees an idle runtime and jumps to the next timer (this loop's): a millisecond of real
+/// time per step lets that work finish first, so the pollers' clock stays within seconds.
+async fn pass(duration: Duration) {
+    let end = tokio::time::Instant::now() + duration;
+    while tokio::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(1));
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn start() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// Seconds from the clock's start, rounded to whole seconds.
+fn offset(at: DateTime<Utc>) -> i64 {
+    (at - start()).num_milliseconds().div_euclid(1000)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_meter_is_read_on_its_schedule_stored_first_and_delivered_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        &dir,
+        meter(PortSpec::Sim {
+            model: "multical-403".into(),
+        }),
+    );
+    let (every, every_got) = recording("every", Delivery::Every);
+    let (latest, latest_got) = recording("latest", Delivery::Latest);
+    let status = StatusHandle::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let daemon = tokio::spawn(kamstrup_daemon::run_with_clock(
+        cfg.clone(),
+        vec![every, latest],
+        status.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+        Clock::following_tokio(start()),
+    ));
+    // Polls at 0, 15, 30 and 45 minutes; stop before the fifth.
+    pass(Duration::from_secs(50 * 60)).await;
+    stop.send(()).unwrap();
+    daemon.await.unwrap().unwrap();
+
+    let store = Store::open(&cfg.store_path).unwrap();
+    let stored: Vec<(i64, DateTime<Utc>)> = store
+        .readings_after(kamstrup_store::ReadingId(0), 100)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.id.0, r.reading.taken_at))
+        .collect();
+    let minutes: Vec<i64> = stored.iter().map(|(_, at)| offset(*at) / 60).collect();
+    assert_eq!(minutes, [0, 15, 30, 45], "reading times: {stored:?}");
+    // Each read takes the simulated meter's reply time, a few seconds at most.
+    for (_, at) in &stored {
+        assert!(offset(*at) % 60 < 10, "{at}");
+    }
+    // The every-reading sink got each stored reading once, oldest first.
+    assert_eq!(*every_got.lock().unwrap(), stored);
+    // The state sink was woken after each poll and never went back to an older reading.
+    let latest = latest_got.lock().unwrap().clone();
+    assert_eq!(latest.last(), stored.last());
+    assert!(latest.windows(2).all(|w| w[0].0 < w[1].0), "{latest:?}");
+    let snapshot = status.snapshot();
+    let heat = &snapshot.meters["heat"];
+    assert_eq!((heat.polls, heat.failures, heat.failure_streak), (4, 0, 0));
+    assert_eq!(
+        heat.last_ok.map(offset),
+        stored.last().map(|(_, at)| offset(*at))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_meter_that_does_not_answer_is_retried_with_growing_back_off() {
+    // A port nobody listens on: every connect is refused at once (no real waiting involved).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let dir = tempfile::tempdir().unwrap();
+    let spec: PortSpec = format!("tcp://127.0.0.1:{port}").parse().unwrap();
+    let cfg = config(&dir, meter(spec));
+    let (every, every_got) = recording("every", Delivery::Every);
+    let status = StatusHandle::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let daemon = tokio::spawn(kamstrup_daemon::run_with_clock(
+        cfg.clone(),
+        vec![every],
+        status.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+        Clock::following_tokio(start()),
+    ));
+    pass(Duration::from_secs(8 * 60)).await;
+    stop.send(()).unwrap();
+    daemon.await.unwrap().unwrap();
+
+    let store = Store::open(&cfg.store_path).unwrap();
+    let mut errors = store.recent_errors(100).unwrap();
+    errors.reverse();
+    let at: Vec<i64> = errors.iter().map(|e| offset(e.at)).collect();
+    // Back-off 30 s, 60 s, 120 s, 240 s (then 480 s, capped at 600 s and by the schedule).
+    let want = [0, 30, 90, 210, 450];
+    assert_eq!(at.len(), want.len(), "failures at {at:?}");
+    for (got, want) in at.iter().zip(want) {
+        assert!((got - want).abs() <= 5, "failures at {at:?}, want {want:?}");
+    }
+    assert!(errors.iter().all(|e| e.meter_name == "heat"));
+    assert!(every_got.lock().unwrap().is_empty(), "nothing to deliver");
+    let snapshot = status.snapshot();
+    let heat = &snapshot.meters["heat"];
+    assert_eq!((heat.polls, heat.failures, heat.failure_streak), (5, 5, 5));
+    let verdict = heat
+        .verdict
+        .as_ref()
+        .expect("a failing meter has a verdict");
+    assert!(!verdict.headline.is_empty() && !verdict.fix.is_empty());
+    // The next attempt after 480 s (the regular 15 minutes would be later).
+    let next = heat.next_poll.map(offset).unwrap();
+    assert!((next - 930).abs() <= 5, "next poll at {next} s");
+}

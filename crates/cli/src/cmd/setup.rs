@@ -368,6 +368,17 @@ async fn setup(args: &SetupArgs, ask: &Ask) -> Result<(), Stop> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("."));
     let layout = layout_of(&args.config);
+    if layout == Layout::Service {
+        // systemd creates the state directory at the service's first start; the file sink's
+        // check needs it now. Made by root, it is given to the service's user.
+        let state = Path::new(SERVICE_STATE_DIR);
+        if !state.exists() && std::fs::create_dir_all(state).is_ok() {
+            use std::os::unix::fs::PermissionsExt;
+            // The unit's StateDirectoryMode.
+            let _ = std::fs::set_permissions(state, std::fs::Permissions::from_mode(0o750));
+            give_to_service_user(state)?;
+        }
+    }
     let sink = choose_sink(args, ask, &base, layout).await?;
     // 4. How often.
     let interval = choose_interval(args, ask, protocol)?;
@@ -429,6 +440,14 @@ async fn setup(args: &SetupArgs, ask: &Ask) -> Result<(), Stop> {
     );
     let _ = std::io::stdout().flush();
     let checked = run_check(&args.config, &sink.env_vars).await?;
+    if layout == Layout::Service {
+        // The checks created the readings file as root: the service appends to it as kamstrup.
+        for file in &sink.service_files {
+            if file.exists() {
+                give_to_service_user(file)?;
+            }
+        }
+    }
     if checked == Some(EXIT_USAGE) {
         return Err(stop(format!(
             "the written config {shown} does not validate (see above)"
@@ -754,6 +773,8 @@ struct SinkConfig {
     secret_files: Vec<(String, String)>,
     /// Secrets the config takes from the environment.
     env_vars: Vec<EnvSecret>,
+    /// Files the daemon writes that the checks may create first (the readings file).
+    service_files: Vec<PathBuf>,
 }
 
 /// A secret written as `key = "env:NAME"`.
@@ -999,10 +1020,13 @@ async fn sink_answers(
                 Some(&default),
                 "--file-path",
             )?;
+            if path != "-" {
+                s.service_files.push(base.join(&path));
+            }
             s.toml.push_str("[file]\n");
             let _ = writeln!(
                 s.toml,
-                "path = {}                 # relative to this file; \"-\" for stdout",
+                "path = {}                 # a relative path is taken from this file's directory; \"-\" for stdout",
                 quoted(&path)
             );
             s.toml
@@ -1281,7 +1305,8 @@ fn write_secret(path: &Path, value: &str, layout: Layout) -> Result<(), Stop> {
 }
 
 /// A 0600 secret in /etc/kamstrup written by root must belong to the service's user, or the
-/// service cannot read it. Without root (or without that user) it is left as it is.
+/// service cannot read it (likewise a file or directory it writes). Without root (or without
+/// that user) it is left as it is.
 fn give_to_service_user(path: &Path) -> Result<(), Stop> {
     use std::os::unix::fs::MetadataExt;
     let written_by_root = std::fs::metadata(path).is_ok_and(|m| m.uid() == 0);

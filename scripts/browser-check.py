@@ -421,6 +421,40 @@ def main():
                 fail(f"the error and sink tables do not render: {shown}")
             tools.pump(1.0)
 
+            # A failing meter (the demo's meters all answer: feed the renderer the daemon's state
+            # as /api/meters and /api/status carry it): streak, last good read and the verdict
+            # with cause and fix, on a listed meter and under "Meters not read yet".
+            verdict = """{ kind: 'no-reply', ok: false,
+                headline: "no reply: the IR port may be asleep — press the meter's button",
+                cause: 'the meter never saw our request', fix: ['press a button on the meter', 'seat the head'] }"""
+            failing = evaluate(
+                tools,
+                session,
+                f"""(() => {{
+                    const section = document.querySelector('section.meter');
+                    const box = section.querySelector('.m-verdict');
+                    const goodAt = new Date(Date.now() - 2 * 3600 * 1000).toISOString();
+                    renderVerdict(box, {{ failure_streak: 3, last_ok: goodAt, verdict: {verdict} }}, null);
+                    renderUnread({{ daemon: {{ meters: {{ cold: {{ serial: null, schedule: 'every 15m',
+                        failure_streak: 1, last_ok: null, verdict: {verdict} }} }} }} }});
+                    const out = {{ listed: box.hidden ? '' : box.innerText,
+                                   unread: document.getElementById('unread').hidden ? '' : document.getElementById('unread').innerText }};
+                    refreshLatest();
+                    return out;
+                }})()""",
+            )
+            print(f"browser-check: a failing meter shows {json.dumps(failing, ensure_ascii=False)}")
+            if not re.search(r"3 failed reads in a row · last good read 2 h(ours)? ago", failing["listed"]) \
+                    or "no reply: the IR port may be asleep" not in failing["listed"] \
+                    or "Likely cause: the meter never saw our request" not in failing["listed"] \
+                    or "press a button on the meter" not in failing["listed"]:
+                fail(f"a failing meter's streak, last good read and verdict do not render: {failing}")
+            if "1 failed read in a row · never read" not in failing["unread"] or "cold" not in failing["unread"]:
+                fail(f"a meter never read does not show its verdict: {failing}")
+            tools.pump(1.0)
+            if not evaluate(tools, session, "document.querySelector('section.meter .m-verdict').hidden"):
+                fail("the verdict stays after the meter's next good state")
+
             # Hovering a line chart shows the exact values at that time.
             box = evaluate(
                 tools,

@@ -36,10 +36,14 @@ dashboard); and how often to read, with the IR sessions a day each choice costs 
 
 It writes a commented config (never over an existing file without asking, or --force), puts
 passwords and tokens in files of their own with mode 0600 next to it (or, with --secrets env,
-refers to environment variables), validates it exactly as `kamstrup check` does and prints the
-next command.
+refers to environment variables), runs `kamstrup check` on the written file (the sinks are
+reached again; the meter is not read a second time) and prints the next command. With
+--config /etc/kamstrup/kamstrup.toml it writes for the packaged systemd service: the history in
+/var/lib/kamstrup, the secret files owned by the user kamstrup, `systemctl` as the next step.
 
 Every question is also a flag; with --yes nothing is asked and defaults fill the rest.
+Exit status 0 when the written config passes the check; 1 when nothing was written, or the
+config was written but the check failed; 2 on a bad command line or a missing answer.
 
 Examples:
   kamstrup setup
@@ -236,6 +240,31 @@ impl Ask {
         input.interact_text().map_err(Self::prompt_error)
     }
 
+    /// A value checked by `valid`: a flag that fails is a usage error; a typed answer that
+    /// fails is asked again with the reason.
+    fn valid_value<T>(
+        &self,
+        given: Option<&String>,
+        prompt: &str,
+        flag: &str,
+        valid: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, Stop> {
+        if let Some(v) = given {
+            return valid(v).map_err(|e| usage(format!("{flag} {v:?}: {e}")));
+        }
+        if !self.interactive {
+            return Err(usage(format!(
+                "{prompt}: give {flag} (or run setup in a terminal)"
+            )));
+        }
+        let text = dialoguer::Input::<String>::with_theme(&self.theme)
+            .with_prompt(prompt)
+            .validate_with(|v: &String| valid(v.trim()).map(|_| ()))
+            .interact_text()
+            .map_err(Self::prompt_error)?;
+        valid(text.trim()).map_err(usage)
+    }
+
     /// An optional value (empty answer: none).
     fn optional(&self, given: Option<&String>, prompt: &str) -> Result<Option<String>, Stop> {
         if let Some(v) = given {
@@ -312,6 +341,13 @@ async fn setup(args: &SetupArgs, ask: &Ask) -> Result<(), Stop> {
     // 1. The head.
     let port = choose_port(args, ask)?;
     let spec: PortSpec = port.parse().map_err(|e| usage(format!("{e}")))?;
+    if !args.no_probe {
+        check_device(&spec).map_err(|e| {
+            usage(format!(
+                "--port {port}: {e} (or give --no-probe to write the config without the head)"
+            ))
+        })?;
+    }
     // 2. The meter.
     let probed = if args.no_probe {
         None
@@ -331,50 +367,171 @@ async fn setup(args: &SetupArgs, ask: &Ask) -> Result<(), Stop> {
         .map(Path::to_path_buf)
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("."));
-    let sink = choose_sink(args, ask, &base).await?;
+    let layout = layout_of(&args.config);
+    if layout == Layout::Service {
+        // systemd creates the state directory at the service's first start; the file sink's
+        // check needs it now. Made by root, it is given to the service's user.
+        let state = Path::new(SERVICE_STATE_DIR);
+        if !state.exists() && std::fs::create_dir_all(state).is_ok() {
+            use std::os::unix::fs::PermissionsExt;
+            // The unit's StateDirectoryMode.
+            let _ = std::fs::set_permissions(state, std::fs::Permissions::from_mode(0o750));
+            give_to_service_user(state)?;
+        }
+    }
+    let sink = choose_sink(args, ask, &base, layout).await?;
     // 4. How often.
     let interval = choose_interval(args, ask, protocol)?;
     // 5. Write, validate, say what next.
-    let text = config_text(&args.name, &port, protocol, program, &interval, &sink);
-    if args.config.exists() && !args.force {
+    let text = config_text(
+        &args.name, &port, protocol, program, &interval, &sink, layout,
+    );
+    // Every file that would be replaced: the config and the secret files beside it.
+    let replaced: Vec<PathBuf> = std::iter::once(args.config.clone())
+        .chain(sink.secret_files.iter().map(|(file, _)| base.join(file)))
+        .filter(|p| p.exists())
+        .collect();
+    if !replaced.is_empty() && !args.force {
+        let names: Vec<String> = replaced.iter().map(|p| p.display().to_string()).collect();
         let overwrite = ask.confirm(
-            &format!("{} exists. Overwrite it?", args.config.display()),
+            &format!(
+                "{} {} already. Overwrite?",
+                names.join(" and "),
+                if names.len() == 1 { "exists" } else { "exist" }
+            ),
             false,
         )?;
         if !overwrite {
             return Err(stop(format!(
-                "{} exists and was left alone (use --force to overwrite, or --config another path)",
-                args.config.display()
+                "{} left alone (use --force to overwrite, or --config another path)",
+                names.join(" and ")
             )));
         }
     }
+    std::fs::create_dir_all(&base)
+        .map_err(|e| stop(format!("cannot create {}: {e}", base.display())))?;
     for (file, value) in &sink.secret_files {
-        write_secret(&base.join(file), value)?;
+        write_secret(&base.join(file), value, layout)?;
         println!("wrote {} (mode 0600)", base.join(file).display());
     }
     std::fs::write(&args.config, &text)
         .map_err(|e| stop(format!("cannot write {}: {e}", args.config.display())))?;
     println!("wrote {}", args.config.display());
-    match config_file::load(&args.config) {
-        Ok(c) => println!(
-            "ok   config: {} is valid ({} meter(s))",
-            args.config.display(),
-            c.daemon.meters.len()
+    // `kamstrup check --no-meters` on the written file, in a process of its own with the
+    // environment the daemon will have (the env: secrets from the answers). The meter is not read
+    // a second time: the probe above read it with the same port and protocol a moment ago.
+    let shown = args.config.display();
+    println!("\nChecking {shown} with `kamstrup check`:");
+    let (meter_ok, meter_detail) = match &probed {
+        Some(_) => (
+            true,
+            "read by the probe above (not read again: every IR session costs the meter battery)",
         ),
-        Err(message) => {
-            return Err(stop(format!(
-                "the written config does not validate: {message}"
-            )))
+        None if args.no_probe => (
+            true,
+            "not contacted (--no-probe); `kamstrup check` reads it",
+        ),
+        None => (false, "did not answer the probe (the diagnosis is above)"),
+    };
+    println!(
+        "{:<4} meter {} on {port}: {meter_detail}",
+        if meter_ok { "ok" } else { "FAIL" },
+        args.name
+    );
+    let _ = std::io::stdout().flush();
+    let checked = run_check(&args.config, &sink.env_vars).await?;
+    if layout == Layout::Service {
+        // The checks created the readings file as root: the service appends to it as kamstrup.
+        for file in &sink.service_files {
+            if file.exists() {
+                give_to_service_user(file)?;
+            }
         }
     }
-    for (name, _) in &sink.env_vars {
+    if checked == Some(EXIT_USAGE) {
+        return Err(stop(format!(
+            "the written config {shown} does not validate (see above)"
+        )));
+    }
+    for secret in &sink.env_vars {
+        let name = &secret.name;
         println!("note: set {name} in the daemon's environment (e.g. in the systemd unit: Environment={name}=…)");
     }
-    let shown = args.config.display();
     println!("\nNext:");
-    println!("  kamstrup check --config {shown}     reaches the meter and every sink once");
-    println!("  kamstrup run --config {shown}       runs the daemon (as a service: packaging/kamstrup.service)");
+    for line in next_steps(&args.config, layout) {
+        println!("  {line}");
+    }
+    if !meter_ok || checked != Some(EXIT_OK) {
+        return Err(stop(format!(
+            "{shown} is written, but the check above failed: fix what it names, then `kamstrup check --config {shown}`"
+        )));
+    }
     Ok(())
+}
+
+/// Runs this binary's `check --no-meters` on `config`; its exit status.
+async fn run_check(config: &Path, env: &[EnvSecret]) -> Result<Option<u8>, Stop> {
+    let exe = std::env::current_exe().map_err(|e| {
+        stop(format!(
+            "cannot find this program to run `kamstrup check`: {e}"
+        ))
+    })?;
+    let mut command = std::process::Command::new(exe);
+    command
+        .args(["check", "--no-meters", "--config"])
+        .arg(config)
+        .stdin(std::process::Stdio::null());
+    for secret in env {
+        command.env(&secret.name, &secret.value);
+    }
+    let status = tokio::task::spawn_blocking(move || command.status())
+        .await
+        .map_err(|e| stop(format!("cannot run `kamstrup check`: {e}")))?
+        .map_err(|e| stop(format!("cannot run `kamstrup check`: {e}")))?;
+    Ok(status.code().and_then(|c| u8::try_from(c).ok()))
+}
+
+/// Where the written config will be used: by hand, or by the packaged systemd unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// Anywhere: the history and the readings file next to the config.
+    Here,
+    /// `/etc/kamstrup/kamstrup.toml`, read by the packaged unit as user `kamstrup`, whose
+    /// writable state directory is /var/lib/kamstrup (the unit's `StateDirectory`).
+    Service,
+}
+
+/// The packaged unit's config directory and state directory (packaging/kamstrup.service).
+const SERVICE_CONFIG_DIR: &str = "/etc/kamstrup";
+const SERVICE_STATE_DIR: &str = "/var/lib/kamstrup";
+
+fn layout_of(config: &Path) -> Layout {
+    let dir = match config.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(d) => std::fs::canonicalize(d).unwrap_or_else(|_| d.to_path_buf()),
+        None => std::env::current_dir().unwrap_or_default(),
+    };
+    if dir == Path::new(SERVICE_CONFIG_DIR) {
+        Layout::Service
+    } else {
+        Layout::Here
+    }
+}
+
+/// The commands to run after setup.
+fn next_steps(config: &Path, layout: Layout) -> Vec<String> {
+    let shown = config.display();
+    match layout {
+        Layout::Service => vec![
+            format!("sudo -u kamstrup kamstrup check --config {shown}   reaches the meter and every sink as the service's user"),
+            "sudo systemctl enable --now kamstrup   runs the daemon as a service, now and at every boot (logs: journalctl -u kamstrup)".to_string(),
+            "sudo systemctl restart kamstrup        after a change to the config, when the service runs already".to_string(),
+        ],
+        Layout::Here => vec![
+            format!("kamstrup check --config {shown}     reaches the meter and every sink once"),
+            format!("kamstrup run --config {shown}       runs the daemon in this terminal (Ctrl-C stops it)"),
+            format!("as a service: sudo kamstrup setup --config {SERVICE_CONFIG_DIR}/kamstrup.toml   (the file the systemd unit kamstrup.service reads), then sudo systemctl enable --now kamstrup"),
+        ],
+    }
 }
 
 fn valid_name(name: &str) -> bool {
@@ -421,15 +578,42 @@ fn choose_port(args: &SetupArgs, ask: &Ask) -> Result<String, Stop> {
         return Ok(c.path.clone());
     }
     if pick == candidates.len() {
-        let addr = ask.value(None, "Bridge address (HOST:PORT)", None, "--port")?;
-        let addr = addr.trim();
-        return Ok(if addr.contains("://") {
-            addr.to_string()
-        } else {
-            format!("tcp://{addr}")
+        return ask.valid_value(None, "Bridge address (HOST:PORT)", "--port", |addr| {
+            let port = if addr.contains("://") {
+                addr.to_string()
+            } else {
+                format!("tcp://{addr}")
+            };
+            match port.parse::<PortSpec>() {
+                Ok(PortSpec::Tcp { .. }) => Ok(port),
+                Ok(_) => Err("give HOST:PORT, e.g. 192.168.1.20:4001".to_string()),
+                Err(e) => Err(e.to_string()),
+            }
         });
     }
-    ask.value(None, "Port", None, "--port")
+    ask.valid_value(None, "Port", "--port", |p| {
+        let spec: PortSpec = p.parse().map_err(|e| format!("{e}"))?;
+        check_device(&spec)?;
+        Ok(p.to_string())
+    })
+}
+
+/// A serial device must exist before it is probed (the heads found are named in the error).
+fn check_device(spec: &PortSpec) -> Result<(), String> {
+    match spec {
+        PortSpec::Serial { path } if !Path::new(path).exists() => {
+            let found: Vec<String> = ports::candidates().into_iter().map(|c| c.path).collect();
+            Err(format!(
+                "no such device (is the head plugged in?); heads found: {}",
+                if found.is_empty() {
+                    "none".to_string()
+                } else {
+                    found.join(", ")
+                }
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Probes the meter; on failure shows the doctor's diagnosis and asks whether to go on.
@@ -453,7 +637,7 @@ async fn probe(
         }
         Err(ProbeFailure::Stop(s)) => Err(s),
         Err(ProbeFailure::Meter(e)) => {
-            println!("The meter did not answer: {e}\nDiagnosing the link …");
+            println!("No reading from {port}: {e}\nDiagnosing the link …");
             let options = DiagnoseOptions {
                 protocol: match args.protocol {
                     ProtocolArg::Auto => ProbeProtocol::Auto,
@@ -555,16 +739,14 @@ async fn probe_meter(
             println!(
                 "The 66C answered but did not give its program number (which sets the decimals)."
             );
-            let text = ask
-                .value(
+            let program: ProgramNumber = ask
+                .valid_value(
                     None,
                     "Program number A-B-CCC from the meter's label or display",
-                    None,
                     "--program",
+                    crate::parse_program,
                 )
                 .map_err(ProbeFailure::Stop)?;
-            let program: ProgramNumber =
-                crate::parse_program(text.trim()).map_err(|e| ProbeFailure::Stop(usage(e)))?;
             let mut options = *meter.options();
             options.program = Some(program);
             meter.set_options(options);
@@ -589,8 +771,20 @@ struct SinkConfig {
     toml: String,
     /// (file name relative to the config, content).
     secret_files: Vec<(String, String)>,
-    /// (environment variable, what it holds).
-    env_vars: Vec<(String, &'static str)>,
+    /// Secrets the config takes from the environment.
+    env_vars: Vec<EnvSecret>,
+    /// Files the daemon writes that the checks may create first (the readings file).
+    service_files: Vec<PathBuf>,
+}
+
+/// A secret written as `key = "env:NAME"`.
+struct EnvSecret {
+    /// The environment variable.
+    name: String,
+    /// The config key.
+    key: String,
+    /// The answer, for testing the sink (never written to a file).
+    value: String,
 }
 
 impl SinkConfig {
@@ -618,7 +812,11 @@ impl SinkConfig {
                     self.toml,
                     "{key} = \"env:{env}\"             # {what}, from the environment"
                 );
-                self.env_vars.push((env.to_string(), what));
+                self.env_vars.push(EnvSecret {
+                    name: env.to_string(),
+                    key: key.to_string(),
+                    value: value.to_string(),
+                });
             }
         }
     }
@@ -641,7 +839,12 @@ fn quoted(s: &str) -> String {
     out
 }
 
-async fn choose_sink(args: &SetupArgs, ask: &Ask, base: &Path) -> Result<SinkConfig, Stop> {
+async fn choose_sink(
+    args: &SetupArgs,
+    ask: &Ask,
+    base: &Path,
+    layout: Layout,
+) -> Result<SinkConfig, Stop> {
     let choice = match args.sink {
         Some(s) => s,
         None => {
@@ -653,7 +856,7 @@ async fn choose_sink(args: &SetupArgs, ask: &Ask, base: &Path) -> Result<SinkCon
         }
     };
     loop {
-        let sink = sink_answers(args, ask, choice, base).await?;
+        let sink = sink_answers(args, ask, choice, base, layout).await?;
         if matches!(choice, SinkChoice::None | SinkChoice::File) {
             return Ok(sink);
         }
@@ -680,6 +883,7 @@ async fn sink_answers(
     ask: &Ask,
     choice: SinkChoice,
     base: &Path,
+    layout: Layout,
 ) -> Result<SinkConfig, Stop> {
     let mut s = SinkConfig::default();
     let meter = &args.name;
@@ -806,16 +1010,23 @@ async fn sink_answers(
             );
         }
         SinkChoice::File => {
+            let default = match layout {
+                Layout::Here => "readings.jsonl".to_string(),
+                Layout::Service => format!("{SERVICE_STATE_DIR}/readings.jsonl"),
+            };
             let path = ask.value(
                 args.file_path.as_ref(),
                 "File for the readings",
-                Some("readings.jsonl"),
+                Some(&default),
                 "--file-path",
             )?;
+            if path != "-" {
+                s.service_files.push(base.join(&path));
+            }
             s.toml.push_str("[file]\n");
             let _ = writeln!(
                 s.toml,
-                "path = {}                 # relative to this file; \"-\" for stdout",
+                "path = {}                 # a relative path is taken from this file's directory; \"-\" for stdout",
                 quoted(&path)
             );
             s.toml
@@ -844,7 +1055,19 @@ async fn test_sink_in(
         return vec![(false, format!("cannot test: {e}"))];
     }
     for (file, value) in &sink.secret_files {
-        if let Err(e) = write_secret(&scratch.join(file), &value.clone()) {
+        if let Err(e) = write_secret(&scratch.join(file), value, Layout::Here) {
+            return vec![(false, e.message)];
+        }
+    }
+    // Secrets from the environment are tested with the answers given, as files in the scratch
+    // directory (the variables are the daemon's, not necessarily set here).
+    let mut sink_toml = sink.toml.clone();
+    for secret in &sink.env_vars {
+        sink_toml = sink_toml.replace(
+            &format!("{} = \"env:{}\"", secret.key, secret.name),
+            &format!("{}_file = \"{}\"", secret.key, secret.name),
+        );
+        if let Err(e) = write_secret(&scratch.join(&secret.name), &secret.value, Layout::Here) {
             return vec![(false, e.message)];
         }
     }
@@ -852,7 +1075,7 @@ async fn test_sink_in(
     let text = format!(
         "[storage]\npath = \"unused.db\"\n[[meter]]\nname = {}\nport = \"sim:multical-403\"\n{}",
         quoted(meter),
-        sink.toml
+        sink_toml
     );
     let path = scratch.join("test.toml");
     let _ = base;
@@ -917,16 +1140,15 @@ async fn pick_domoticz_device(ask: &Ask, url: &str, base: &Path, meter: &str) ->
     }
     if devices.is_empty() {
         println!("No Domoticz device listed (create a Custom Sensor or Counter under Setup → Hardware → Dummy → Create Virtual Sensors).");
-        let idx = ask.value(
+        return ask.valid_value(
             None,
             "idx of the device for the heat energy",
-            None,
             "--domoticz-idx",
-        )?;
-        return idx
-            .trim()
-            .parse()
-            .map_err(|_| usage(format!("idx {idx:?} is not a number")));
+            |idx| {
+                idx.parse::<u64>()
+                    .map_err(|_| "an idx is a number (Setup → Devices, column Idx)".to_string())
+            },
+        );
     }
     let items: Vec<String> = devices
         .iter()
@@ -950,7 +1172,9 @@ fn choose_interval(args: &SetupArgs, ask: &Ask, protocol: Protocol) -> Result<St
     if let Some(text) = &args.interval {
         let d = humantime::parse_duration(text)
             .map_err(|e| usage(format!("--interval {text:?}: {e}")))?;
-        for line in schedule_lines(&args.name, kmp, d).1 {
+        let (info, warnings) = schedule_lines(&args.name, kmp, d);
+        println!("{info}");
+        for line in warnings {
             println!("warning: {line}");
         }
         return Ok(text.clone());
@@ -977,6 +1201,12 @@ fn choose_interval(args: &SetupArgs, ask: &Ask, protocol: Protocol) -> Result<St
     }
     let pick = ask.select("How often should the meter be read?", &items, default)?;
     let minutes = options.get(pick).copied().unwrap_or(15);
+    if !ask.interactive {
+        // The choice made for a script, with its cost (a terminal showed it in the list).
+        if let Some(item) = items.get(pick) {
+            println!("{item}");
+        }
+    }
     Ok(humantime::format_duration(Duration::from_secs(minutes * 60)).to_string())
 }
 
@@ -997,15 +1227,25 @@ fn config_text(
     program: Option<ProgramNumber>,
     interval: &str,
     sink: &SinkConfig,
+    layout: Layout,
 ) -> String {
     let mut t = String::new();
     t.push_str(
         "# kamstrup-bridge configuration, written by `kamstrup setup`.\n\
          # `kamstrup check --config THIS-FILE` validates it and reaches the meter and every sink;\n\
          # kamstrup.example.toml documents every key.\n\n\
-         [storage]\n\
-         path = \"kamstrup.db\"                     # SQLite history, next to this file\n\n\
-         [web]\n\
+         [storage]\n",
+    );
+    t.push_str(match layout {
+        Layout::Here => {
+            "path = \"kamstrup.db\"                     # SQLite history, next to this file\n\n"
+        }
+        Layout::Service => {
+            "path = \"/var/lib/kamstrup/kamstrup.db\"   # SQLite history, in the service's state directory\n\n"
+        }
+    });
+    t.push_str(
+        "[web]\n\
          listen = \"127.0.0.1:8080\"                # the dashboard, JSON API and /metrics (loopback only)\n\n\
          [[meter]]\n",
     );
@@ -1044,7 +1284,7 @@ fn config_text(
     t
 }
 
-fn write_secret(path: &Path, value: &str) -> Result<(), Stop> {
+fn write_secret(path: &Path, value: &str, layout: Layout) -> Result<(), Stop> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -1057,5 +1297,113 @@ fn write_secret(path: &Path, value: &str) -> Result<(), Stop> {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
     f.write_all(value.as_bytes())
-        .map_err(|e| stop(format!("cannot write {}: {e}", path.display())))
+        .map_err(|e| stop(format!("cannot write {}: {e}", path.display())))?;
+    if layout == Layout::Service {
+        give_to_service_user(path)?;
+    }
+    Ok(())
+}
+
+/// A 0600 secret in /etc/kamstrup written by root must belong to the service's user, or the
+/// service cannot read it (likewise a file or directory it writes). Without root (or without
+/// that user) it is left as it is.
+fn give_to_service_user(path: &Path) -> Result<(), Stop> {
+    use std::os::unix::fs::MetadataExt;
+    let written_by_root = std::fs::metadata(path).is_ok_and(|m| m.uid() == 0);
+    let Some((uid, gid)) = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|text| passwd_ids(&text, "kamstrup"))
+    else {
+        return Ok(());
+    };
+    if !written_by_root {
+        return Ok(());
+    }
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(|e| {
+        stop(format!(
+            "cannot give {} to the user kamstrup: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// Uid and gid of `user` in /etc/passwd text.
+fn passwd_ids(text: &str, user: &str) -> Option<(u32, u32)> {
+    text.lines().find_map(|line| {
+        let mut f = line.split(':');
+        if f.next()? != user {
+            return None;
+        }
+        let _password = f.next()?;
+        Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_packaged_config_directory_is_the_service_layout() {
+        assert_eq!(
+            layout_of(Path::new("/etc/kamstrup/kamstrup.toml")),
+            Layout::Service
+        );
+        assert_eq!(layout_of(Path::new("kamstrup.toml")), Layout::Here);
+        assert_eq!(layout_of(Path::new("/tmp/kamstrup.toml")), Layout::Here);
+    }
+
+    #[test]
+    fn a_service_config_keeps_its_history_where_the_service_may_write() {
+        let sink = SinkConfig::default();
+        let service = config_text(
+            "heat",
+            "/dev/ttyUSB0",
+            Protocol::Kmp,
+            None,
+            "15m",
+            &sink,
+            Layout::Service,
+        );
+        assert!(
+            service.contains("path = \"/var/lib/kamstrup/kamstrup.db\""),
+            "{service}"
+        );
+        let here = config_text(
+            "heat",
+            "/dev/ttyUSB0",
+            Protocol::Kmp,
+            None,
+            "15m",
+            &sink,
+            Layout::Here,
+        );
+        assert!(here.contains("path = \"kamstrup.db\""), "{here}");
+        // Both are valid configs.
+        for text in [service, here] {
+            kamstrup_config::parse(&text, "setup", Path::new("/nonexistent"))
+                .unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+        }
+        let next = next_steps(Path::new("/etc/kamstrup/kamstrup.toml"), Layout::Service);
+        assert!(next
+            .iter()
+            .any(|l| l.starts_with("sudo systemctl enable --now kamstrup")));
+        assert!(next
+            .iter()
+            .any(|l| l.starts_with("sudo -u kamstrup kamstrup check")));
+        let next = next_steps(Path::new("k.toml"), Layout::Here);
+        assert!(next
+            .iter()
+            .any(|l| l.starts_with("kamstrup run --config k.toml")));
+    }
+
+    #[test]
+    fn the_service_user_from_passwd() {
+        let text = "root:x:0:0:root:/root:/bin/bash\n\
+                    kamstrupx:x:5:5::/:/bin/false\n\
+                    kamstrup:x:998:997:kamstrup-bridge heat meter reader:/var/lib/kamstrup:/usr/sbin/nologin\n";
+        assert_eq!(passwd_ids(text, "kamstrup"), Some((998, 997)));
+        assert_eq!(passwd_ids(text, "nobody"), None);
+        assert_eq!(passwd_ids("kamstrup:x:notanumber:1::", "kamstrup"), None);
+    }
 }

@@ -244,7 +244,16 @@ fn interactive_setup_with_a_meter_on_a_pty_and_home_assistant_over_mqtt() {
     t.expect("How often should the meter be read?");
     t.expect("IR sessions a day");
     t.send("\r");
+    // `kamstrup check` on the written file: the meter from the probe (no second IR session),
+    // the broker reached again with the login from the 0600 file beside it.
+    t.expect("wrote");
+    t.expect("Checking");
+    t.expect("ok   meter heat on");
+    t.expect("read by the probe above");
+    t.expect("ok   config:");
+    t.expect("ok   homeassistant");
     t.expect("Next:");
+    t.expect("kamstrup run --config kamstrup.toml");
     let (code, screen) = t.wait();
     assert_eq!(code, 0, "{screen}");
     assert!(
@@ -320,7 +329,7 @@ fn interactive_setup_with_a_66c_over_tcp_a_file_sink_and_an_existing_config() {
     t.send("\r");
     t.expect("How often should the meter be read?");
     t.send("\r");
-    t.expect("exists. Overwrite it?");
+    t.expect("exists already. Overwrite?");
     t.send("y");
     t.expect("Next:");
     let (code, screen) = t.wait();
@@ -373,12 +382,16 @@ fn scripted_setup_with_flags_and_a_silent_meter() {
         "--yes",
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Nothing listens on port 9: the config is written, the check on it fails, and a script
+    // sees that in the exit status.
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
     assert!(stdout.contains("ok   config:"), "{stdout}");
+    assert!(stdout.contains("FAIL influxdb"), "{stdout}");
+    assert!(
+        stderr.contains("is written, but the check above failed"),
+        "{stderr}"
+    );
     let text = std::fs::read_to_string(&config).unwrap();
     assert!(
         text.contains("token = \"env:KAMSTRUP_INFLUX_TOKEN\""),
@@ -557,6 +570,9 @@ fn a_66c_that_does_not_tell_its_program_number_is_asked_for_it() {
     );
     t.expect("did not give its program number");
     t.expect("Program number A-B-CCC");
+    // A typo is refused with the reason, and asked again.
+    t.send("4-4\r");
+    t.expect("write it as A-B-CCC");
     t.send("4-4-119\r");
     t.expect("Found a MULTICAL 66C");
     t.expect("program 4-4-119 (given)");
@@ -566,4 +582,259 @@ fn a_66c_that_does_not_tell_its_program_number_is_asked_for_it() {
     let text = std::fs::read_to_string(dir.path().join("kamstrup.toml")).unwrap();
     assert!(text.contains("program = \"4-4-119\""), "{text}");
     assert!(text.contains("# No sink"), "{text}");
+}
+
+#[test]
+fn setup_and_doctor_help_teach_with_examples() {
+    for sub in ["setup", "doctor"] {
+        let out = Command::new(BIN).args([sub, "--help"]).output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Examples:"), "{sub} --help:\n{text}");
+        assert!(
+            text.contains(&format!("kamstrup {sub} --port")),
+            "{sub}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let setup = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("setup")
+            .args(args)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let cases: &[(&[&str], &str)] = &[
+        // A port that does not exist: named, with the heads found and the way out.
+        (
+            &["--port", "/dev/ttyUSB-kamstrup-none", "--yes"],
+            "no such device",
+        ),
+        (
+            &[
+                "--port",
+                "sim:multical-403",
+                "--sink",
+                "homeassitant",
+                "--yes",
+            ],
+            "homeassistant",
+        ),
+        (
+            &["--port", "sim:multical-403", "--interval", "15x", "--yes"],
+            "--interval",
+        ),
+        (
+            &["--port", "sim:multical-403", "--program", "4-4", "--yes"],
+            "A-B-CCC",
+        ),
+        (
+            &["--port", "sim:multical-403", "--protocol", "kmpp", "--yes"],
+            "mc66c",
+        ),
+        (&["--port", "ftp://meter:21", "--yes"], "tcp://"),
+    ];
+    for (args, needle) in cases {
+        let out = setup(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!dir.path().join("kamstrup.toml").exists(), "{args:?}");
+    }
+    let out = setup(&["--port", "/dev/ttyUSB-kamstrup-none", "--yes"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-probe"));
+    // Without the head, on purpose: the config is written, and says the meter was not read.
+    let out = setup(&["--port", "/dev/ttyUSB-kamstrup-none", "--no-probe", "--yes"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("not contacted (--no-probe)"), "{stdout}");
+    // The doctor: a port that does not exist is a verdict, a typo'd value a usage error.
+    let out = Command::new(BIN)
+        .args([
+            "doctor",
+            "--port",
+            "sim:multical-403",
+            "--protocol",
+            "mc66",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mc66c"));
+    let out = Command::new(BIN)
+        .args(["doctor", "--port", "sim:multical-403", "--watch-for", "3x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--watch-for"));
+}
+
+#[test]
+fn an_existing_secret_file_is_not_overwritten_without_asking() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("mqtt-password");
+    std::fs::write(&secret, "an older password").unwrap();
+    // A port nobody listens on (bound, then closed): the broker check fails, the write is refused
+    // before it is tried.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "setup",
+            "--port",
+            "sim:multical-403",
+            "--sink",
+            "homeassistant",
+            "--mqtt-url",
+            &format!("mqtt://{closed}"),
+            "--mqtt-password",
+            "new",
+            "--interval",
+            "15m",
+            "--yes",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("mqtt-password") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&secret).unwrap(),
+        "an older password"
+    );
+    assert!(!dir.path().join("kamstrup.toml").exists());
+}
+
+/// A stand-in for Home Assistant's REST API as far as setup and check use it: `GET /api/` with
+/// a bearer token answers 200 `{"message": "API running."}` for the right token and 401 for any
+/// other, as HA does.
+fn fake_home_assistant(token: &'static str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+            let good = head.starts_with("get /api/ ")
+                && head.contains(&format!("authorization: bearer {token}\r\n"));
+            let (status, body) = if good {
+                ("200 OK", r#"{"message":"API running."}"#)
+            } else {
+                ("401 Unauthorized", "401: Unauthorized")
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn home_assistant_rest_token_is_tested_and_kept_in_a_0600_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fake_home_assistant("g00d-t0ken");
+    let mut t = Terminal::spawn(
+        &[
+            "--port",
+            "sim:multical-403",
+            "--sink",
+            "ha-rest",
+            "--interval",
+            "15m",
+        ],
+        dir.path(),
+    );
+    t.expect("Home Assistant URL");
+    t.send(&format!("{url}\r"));
+    t.expect("Long-lived access token");
+    t.send("wrong\r");
+    t.expect("FAIL homeassistant_rest");
+    t.expect("token refused");
+    t.expect("Enter the answers again?");
+    t.send("y");
+    t.expect("Home Assistant URL");
+    t.send(&format!("{url}\r"));
+    t.expect("Long-lived access token");
+    t.send("g00d-t0ken\r");
+    t.expect("ok   homeassistant_rest");
+    t.expect("token accepted");
+    t.expect("Next:");
+    let (code, screen) = t.wait();
+    assert_eq!(code, 0, "{screen}");
+    assert!(!screen.contains("g00d-t0ken"), "{screen}");
+    let text = std::fs::read_to_string(dir.path().join("kamstrup.toml")).unwrap();
+    assert!(text.contains("[homeassistant_rest]"), "{text}");
+    assert!(text.contains("token_file = \"ha-token\""), "{text}");
+    assert!(!text.contains("g00d-t0ken"), "{text}");
+    let secret = dir.path().join("ha-token");
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "g00d-t0ken");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // A script with the token from the environment: the token given is tested before the
+    // config is written and by `kamstrup check` on it, yet stored nowhere.
+    let env_dir = tempfile::tempdir().unwrap();
+    let scripted = |token: &str| {
+        Command::new(BIN)
+            .args([
+                "setup",
+                "--port",
+                "sim:multical-403",
+                "--sink",
+                "ha-rest",
+                "--ha-url",
+                &url,
+                "--ha-token",
+                token,
+                "--secrets",
+                "env",
+                "--yes",
+                "--force",
+            ])
+            .current_dir(env_dir.path())
+            .env_remove("KAMSTRUP_HA_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let out = scripted("g00d-t0ken");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert_eq!(stdout.matches("token accepted").count(), 2, "{stdout}");
+    assert!(stdout.contains("set KAMSTRUP_HA_TOKEN"), "{stdout}");
+    let text = std::fs::read_to_string(env_dir.path().join("kamstrup.toml")).unwrap();
+    assert!(text.contains("token = \"env:KAMSTRUP_HA_TOKEN\""), "{text}");
+    let files: Vec<String> = std::fs::read_dir(env_dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files, ["kamstrup.toml"], "nothing secret on disk");
+    let out = scripted("wrong");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("token refused"), "{stdout}");
 }

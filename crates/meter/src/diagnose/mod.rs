@@ -919,6 +919,66 @@ mod tests {
         }
     }
 
+    /// A KMP meter whose optical port runs at `baud`: a request at that rate gets `reply`; at
+    /// another rate the receiver sees misframed bits, sent back as bytes without a frame start.
+    /// The shared line settings of the in-memory pair stand for the wire's rate.
+    fn meter_at(baud: u32, reply: Vec<u8>) -> Box<dyn Link> {
+        let (host, mut meter) = memory_pair(LineSettings::KMP);
+        tokio::spawn(async move {
+            let mut buf = [0u8; 64];
+            while let Ok(n) = meter.read(&mut buf).await {
+                if n == 0 || buf[..n].last() != Some(&0x0D) {
+                    continue;
+                }
+                let answer = if meter.line_settings().baud == baud {
+                    reply.clone()
+                } else {
+                    vec![0xF0, 0x0F, 0xFF, 0x00]
+                };
+                if meter.write_all(&answer).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Box::new(host)
+    }
+
+    #[tokio::test]
+    async fn a_meter_at_another_baud_rate_is_found_there() {
+        let good = vec![0x40, 0x3F, 0x02, 0x01, 0x23, 0x45, 0x67, 0xE9, 0x56, 0x0D];
+        let options = DiagnoseOptions {
+            timeouts: quick(),
+            ..DiagnoseOptions::default()
+        };
+        let mut probe = Probe {
+            steps: Vec::new(),
+            notes: Vec::new(),
+        };
+        let spec = PortSpec::Serial {
+            path: "/dev/ttyUSB0".to_string(),
+        };
+        let (verdict, found) = probe_kmp_first(
+            &mut probe,
+            &spec,
+            "/dev/ttyUSB0",
+            meter_at(2400, good),
+            LineSettings::KMP,
+            &options,
+        )
+        .await;
+        assert_eq!(verdict, Verdict::OtherBaud { baud: 2400 });
+        assert_eq!(verdict.fix(), vec!["use --baud 2400 (config: baud = 2400)"]);
+        let found = found.unwrap();
+        assert_eq!(found.serial, Some(0x0123_4567));
+        assert!(found.line.starts_with("2400"), "{}", found.line);
+        let step = probe
+            .steps
+            .iter()
+            .find(|s| s.question == Q_PROTOCOL)
+            .unwrap();
+        assert!(step.detail.contains("2400"), "{}", step.detail);
+    }
+
     #[test]
     fn dominant_prefers_the_most_frequent_then_the_most_telling() {
         use KmpOutcome as O;

@@ -243,6 +243,58 @@ mod tests {
     }
 
     #[test]
+    fn vendor_and_product_of_an_unnamed_device_from_sysfs() {
+        // The layout of Linux sysfs: the tty's `device` link points into the USB interface
+        // (ttyUSB: one level deeper), whose parent, the USB device, has the ids and the product.
+        let root = std::env::temp_dir().join(format!("kamstrup-sysfs-{}", std::process::id()));
+        let dev = root.join("dev");
+        let sys = root.join("sys");
+        std::fs::create_dir_all(&dev).unwrap();
+        let usb = sys.join("devices/pci0000:00/usb1/1-1");
+        let acm = usb.join("1-1:1.0");
+        let ftdi = sys.join("devices/pci0000:00/usb1/1-2");
+        let ftdi_tty = ftdi.join("1-2:1.0/ttyUSB0");
+        std::fs::create_dir_all(&acm).unwrap();
+        std::fs::create_dir_all(&ftdi_tty).unwrap();
+        for (dir, vendor, product, name) in [
+            (&usb, "2341", "0043", "Arduino Uno"),
+            (&ftdi, "0403", "6001", "FT232R USB UART"),
+        ] {
+            std::fs::write(dir.join("idVendor"), format!("{vendor}\n")).unwrap();
+            std::fs::write(dir.join("idProduct"), format!("{product}\n")).unwrap();
+            std::fs::write(dir.join("product"), format!("{name}\n")).unwrap();
+        }
+        let class = sys.join("class/tty");
+        for (tty, target) in [("ttyACM0", &acm), ("ttyUSB0", &ftdi_tty)] {
+            std::fs::create_dir_all(class.join(tty)).unwrap();
+            symlink(target, class.join(tty).join("device")).unwrap();
+            std::fs::write(dev.join(tty), b"").unwrap();
+        }
+        let got = candidates_in(&dev, &sys);
+        let described: Vec<(String, Option<String>)> = got
+            .iter()
+            .map(|c| {
+                let name = Path::new(&c.path).file_name().unwrap();
+                (name.to_string_lossy().into_owned(), c.description.clone())
+            })
+            .collect();
+        assert_eq!(
+            described,
+            vec![
+                (
+                    "ttyUSB0".to_string(),
+                    Some("0403:6001 FT232R USB UART".to_string())
+                ),
+                (
+                    "ttyACM0".to_string(),
+                    Some("2341:0043 Arduino Uno".to_string())
+                ),
+            ]
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn missing_directories_give_nothing() {
         let nowhere = Path::new("/nonexistent-kamstrup");
         assert!(candidates_in(nowhere, nowhere).is_empty());

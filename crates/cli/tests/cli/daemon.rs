@@ -4,7 +4,7 @@
 
 use super::harness::*;
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,23 +13,10 @@ use kamstrup_store::{ReadingId, Store};
 use serde_json::Value;
 
 /// Starts `kamstrup simulate` and returns it with the port to configure.
-fn simulator(args: &[&str], dir: &Path) -> (Proc, String) {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("simulate")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = if let Some(addr) = line.split_whitespace().find(|w| w.starts_with("tcp://")) {
-        addr.to_string()
-    } else {
-        dir.join("meter66").to_string_lossy().into_owned()
-    };
-    (Proc(child), port)
+fn simulator(args: &[&str], _dir: &Path) -> (Sim, String) {
+    let sim = Sim::start(args);
+    let port = sim.port.clone();
+    (sim, port)
 }
 
 fn start_daemon(config: &Path) -> Proc {

@@ -3,52 +3,9 @@
 
 use super::harness::*;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
-
-/// A running `kamstrup simulate`, killed when dropped.
-struct Sim {
-    child: Child,
-    port: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_sim(transport: &str, extra: &[&str]) -> Sim {
-    let dir = tempfile::tempdir().unwrap();
-    let link = dir.path().join("meter");
-    let mut cmd = Command::new(BIN);
-    cmd.arg("simulate");
-    if transport == "pty" {
-        cmd.args(["--pty", "--link"]).arg(&link);
-    } else {
-        cmd.args(["--listen", "127.0.0.1:0"]);
-    }
-    cmd.args(extra).stdout(Stdio::piped()).stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = if transport == "pty" {
-        assert!(link.exists(), "announce line: {line}");
-        link.to_string_lossy().into_owned()
-    } else {
-        line.trim().rsplit(' ').next().unwrap().to_string()
-    };
-    Sim {
-        child,
-        port,
-        _dir: dir,
-    }
-}
 
 fn doctor(port: &str, extra: &[&str]) -> (Output, Value) {
     let out = Command::new(BIN)
@@ -84,7 +41,7 @@ fn step<'a>(doc: &'a Value, starts: &str) -> &'a Value {
 }
 
 fn assert_verdict(transport: &str, sim_args: &[&str], doctor_args: &[&str], kind: &str) -> Value {
-    let sim = spawn_sim(transport, sim_args);
+    let sim = Sim::on(transport, sim_args);
     let (out, doc) = doctor(&sim.port, doctor_args);
     assert_eq!(
         doc["verdict"]["kind"], kind,
@@ -227,7 +184,7 @@ fn a_missing_port_and_a_closed_bridge() {
 
 #[test]
 fn watch_shows_a_live_rate_and_stops_by_itself() {
-    let sim = spawn_sim("pty", &["--faults", "drop@2"]);
+    let sim = Sim::on("pty", &["--faults", "drop@2"]);
     let started = std::time::Instant::now();
     let out = Command::new(BIN)
         .args([
@@ -267,7 +224,7 @@ fn watch_shows_a_live_rate_and_stops_by_itself() {
 
 #[test]
 fn watch_a_66c_asks_at_most_every_five_seconds() {
-    let sim = spawn_sim(
+    let sim = Sim::on(
         "tcp",
         &[
             "--model",
@@ -311,7 +268,7 @@ fn watch_a_66c_asks_at_most_every_five_seconds() {
 
 #[test]
 fn a_port_held_by_another_program_names_it() {
-    let sim = spawn_sim("pty", &[]);
+    let sim = Sim::on("pty", &[]);
     // Another reader holds the head (a watching doctor: it opens the port exclusively).
     let mut holder = Command::new(BIN)
         .args([

@@ -178,3 +178,98 @@ fn broker_child() {
     let config: rumqttd::Config = serde_json::from_value(config).unwrap();
     rumqttd::Broker::new(config).start().unwrap();
 }
+
+/// A running `kamstrup -vv simulate`, killed when dropped. Its log (every request it answered)
+/// goes to `sim.log` in its own folder.
+pub(crate) struct Sim {
+    _proc: Proc,
+    /// What to configure as the meter's port: the pty's link or `tcp://127.0.0.1:N`.
+    pub(crate) port: String,
+    /// The line the simulator announced itself with.
+    pub(crate) announce: String,
+    dir: tempfile::TempDir,
+}
+
+impl Sim {
+    /// `kamstrup simulate ARGS` on a new pseudo-terminal (linked from its own folder), unless
+    /// ARGS choose the transport themselves (`--listen ADDR`, or `--pty --link PATH`).
+    pub(crate) fn start(args: &[&str]) -> Sim {
+        let dir = tempfile::tempdir().unwrap();
+        let tcp = args.contains(&"--listen");
+        let given_link = args
+            .iter()
+            .position(|a| *a == "--link")
+            .and_then(|i| args.get(i + 1))
+            .map(std::path::PathBuf::from);
+        let link = given_link
+            .clone()
+            .unwrap_or_else(|| dir.path().join("meter"));
+        let log = std::fs::File::create(dir.path().join("sim.log")).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["-vv", "simulate"]).args(args);
+        if !tcp && given_link.is_none() {
+            cmd.args(["--pty", "--link"]).arg(&link);
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(log).spawn().unwrap();
+        let mut announce = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut announce,
+        )
+        .unwrap();
+        let port = if tcp {
+            let addr = announce
+                .split_whitespace()
+                .find(|w| w.starts_with("tcp://"));
+            addr.unwrap_or_else(|| panic!("no address in the announce line: {announce}"))
+                .to_string()
+        } else {
+            assert!(announce.contains("pty"), "announce line: {announce}");
+            assert!(link.exists(), "no pty link; announce line: {announce}");
+            link.to_string_lossy().into_owned()
+        };
+        Sim {
+            _proc: Proc(child),
+            port,
+            announce,
+            dir,
+        }
+    }
+
+    /// Over TCP on a free local port.
+    pub(crate) fn tcp(args: &[&str]) -> Sim {
+        Sim::start(&[&["--listen", "127.0.0.1:0"], args].concat())
+    }
+
+    /// Over `"pty"` or `"tcp"`, for tests that run over both.
+    pub(crate) fn on(transport: &str, args: &[&str]) -> Sim {
+        match transport {
+            "pty" => Sim::start(args),
+            "tcp" => Sim::tcp(args),
+            other => panic!("no transport {other:?}"),
+        }
+    }
+
+    /// The simulator's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self._proc.0.id()
+    }
+
+    /// What the simulator logged so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sim.log")).unwrap_or_default()
+    }
+
+    /// The requests the simulated meter answered so far, in order.
+    pub(crate) fn requests(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| l.contains("simulator: replying"))
+            .filter_map(|l| {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix("request="))
+                    .map(str::to_string)
+            })
+            .collect()
+    }
+}

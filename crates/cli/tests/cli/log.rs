@@ -3,54 +3,14 @@
 //! same simulated meter (its state is a function of UTC time), also through injected faults.
 
 use super::harness::*;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 
 use kamstrup_kmp::{LoggerType, MeterDateTime};
 use kamstrup_meter::sim::KmpModel;
 use serde_json::Value;
 
-/// A running `kamstrup simulate`, killed when dropped.
-struct Sim {
-    child: Child,
-    port: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// `kamstrup simulate --model MODEL` over `transport` with `extra` arguments.
 fn spawn_sim(transport: &str, model: &str, extra: &[&str]) -> Sim {
-    let dir = tempfile::tempdir().unwrap();
-    let link = dir.path().join("meter");
-    let mut cmd = Command::new(BIN);
-    cmd.args(["simulate", "--model", model]);
-    if transport == "pty" {
-        cmd.args(["--pty", "--link"]).arg(&link);
-    } else {
-        cmd.args(["--listen", "127.0.0.1:0"]);
-    }
-    cmd.args(extra).stdout(Stdio::piped()).stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = if transport == "pty" {
-        assert!(link.exists(), "announce line: {line}");
-        link.to_string_lossy().into_owned()
-    } else {
-        line.trim().rsplit(' ').next().unwrap().to_string()
-    };
-    Sim {
-        child,
-        port,
-        _dir: dir,
-    }
+    Sim::on(transport, &[&["--model", model], extra].concat())
 }
 
 /// Checks a JSON day of hourly records against the model, record by record.

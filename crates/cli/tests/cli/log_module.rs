@@ -3,47 +3,13 @@
 //! equal what this test process computes for the same simulated meter (a function of UTC time).
 
 use super::harness::*;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 
 use kamstrup_meter::sim::logger_module::INTERVAL_LOG_SPEC;
 use kamstrup_meter::sim::KmpModel;
 
-/// A running `kamstrup simulate --pty`, killed when dropped.
-struct Sim {
-    child: Child,
-    port: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// `kamstrup simulate --model MODEL` on a pseudo-terminal with `extra` arguments.
 fn spawn_sim(model: &str, extra: &[&str]) -> Sim {
-    let dir = tempfile::tempdir().unwrap();
-    let link = dir.path().join("meter");
-    let mut child = Command::new(BIN)
-        .args(["simulate", "--model", model, "--pty", "--link"])
-        .arg(&link)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(link.exists(), "announce line: {line}");
-    Sim {
-        child,
-        port: link.to_string_lossy().into_owned(),
-        _dir: dir,
-    }
+    Sim::start(&[&["--model", model], extra].concat())
 }
 
 #[test]

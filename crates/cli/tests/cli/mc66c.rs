@@ -3,8 +3,7 @@
 //! and over TCP; late-baud faults, auto-detection, scan, and decode of every vectors-file row.
 
 use super::harness::*;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 
 use kamstrup_decimal::Decimal;
 use serde_json::Value;
@@ -13,53 +12,15 @@ use serde_json::Value;
 /// column names where each row came from); compiled in, so no test reads outside the checkout.
 const TSV: &str = include_str!("../../../../testdata/vectors/mc66c.tsv");
 
-/// A running `kamstrup simulate --model multical-66c`, killed when dropped. Its log (run with
-/// -v) goes to a file in its temporary directory.
-struct Sim {
-    child: Child,
-    port: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Sim {
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("sim.log")).unwrap_or_default()
-    }
-}
-
+/// `kamstrup simulate --model multical-66c` over `transport` with `extra` arguments.
 fn spawn_sim(transport: &str, extra: &[&str]) -> Sim {
-    let dir = tempfile::tempdir().unwrap();
-    let link = dir.path().join("meter");
-    let log = std::fs::File::create(dir.path().join("sim.log")).unwrap();
-    let mut cmd = Command::new(BIN);
-    cmd.args(["-vv", "simulate", "--model", "multical-66c"]);
-    match transport {
-        "pty" => {
-            cmd.args(["--pty", "--link"]).arg(&link);
-        }
-        "tcp" => {
-            cmd.args(["--listen", "127.0.0.1:0"]);
-        }
-        other => panic!("{other}"),
-    }
-    cmd.args(extra).stdout(Stdio::piped()).stderr(log);
-    let mut child = cmd.spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    assert!(line.contains("simulated multical-66c"), "announce: {line}");
-    let port = match transport {
-        "pty" => link.to_string_lossy().into_owned(),
-        _ => line.trim().rsplit(' ').next().unwrap().to_string(),
-    };
-    Sim { child, port, dir }
+    let sim = Sim::on(transport, &[&["--model", "multical-66c"], extra].concat());
+    assert!(
+        sim.announce.contains("simulated multical-66c"),
+        "announce: {}",
+        sim.announce
+    );
+    sim
 }
 
 fn stderr(out: &Output) -> String {

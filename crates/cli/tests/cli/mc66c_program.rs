@@ -3,72 +3,21 @@
 //! simulated meter (`kamstrup simulate` on a real pseudo-terminal) counts the requests it answers.
 
 use super::harness::*;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
-/// A running `kamstrup -vv simulate --model multical-66c --pty`, killed when dropped; its log
-/// names every request it answered.
-struct Sim {
-    child: Child,
-    port: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Sim {
-    fn start() -> Sim {
-        let dir = tempfile::tempdir().unwrap();
-        let link = dir.path().join("meter");
-        let log = std::fs::File::create(dir.path().join("sim.log")).unwrap();
-        let mut child = Command::new(BIN)
-            .args([
-                "-vv",
-                "simulate",
-                "--model",
-                "multical-66c",
-                "--program",
-                "4-2-119",
-            ])
-            .args(["--latency-ms", "150", "--pty", "--link"])
-            .arg(&link)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.contains("simulated multical-66c"), "announce: {line}");
-        Sim {
-            child,
-            port: link.to_string_lossy().into_owned(),
-            dir,
-        }
-    }
-
-    /// The requests the simulated meter answered so far, in order.
-    fn requests(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.path().join("sim.log"))
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains("simulator: replying"))
-            .filter_map(|l| {
-                l.split_whitespace()
-                    .find_map(|w| w.strip_prefix("request="))
-                    .map(str::to_string)
-            })
-            .collect()
-    }
+/// The simulated 66C on a pseudo-terminal; its log names every request it answered.
+fn start_sim() -> Sim {
+    Sim::start(&[
+        "--model",
+        "multical-66c",
+        "--program",
+        "4-2-119",
+        "--latency-ms",
+        "150",
+    ])
 }
 
 /// `kamstrup read` of the simulated 66C with the given cache directory.
@@ -97,7 +46,7 @@ fn read(sim: &Sim, cache: &Path, extra: &[&str]) -> Value {
 
 #[test]
 fn a_remembered_or_configured_program_costs_one_ir_session() {
-    let sim = Sim::start();
+    let sim = start_sim();
     let cache = tempfile::tempdir().unwrap();
     // First read: the program is unknown, /#2 tells it (and the customer number).
     let doc = read(&sim, cache.path(), &[]);

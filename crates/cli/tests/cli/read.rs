@@ -2,67 +2,10 @@
 //! pseudo-terminal and over real TCP, with echo and injected faults; plus decode and errors.
 
 use super::harness::*;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
-
-/// A running `kamstrup simulate`, killed when dropped.
-struct Sim {
-    child: Child,
-    /// The port to give `read`: the pty symlink or tcp://addr.
-    port: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_sim(transport: &str, extra: &[&str]) -> Sim {
-    let dir = tempfile::tempdir().unwrap();
-    let link = dir.path().join("meter");
-    let mut cmd = Command::new(BIN);
-    cmd.arg("simulate");
-    match transport {
-        "pty" => {
-            cmd.args(["--pty", "--link"]).arg(&link);
-        }
-        "tcp" => {
-            cmd.args(["--listen", "127.0.0.1:0"]);
-        }
-        other => panic!("{other}"),
-    }
-    cmd.args(extra).stdout(Stdio::piped()).stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let port = match transport {
-        "pty" => {
-            assert!(line.contains("on pty /dev/pts/"), "announce line: {line}");
-            assert!(link.exists(), "symlink made");
-            link.to_string_lossy().into_owned()
-        }
-        _ => {
-            let addr = line.trim().rsplit(' ').next().unwrap().to_string();
-            assert!(
-                addr.starts_with("tcp://127.0.0.1:"),
-                "announce line: {line}"
-            );
-            addr
-        }
-    };
-    Sim {
-        child,
-        port,
-        _dir: dir,
-    }
-}
 
 fn register<'a>(doc: &'a Value, name: &str) -> &'a Value {
     doc["registers"]
@@ -104,7 +47,7 @@ fn check_standard_reading(doc: &Value, energy_unit: &str) {
 
 #[test]
 fn reads_standard_set_over_a_real_pty() {
-    let sim = spawn_sim("pty", &[]);
+    let sim = Sim::on("pty", &[]);
     let out = kamstrup(&["read", "--port", &sim.port, "--format", "json"]);
     assert!(
         out.status.success(),
@@ -118,7 +61,7 @@ fn reads_standard_set_over_a_real_pty() {
 
 #[test]
 fn reads_over_tcp_like_ser2net() {
-    let sim = spawn_sim("tcp", &["--model", "multical-602"]);
+    let sim = Sim::on("tcp", &["--model", "multical-602"]);
     let out = kamstrup(&["read", "--port", &sim.port, "--format", "json"]);
     assert!(
         out.status.success(),
@@ -141,7 +84,7 @@ fn reads_over_tcp_like_ser2net() {
 #[test]
 fn skips_the_echo_of_an_ir_head() {
     for transport in ["pty", "tcp"] {
-        let sim = spawn_sim(transport, &["--echo"]);
+        let sim = Sim::on(transport, &["--echo"]);
         let out = kamstrup(&["read", "--port", &sim.port, "--format", "json"]);
         assert!(
             out.status.success(),
@@ -155,7 +98,7 @@ fn skips_the_echo_of_an_ir_head() {
 #[test]
 fn retries_once_after_a_lost_or_corrupt_reply() {
     for fault in ["drop@1", "corrupt@2", "truncate@1"] {
-        let sim = spawn_sim("pty", &["--faults", fault, "--echo"]);
+        let sim = Sim::on("pty", &["--faults", fault, "--echo"]);
         let out = kamstrup(&[
             "read",
             "--port",
@@ -187,7 +130,7 @@ fn persistent_faults_fail_with_a_typed_error() {
         ("drop", "timeout"),
     ];
     for (fault, kind) in cases {
-        let sim = spawn_sim("tcp", &["--faults", fault]);
+        let sim = Sim::on("tcp", &["--faults", fault]);
         let out = kamstrup(&[
             "read",
             "--port",
@@ -206,7 +149,7 @@ fn persistent_faults_fail_with_a_typed_error() {
 
 #[test]
 fn no_reply_explains_what_to_check() {
-    let sim = spawn_sim("pty", &["--faults", "drop"]);
+    let sim = Sim::on("pty", &["--faults", "drop"]);
     let out = kamstrup(&["read", "--port", &sim.port, "--timeout", "300ms"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -216,7 +159,7 @@ fn no_reply_explains_what_to_check() {
 
 #[test]
 fn echo_only_is_told_apart_from_silence() {
-    let sim = spawn_sim("pty", &["--faults", "drop", "--echo"]);
+    let sim = Sim::on("pty", &["--faults", "drop", "--echo"]);
     let out = kamstrup(&[
         "read",
         "--port",
@@ -392,10 +335,10 @@ fn decode_explains_frames_and_errors() {
 
 #[test]
 fn simulator_removes_its_symlink_on_sigterm() {
-    let sim = spawn_sim("pty", &[]);
+    let sim = Sim::on("pty", &[]);
     let link = PathBuf::from(&sim.port);
     assert!(link.exists());
-    let pid = sim.child.id().to_string();
+    let pid = sim.pid().to_string();
     let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(status.success());
     for _ in 0..100 {

@@ -3,7 +3,7 @@
 //! broker (rumqttd); the config it writes must pass validation. Also the script form (--yes).
 
 use super::harness::*;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -13,32 +13,15 @@ const UP: &str = "\x1b[A";
 const DOWN: &str = "\x1b[B";
 
 /// Starts `kamstrup simulate`; returns it with its port (pty symlink or tcp://…).
-fn simulator(args: &[&str], dir: &Path) -> (Proc, String) {
+fn simulator(args: &[&str], dir: &Path) -> (Sim, String) {
     let link = dir.join("meter");
-    let mut cmd = Command::new(BIN);
-    cmd.arg("simulate").args(args);
-    let pty = !args.contains(&"--listen");
-    if pty {
-        cmd.args(["--pty", "--link"]).arg(&link);
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = if pty {
-        link.to_string_lossy().into_owned()
+    let sim = if args.contains(&"--listen") {
+        Sim::start(args)
     } else {
-        line.split_whitespace()
-            .find(|w| w.starts_with("tcp://"))
-            .unwrap()
-            .to_string()
+        Sim::start(&[args, &["--pty", "--link", link.to_str().unwrap()]].concat())
     };
-    (Proc(child), port)
+    let port = sim.port.clone();
+    (sim, port)
 }
 
 /// `kamstrup setup` on a pseudo-terminal: its stdin, stdout and stderr are the pty's slave.

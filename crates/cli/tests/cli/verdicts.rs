@@ -3,26 +3,15 @@
 //! has never answered.
 
 use super::harness::*;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
-fn simulator(args: &[&str]) -> Proc {
-    let mut child = Command::new(BIN)
-        .arg("simulate")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    Proc(child)
+fn simulator(args: &[&str]) -> Sim {
+    Sim::start(args)
 }
 
 fn free_port() -> u16 {

@@ -15,7 +15,7 @@ use kamstrup_daemon::{
     Backfill, DaemonConfig, MeterSettings, Plausibility, ProtocolChoice, Schedule,
 };
 use kamstrup_kmp::registers;
-use kamstrup_optical::PortSpec;
+use kamstrup_meter::PortSpec;
 use kamstrup_sinks::PathPart;
 use toml::Spanned;
 

@@ -12,6 +12,7 @@ pub mod kmp_logger_module;
 pub mod mc66c_driver;
 pub mod mc66c_present;
 pub mod mc66c_registers;
+pub mod port;
 pub mod sim;
 pub mod units;
 
@@ -29,11 +30,12 @@ pub use kamstrup_kmp::LoggerType;
 pub use kamstrup_mc66c::ProgramNumber;
 /// What a meter is opened with: the port as the user wrote it, the line settings and timeouts.
 /// Re-exported so that the layers above reach links only through this crate.
-pub use kamstrup_optical::{LineSettings, PortSpec, Timeouts};
+pub use kamstrup_optical::{LineSettings, Timeouts};
 pub use kmp_driver::{DriverStats, KmpMeter, KmpOptions};
 pub use kmp_logger::{LogError, LogQuery, LogRead, LogRow, Selection};
 pub use kmp_logger_module::{ModuleLogError, ModuleLogQuery, ModuleLogRead, ModuleProbe};
 pub use mc66c_driver::{Mc66cMeter, Mc66cOptions, ScalingInfo, ScalingSource};
+pub use port::{PortSpec, PortTarget};
 pub use reading::{MeterIdentity, Protocol, Reading, RegisterValue};
 pub use sim::{sim_link, SimModel, SimOptions};
 
@@ -56,11 +58,13 @@ pub async fn open_port(
     settings: LineSettings,
     connect_timeout: Duration,
 ) -> Result<Box<dyn Link>, OpenError> {
-    match spec {
-        PortSpec::Sim { model } => {
+    match spec.target() {
+        PortTarget::Sim(model) => {
             let model: SimModel = model.parse()?;
             Ok(sim_link(model, SimOptions::for_model(model)))
         }
-        other => Ok(kamstrup_optical::open(other, settings, connect_timeout).await?),
+        PortTarget::Link(link) => {
+            Ok(kamstrup_optical::open(&link, settings, connect_timeout).await?)
+        }
     }
 }

@@ -10,9 +10,9 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), kamstrup_optical::LinkError> {
 //! use std::time::Duration;
-//! use kamstrup_optical::{open, LineSettings, PortSpec, Timeouts, Transceiver};
+//! use kamstrup_optical::{open, LineSettings, LinkSpec, Timeouts, Transceiver};
 //!
-//! let spec: PortSpec = "/dev/ttyUSB0".parse()?;
+//! let spec: LinkSpec = "/dev/ttyUSB0".parse()?;
 //! let link = open(&spec, LineSettings::KMP, Duration::from_secs(5)).await?;
 //! let mut trx = Transceiver::new(link);
 //! trx.clear_input().await?;
@@ -46,7 +46,7 @@ pub use memory::{memory_pair, MemoryLink};
 pub use pty::{open_pty, open_pty_with, PtyLink};
 pub use serial::{open_serial, SerialLink};
 pub use settings::{DataBits, LineSettings, Parity, StopBits};
-pub use spec::PortSpec;
+pub use spec::LinkSpec;
 pub use tcp::{connect_tcp, TcpLink};
 pub use transceiver::{LinkStats, Timeouts, Transceiver};
 

@@ -1,5 +1,5 @@
 //! The `Link` abstraction every transport implements, and `open`, which turns a user's
-//! [`PortSpec`] into a ready link.
+//! [`LinkSpec`] into a ready link.
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::error::LinkError;
 use crate::serial::open_serial;
 use crate::settings::LineSettings;
-use crate::spec::PortSpec;
+use crate::spec::LinkSpec;
 use crate::tcp::connect_tcp;
 
 /// A byte pipe to an IR head (or to a simulated meter) plus its line settings.
@@ -35,19 +35,15 @@ impl<L: Link + ?Sized> Link for Box<L> {
 }
 
 /// Opens a serial or TCP port. `connect_timeout` bounds the TCP connect only.
-/// `sim:` ports are the meter layer's business: [`LinkError::Unsupported`].
 pub async fn open(
-    spec: &PortSpec,
+    spec: &LinkSpec,
     settings: LineSettings,
     connect_timeout: Duration,
 ) -> Result<Box<dyn Link>, LinkError> {
     match spec {
-        PortSpec::Serial { path } => Ok(Box::new(open_serial(path, settings)?)),
-        PortSpec::Tcp { host, port } => Ok(Box::new(
+        LinkSpec::Serial { path } => Ok(Box::new(open_serial(path, settings)?)),
+        LinkSpec::Tcp { host, port } => Ok(Box::new(
             connect_tcp(host, *port, settings, connect_timeout).await?,
         )),
-        PortSpec::Sim { model } => Err(LinkError::Unsupported(format!(
-            "sim:{model} is an in-process simulator; the link layer cannot open it by itself"
-        ))),
     }
 }

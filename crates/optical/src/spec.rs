@@ -1,14 +1,14 @@
-//! Where the IR head is: a serial device path, a raw TCP socket (ser2net, esp-link) or an
-//! in-process simulator; parsed from and printed as the strings users type.
+//! Where the IR head is: a serial device path or a raw TCP socket (ser2net, esp-link); parsed
+//! from and printed as the strings users type. (Simulated meters are the meter layer's port kind.)
 
 use std::fmt;
 use std::str::FromStr;
 
 use crate::error::LinkError;
 
-/// A port as the user names it.
+/// A link to an IR head as the user names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PortSpec {
+pub enum LinkSpec {
     /// A local serial device: `/dev/ttyUSB0`, `/dev/serial/by-id/...`, `COM3`.
     Serial {
         /// Device path as given.
@@ -21,11 +21,6 @@ pub enum PortSpec {
         /// TCP port.
         port: u16,
     },
-    /// An in-process simulator: `sim:multical-403`.
-    Sim {
-        /// Simulated meter model, as given after `sim:`.
-        model: String,
-    },
 }
 
 const TCP_EXAMPLE: &str = "tcp://HOST:PORT, e.g. tcp://192.168.1.50:4001";
@@ -37,7 +32,7 @@ fn split_scheme(s: &str) -> Option<(&str, &str)> {
     Some((scheme, rest))
 }
 
-fn parse_tcp(original: &str, rest: &str) -> Result<PortSpec, LinkError> {
+fn parse_tcp(original: &str, rest: &str) -> Result<LinkSpec, LinkError> {
     let bad = |why: String| LinkError::BadSpec(format!("bad TCP port '{original}': {why}"));
     // A trailing slash is a common copy-paste leftover from URLs; anything after it is not.
     let rest = rest.strip_suffix('/').unwrap_or(rest);
@@ -78,23 +73,23 @@ fn parse_tcp(original: &str, rest: &str) -> Result<PortSpec, LinkError> {
                 "port '{port_text}' must be a number from 1 to 65535"
             ))
         })?;
-    Ok(PortSpec::Tcp {
+    Ok(LinkSpec::Tcp {
         host: host.to_string(),
         port,
     })
 }
 
-impl FromStr for PortSpec {
+impl FromStr for LinkSpec {
     type Err = LinkError;
 
-    /// `tcp://host:port` or `socket://host:port` → [`PortSpec::Tcp`]; `sim:model` →
-    /// [`PortSpec::Sim`]; any other non-empty string without `://` → [`PortSpec::Serial`].
+    /// `tcp://host:port` or `socket://host:port` → [`LinkSpec::Tcp`]; any other non-empty
+    /// string without `://` → [`LinkSpec::Serial`].
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let trimmed = s.trim();
         if trimmed.is_empty() {
             return Err(LinkError::BadSpec(
-                "empty port: give a serial device (/dev/ttyUSB0, /dev/serial/by-id/..., COM3), \
-                 tcp://HOST:PORT or sim:MODEL"
+                "empty port: give a serial device (/dev/ttyUSB0, /dev/serial/by-id/..., COM3) \
+                 or tcp://HOST:PORT"
                     .into(),
             ));
         }
@@ -102,42 +97,25 @@ impl FromStr for PortSpec {
             return match scheme.to_ascii_lowercase().as_str() {
                 "tcp" | "socket" => parse_tcp(trimmed, rest),
                 _ => Err(LinkError::BadSpec(format!(
-                    "unsupported port scheme '{scheme}://' in '{trimmed}': use {TCP_EXAMPLE}, \
-                     sim:MODEL or a serial device path"
+                    "unsupported port scheme '{scheme}://' in '{trimmed}': use {TCP_EXAMPLE} \
+                     or a serial device path"
                 ))),
             };
         }
-        if let Some(model) = trimmed
-            .get(..4)
-            .filter(|p| p.eq_ignore_ascii_case("sim:"))
-            .and_then(|_| trimmed.get(4..))
-        {
-            let model = model.trim();
-            if model.is_empty() {
-                return Err(LinkError::BadSpec(
-                    "simulator port 'sim:' needs a model, e.g. sim:multical-403 or sim:multical-66c"
-                        .into(),
-                ));
-            }
-            return Ok(PortSpec::Sim {
-                model: model.to_string(),
-            });
-        }
-        Ok(PortSpec::Serial {
+        Ok(LinkSpec::Serial {
             path: trimmed.to_string(),
         })
     }
 }
 
-impl fmt::Display for PortSpec {
+impl fmt::Display for LinkSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PortSpec::Serial { path } => f.write_str(path),
-            PortSpec::Tcp { host, port } if host.contains(':') => {
+            LinkSpec::Serial { path } => f.write_str(path),
+            LinkSpec::Tcp { host, port } if host.contains(':') => {
                 write!(f, "tcp://[{host}]:{port}")
             }
-            PortSpec::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
-            PortSpec::Sim { model } => write!(f, "sim:{model}"),
+            LinkSpec::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
         }
     }
 }
@@ -146,14 +124,14 @@ impl fmt::Display for PortSpec {
 mod tests {
     use super::*;
 
-    fn tcp(host: &str, port: u16) -> PortSpec {
-        PortSpec::Tcp {
+    fn tcp(host: &str, port: u16) -> LinkSpec {
+        LinkSpec::Tcp {
             host: host.into(),
             port,
         }
     }
-    fn serial(path: &str) -> PortSpec {
-        PortSpec::Serial { path: path.into() }
+    fn serial(path: &str) -> LinkSpec {
+        LinkSpec::Serial { path: path.into() }
     }
 
     #[test]
@@ -185,27 +163,13 @@ mod tests {
                 "tcp://10.0.0.2:2000",
             ),
             ("tcp://[::1]:4001", tcp("::1", 4001), "tcp://[::1]:4001"),
-            (
-                "sim:multical-403",
-                PortSpec::Sim {
-                    model: "multical-403".into(),
-                },
-                "sim:multical-403",
-            ),
-            (
-                "SIM:multical-66c",
-                PortSpec::Sim {
-                    model: "multical-66c".into(),
-                },
-                "sim:multical-66c",
-            ),
         ];
         for (text, want, display) in ok {
-            let got: PortSpec = text.parse().unwrap();
+            let got: LinkSpec = text.parse().unwrap();
             assert_eq!(got, want, "{text}");
             assert_eq!(got.to_string(), display, "{text}");
             assert_eq!(
-                display.parse::<PortSpec>().unwrap(),
+                display.parse::<LinkSpec>().unwrap(),
                 want,
                 "round trip {display}"
             );
@@ -224,11 +188,9 @@ mod tests {
             ("tcp://[::1]", "no port"),
             ("tcp://[::1:4001", "missing ']'"),
             ("rfc2217://host:4001", "unsupported port scheme"),
-            ("sim:", "needs a model"),
-            ("sim:  ", "needs a model"),
         ];
         for (text, needle) in bad {
-            let err = text.parse::<PortSpec>().unwrap_err();
+            let err = text.parse::<LinkSpec>().unwrap_err();
             assert_eq!(err.kind(), "bad-port", "{text}");
             assert!(err.to_string().contains(needle), "{text}: {err}");
         }

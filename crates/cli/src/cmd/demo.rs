@@ -13,8 +13,8 @@ use kamstrup_daemon::{
 };
 use kamstrup_meter::sim::history::{kmp_history, mc66c_history, HistorySpec};
 use kamstrup_meter::sim::{KmpModel, Mc66cModel};
+use kamstrup_meter::PortSpec;
 use kamstrup_meter::{Protocol, Reading};
-use kamstrup_optical::PortSpec;
 use kamstrup_sinks::{FileConfig, FileFormat, FileSink, Sink};
 use kamstrup_store::{MeterId, Store};
 use tokio::sync::watch;

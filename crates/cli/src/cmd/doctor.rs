@@ -10,8 +10,9 @@ use kamstrup_mc66c::ProgramNumber;
 use kamstrup_meter::diagnose::{
     self, kmp_attempt, mc66c_attempt, Answer, DiagnoseOptions, Diagnosis, ProbeProtocol,
 };
+use kamstrup_meter::PortSpec;
 use kamstrup_meter::{open_port, Mc66cMeter, Mc66cOptions, OpenError, Verdict};
-use kamstrup_optical::{LineSettings, PortSpec, Timeouts, Transceiver};
+use kamstrup_optical::{LineSettings, Timeouts, Transceiver};
 
 use crate::output::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 

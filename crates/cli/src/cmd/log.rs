@@ -9,8 +9,8 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use kamstrup_kmp::{LoggerType, DESTINATION_HEAT_METER};
 use kamstrup_meter::sim::kmp_loggers::ZONE_STANDARD_OFFSET_MIN;
+use kamstrup_meter::PortSpec;
 use kamstrup_meter::{LogQuery, LogRead, Selection, SimModel};
-use kamstrup_optical::PortSpec;
 use serde::Serialize;
 
 mod module;

@@ -22,10 +22,11 @@ use std::time::Duration;
 
 use kamstrup_kmp::registers;
 use kamstrup_meter::mc66c_driver::STANDARD_REGISTERS;
+use kamstrup_meter::PortSpec;
 use kamstrup_meter::{
     open_port, KmpMeter, KmpOptions, Mc66cMeter, Mc66cOptions, OpenError, Protocol, SimModel,
 };
-use kamstrup_optical::{LineSettings, Link, PortSpec, Timeouts};
+use kamstrup_optical::{LineSettings, Link, Timeouts};
 
 use crate::output::{fail, EXIT_FAILED, EXIT_USAGE};
 use crate::{Format, PortArgs, ProtocolArg};

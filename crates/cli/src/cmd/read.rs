@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use clap::Args;
 use kamstrup_kmp::registers::DEFAULT_SET;
 use kamstrup_mc66c::ProgramNumber;
+use kamstrup_meter::PortSpec;
 use kamstrup_meter::{
     KmpMeter, KmpOptions, Mc66cMeter, Mc66cOptions, MeterError, Reading, ScalingSource,
 };
-use kamstrup_optical::PortSpec;
 
 use super::program_cache::ProgramCache;
 

@@ -15,11 +15,12 @@ use kamstrup_daemon::schedule::{advice, Schedule, SessionCost};
 use kamstrup_kmp::registers::DEFAULT_SET;
 use kamstrup_mc66c::ProgramNumber;
 use kamstrup_meter::diagnose::{self, ports, DiagnoseOptions, ProbeProtocol};
+use kamstrup_meter::PortSpec;
 use kamstrup_meter::{
     open_port, KmpMeter, KmpOptions, Mc66cMeter, Mc66cOptions, MeterError, OpenError, Protocol,
     Reading,
 };
-use kamstrup_optical::{LineSettings, PortSpec};
+use kamstrup_optical::LineSettings;
 
 use super::config_file;
 use crate::output::{print_reading, EXIT_FAILED, EXIT_OK, EXIT_USAGE};

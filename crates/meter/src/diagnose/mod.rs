@@ -8,10 +8,11 @@ mod verdict;
 
 use std::time::Duration;
 
+use crate::PortSpec;
 use kamstrup_kmp::decoder::{Decoder, Event};
 use kamstrup_kmp::{Direction, Request, Response, DESTINATION_HEAT_METER};
 use kamstrup_mc66c::DataSet;
-use kamstrup_optical::{LineSettings, Link, LinkError, PortSpec, Timeouts, Transceiver};
+use kamstrup_optical::{LineSettings, Link, LinkError, Timeouts, Transceiver};
 use serde::Serialize;
 
 pub use verdict::{Verdict, VerdictReport};

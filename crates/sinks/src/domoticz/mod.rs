@@ -27,7 +27,7 @@
 //! exact value as long as Domoticz still shows it (someone changing the device by hand is
 //! detected and followed, with a warning). Values only Domoticz has (a user's baseline in
 //! `idx2`) come from the numeric fields (`Temp`; a counter's `Counter` with its divider) or
-//! `Data`, with a loud warning when `Data` shows fewer significant digits than the meter's value.
+//! `Data`, with a loud warning when `Data` shows fewer digits than the meter's value has.
 //!
 //! For each reading every svalue is computed first (all reads before any write), saved as
 //! pending, then written device by device, each marked done as Domoticz confirms it. A retry —
@@ -54,7 +54,7 @@ use kamstrup_decimal::Decimal;
 use kamstrup_reading::RegisterValue;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use api::{significant_digits, Api};
+use api::Api;
 pub use api::{CounterInfo, CounterType, DeviceInfo, DeviceKind, Shown};
 use exact::{counter_svalue, in_device_unit, text_svalue, Refusal};
 
@@ -277,6 +277,8 @@ pub struct DomoticzSink {
     memory: Option<Memory>,
     /// Divider disagreements already logged (idx), so they are logged once.
     told_divider: std::collections::BTreeSet<u64>,
+    /// Imprecise displays already logged: idx → the `Data` that was too coarse.
+    told_precision: std::sync::Mutex<HashMap<u64, String>>,
 }
 
 /// Device facts read during one delivery (each idx at most once).
@@ -477,6 +479,7 @@ impl DomoticzSink {
             store: Arc::new(VolatileMemory::default()),
             memory: None,
             told_divider: Default::default(),
+            told_precision: Default::default(),
         })
     }
 
@@ -552,19 +555,22 @@ impl DomoticzSink {
                 "Domoticz device was changed outside kamstrup; continuing from the value it shows"
             );
         }
-        let needed = significant_digits(meter_value);
-        if matches!(
-            info.kind,
-            DeviceKind::Custom { .. } | DeviceKind::Other { .. }
-        ) && shown.significant < needed
-        {
-            tracing::warn!(
-                idx,
-                shown = %info.data,
-                digits = shown.significant,
-                needed,
-                "Domoticz shows this device with fewer significant digits than the meter's value: the result can be off by a unit of its last digit. Let kamstrup write this device (a write mapping), or use a Counter device"
-            );
+        if shown.coarser_than(meter_value.exponent()) {
+            let mut told = self
+                .told_precision
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Once per device and display, not at every delivery.
+            if told.get(&idx) != Some(&info.data) {
+                told.insert(idx, info.data.clone());
+                tracing::warn!(
+                    idx,
+                    shown = %info.data,
+                    resolution = %Decimal::new(1, shown.resolution).unwrap_or(Decimal::ZERO),
+                    meter_value = %meter_value,
+                    "Domoticz shows this device with fewer digits than the meter's value has (a Custom Sensor shows 6 significant digits), so the result can be off in those digits. Let kamstrup write this device (a write mapping), or use a Counter device"
+                );
+            }
         }
         Ok(shown.value)
     }

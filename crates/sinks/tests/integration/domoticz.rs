@@ -9,7 +9,7 @@ use kamstrup_sinks::{
     BuildContext, DomoticzConfig, DomoticzSink, MqttConfig, Sink, SinkMemory, VolatileMemory,
 };
 
-use crate::common::{ctx, delivered, no_files, reading, reg, Broker};
+use crate::common::{ctx, delivered, no_files, reading, reg, Broker, Logs};
 use crate::domoticz_fake::{Device, FakeDomoticz, Kind, Meter};
 
 fn sink(cfg: serde_json::Value, ctx: &BuildContext<'_>) -> DomoticzSink {
@@ -833,4 +833,80 @@ async fn every_mapping_and_mode_over_http() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_mapping_and_mode_over_mqtt() {
     every_mapping_and_mode("mqtt").await;
+}
+
+#[tokio::test]
+async fn a_hand_change_and_a_coarse_baseline_are_warned_and_followed() {
+    let (logs, _guard) = Logs::capture();
+    let dz = FakeDomoticz::start(vec![
+        (20, Device::new("Since 80", Kind::Custom("GJ"), "0")),
+        // "80" is 80.0000 to Domoticz's 6 digits: exact enough for a meter counting 0.001 GJ.
+        (21, Device::new("Baseline 80", Kind::Custom("GJ"), "80")),
+        (22, Device::new("This year", Kind::Custom("GJ"), "0")),
+        // 12000.456 typed in, shown as "12000.5": the digits the meter has are not shown.
+        (
+            23,
+            Device::new("Heat 1 Jan", Kind::Custom("GJ"), "12000.456"),
+        ),
+        (30, Device::new("Heat summed", Kind::Custom("GJ"), "1.5")),
+        (
+            31,
+            Device::new("Heat previous", Kind::Custom("GJ"), "12345"),
+        ),
+    ])
+    .await;
+    let ctx = ctx();
+    let mut s = sink(
+        serde_json::json!({"url": dz.url, "devices": [
+            {"register": "heat_energy", "idx": 20, "mode": "subtract", "idx2": 21},
+            {"register": "heat_energy", "idx": 22, "mode": "subtract", "idx2": 23},
+            {"register": "heat_energy", "idx": 30, "mode": "add-delta", "idx2": 31},
+            {"register": "heat_energy", "idx": 31},
+        ]}),
+        &ctx,
+    );
+    let gj = |at: i64, e: &str| reading(at, vec![reg("heat_energy", e, "GJ")]);
+    s.deliver(&[delivered(1, "heat", 1, &gj(1_779_400_000, "12345.678"))])
+        .await
+        .unwrap();
+    assert_eq!(dz.svalue(20), "12265.678");
+    // Only Domoticz's rounded display of the baseline exists: what it shows is used, loudly.
+    assert_eq!(dz.svalue(22), "345.178");
+    assert_eq!(dz.svalue(30), "2.178");
+    let warned = logs.take();
+    let coarse: Vec<&str> = warned
+        .lines()
+        .filter(|l| l.contains("fewer digits than the meter's value"))
+        .collect();
+    assert_eq!(coarse.len(), 2, "{warned}");
+    assert!(
+        coarse[0].contains("WARN") && coarse[0].contains("idx=23"),
+        "{warned}"
+    );
+    assert!(coarse[0].contains("12000.5 GJ"), "{warned}");
+    // idx 31 before kamstrup wrote it: the user's "12345".
+    assert!(coarse[1].contains("idx=31"), "{warned}");
+    assert!(!warned.contains("idx=21"), "{warned}");
+
+    // The next reading: the same coarse baseline is not warned again; idx 30 and 31 are ours.
+    s.deliver(&[delivered(2, "heat", 1, &gj(1_779_400_900, "12345.912"))])
+        .await
+        .unwrap();
+    assert_eq!(dz.svalue(30), "2.412");
+    assert_eq!(logs.take(), "");
+
+    // Someone sets the sum to 2.41 by hand, a hair from our 2.412 (Domoticz shows "2.41"): that
+    // is a change, found and followed.
+    dz.set(30, "2.41");
+    s.deliver(&[delivered(3, "heat", 1, &gj(1_779_401_800, "12346.101"))])
+        .await
+        .unwrap();
+    assert_eq!(dz.svalue(30), "2.599");
+    let warned = logs.take();
+    assert!(
+        warned.contains("WARN")
+            && warned.contains("changed outside kamstrup")
+            && warned.contains("idx=30"),
+        "{warned}"
+    );
 }

@@ -663,12 +663,17 @@ fn matrix_mappings() -> serde_json::Value {
     ])
 }
 
+/// One reading of [`MATRIX`]: energy (GJ), volume (m³), t1 (°C), and idx → svalue after it.
+type MatrixRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    [(u64, &'static str); 18],
+);
+
 /// Three readings of a big meter (more digits than Domoticz's 6-digit display), in GJ whose
 /// kWh are whole Wh, and what every device must hold after each — worked out by hand (Python's
 /// `decimal`), not by the sink's code: counters hold `(value − offset) × divider` counts.
-/// One reading of [`MATRIX`]: energy (GJ), volume (m³), t1 (°C), and idx → svalue after it.
-type MatrixRow = (&'static str, &'static str, &'static str, [(u64, &'static str); 18]);
-
 const MATRIX: [MatrixRow; 3] = [
     (
         "12345.678",

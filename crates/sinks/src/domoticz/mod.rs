@@ -279,7 +279,13 @@ pub struct DomoticzSink {
     told_divider: std::collections::BTreeSet<u64>,
     /// Imprecise displays already logged: idx → the `Data` that was too coarse.
     told_precision: std::sync::Mutex<HashMap<u64, String>>,
+    /// When each idx was last written over MQTT (see [`DomoticzSink::current`]).
+    published: HashMap<u64, std::time::Instant>,
 }
+
+/// How long Domoticz may take to apply an update it got over MQTT before a device that still
+/// shows something else counts as changed by hand.
+const MQTT_APPLY_WAIT: Duration = Duration::from_secs(5);
 
 /// Device facts read during one delivery (each idx at most once).
 type Seen = HashMap<u64, DeviceInfo>;
@@ -480,6 +486,7 @@ impl DomoticzSink {
             memory: None,
             told_divider: Default::default(),
             told_precision: Default::default(),
+            published: HashMap::new(),
         })
     }
 
@@ -532,19 +539,42 @@ impl DomoticzSink {
         seen: &mut Seen,
     ) -> Result<Decimal, SinkError> {
         let target = self.target();
-        let info = self.info(idx, seen).await?;
-        let shown = info.shown.ok_or_else(|| {
+        let no_number = |info: &DeviceInfo| {
             SinkError::rejected(
                 &target,
                 format!("device idx {idx} has no numeric value ({:?})", info.data),
             )
-        })?;
+        };
+        let info = self.info(idx, seen).await?;
+        let mut shown = info.shown.ok_or_else(|| no_number(info))?;
         let ours = self
             .memory
             .as_ref()
             .and_then(|m| m.written.get(&idx))
             .map(|w| w.value);
         if let Some(ours) = ours {
+            // Domoticz applies what arrives on `domoticz/in` when it gets to it, after the
+            // broker acknowledged it to us: a device we have just written over MQTT may still
+            // show its old value for a moment. That is not a hand change; read it again.
+            let just_published = self
+                .published
+                .get(&idx)
+                .is_some_and(|at| at.elapsed() < MQTT_APPLY_WAIT);
+            if !shown.agrees_with(&ours) && just_published {
+                let api = self.api()?;
+                let until = std::time::Instant::now() + MQTT_APPLY_WAIT;
+                while std::time::Instant::now() < until {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    if let Some(fresh) = api.device(idx).await? {
+                        let fresh_shown = fresh.shown.ok_or_else(|| no_number(&fresh))?;
+                        seen.insert(idx, fresh);
+                        shown = fresh_shown;
+                        if shown.agrees_with(&ours) {
+                            break;
+                        }
+                    }
+                }
+            }
             if shown.agrees_with(&ours) {
                 return Ok(ours);
             }
@@ -555,6 +585,9 @@ impl DomoticzSink {
                 "Domoticz device was changed outside kamstrup; continuing from the value it shows"
             );
         }
+        let Some(info) = seen.get(&idx) else {
+            return Ok(shown.value);
+        };
         if shown.coarser_than(meter_value.exponent()) {
             let mut told = self
                 .told_precision
@@ -719,8 +752,10 @@ impl DomoticzSink {
                     msgs.push(OutMsg::new(self.topic.clone(), payload, false));
                 }
                 link.publish(msgs).await?;
+                let now = std::time::Instant::now();
                 for u in &todo {
                     self.mark_done(u);
+                    self.published.insert(u.idx, now);
                 }
             }
         } else {

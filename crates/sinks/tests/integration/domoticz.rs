@@ -9,7 +9,7 @@ use kamstrup_sinks::{
     BuildContext, DomoticzConfig, DomoticzSink, MqttConfig, Sink, SinkMemory, VolatileMemory,
 };
 
-use crate::common::{ctx, delivered, no_files, reading, reg, Broker, Logs};
+use crate::common::{ctx, delivered, free_port, no_files, reading, reg, Broker, Logs};
 use crate::domoticz_fake::{Device, FakeDomoticz, Kind, Meter};
 
 fn sink(cfg: serde_json::Value, ctx: &BuildContext<'_>) -> DomoticzSink {
@@ -914,4 +914,66 @@ async fn a_hand_change_and_a_coarse_baseline_are_warned_and_followed() {
             && warned.contains("idx=30"),
         "{warned}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_mqtt_a_write_domoticz_has_not_applied_yet_is_no_hand_change() {
+    let (logs, _guard) = Logs::capture();
+    let broker = Broker::start();
+    let dz = FakeDomoticz::start(vec![
+        (30, Device::new("Heat summed", Kind::Custom("GJ"), "1.5")),
+        (
+            31,
+            Device::new("Heat previous", Kind::Custom("GJ"), "12345.6"),
+        ),
+    ])
+    .await;
+    dz.listen_mqtt(broker.port).await;
+    let ctx = ctx();
+    let memory: Arc<dyn SinkMemory> = Arc::new(VolatileMemory::default());
+    let start = |broker_url: String| {
+        let cfg: DomoticzConfig = serde_json::from_value(serde_json::json!({
+            "url": dz.url, "transport": "mqtt", "devices": [
+                {"register": "heat_energy", "idx": 30, "mode": "add-delta", "idx2": 31},
+                {"register": "heat_energy", "idx": 31},
+            ]
+        }))
+        .unwrap();
+        let mqtt: MqttConfig =
+            serde_json::from_value(serde_json::json!({"url": broker_url, "timeout": "1s"}))
+                .unwrap();
+        let mut s = DomoticzSink::new(&cfg, Some(&mqtt), &ctx).unwrap();
+        s.use_memory(memory.clone());
+        s
+    };
+    let gj = |at: i64, e: &str| reading(at, vec![reg("heat_energy", e, "GJ")]);
+    // Reading 1 is computed and saved, but the broker cannot be reached: nothing is applied.
+    let mut s = start(format!("mqtt://127.0.0.1:{}", free_port()));
+    assert!(s
+        .deliver(&[delivered(1, "heat", 1, &gj(1_779_400_000, "12345.678"))])
+        .await
+        .is_err());
+    s.shutdown().await;
+    drop(s);
+    assert!(dz.with(|s| s.updates.is_empty()));
+
+    // With the broker back, reading 2 first finishes reading 1 and then reads idx 30 and 31 at
+    // once, while Domoticz has not yet applied what it was just sent.
+    dz.with(|s| s.mqtt_delay = Duration::from_millis(300));
+    let mut s = start(broker.url());
+    s.deliver(&[delivered(2, "heat", 1, &gj(1_779_400_900, "12345.912"))])
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while dz.with(|s| s.updates.len()) < 4 {
+        assert!(std::time::Instant::now() < deadline, "updates missing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        (dz.svalue(30), dz.svalue(31)),
+        ("1.812".into(), "12345.912".into())
+    );
+    let warned = logs.take();
+    assert!(!warned.contains("changed outside kamstrup"), "{warned}");
+    s.shutdown().await;
 }

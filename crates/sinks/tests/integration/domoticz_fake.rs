@@ -75,6 +75,9 @@ pub(crate) struct State {
     pub(crate) requests: usize,
     /// Requests sent on a connection after Domoticz had answered and closed it (never answered).
     pub(crate) late_requests: usize,
+    /// How long after the broker delivered it an update from `domoticz/in` is applied: the real
+    /// server applies it when its MQTT thread gets to it, after the broker acknowledged it.
+    pub(crate) mqtt_delay: std::time::Duration,
 }
 
 pub(crate) type Shared = Arc<Mutex<State>>;
@@ -293,6 +296,10 @@ impl FakeDomoticz {
                         };
                         if command != "udevice" {
                             continue;
+                        }
+                        let delay = state.lock().unwrap().mqtt_delay;
+                        if !delay.is_zero() {
+                            tokio::time::sleep(delay).await;
                         }
                         let echo = {
                             let mut s = state.lock().unwrap();

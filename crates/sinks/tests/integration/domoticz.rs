@@ -379,6 +379,14 @@ async fn unauthorised_answers_name_the_fix_and_never_the_password() {
     assert_eq!(err.kind(), "auth");
     assert!(err.to_string().contains("Allow Basic-Auth"), "{err}");
     assert!(!err.to_string().contains("s3cret"));
+    // `check` gives the same fix.
+    let lines = basic.check().await.unwrap();
+    assert!(
+        !lines[0].ok
+            && lines[0].detail.contains("Allow Basic-Auth")
+            && !lines[0].detail.contains("s3cret"),
+        "{lines:?}"
+    );
 
     dz.with(|s| s.basic_over_http = true);
     basic.deliver(&[delivered(1, "heat", 1, &r)]).await.unwrap();

@@ -443,6 +443,32 @@ impl std::fmt::Display for DeviceKind {
     }
 }
 
+impl DeviceKind {
+    /// The unit the device shows its value in, when known (`m³` for `m3`).
+    pub fn shown_unit(&self) -> Option<String> {
+        let unit = match self {
+            DeviceKind::Custom { unit } => unit.as_str(),
+            DeviceKind::Temperature => "°C",
+            DeviceKind::Counter(c) => match c.meter_type {
+                CounterType::Energy | CounterType::EnergyGenerated => "kWh",
+                CounterType::Gas | CounterType::Water => "m³",
+                CounterType::Counter => c.units.as_str(),
+                CounterType::Other(_) => "",
+            },
+            DeviceKind::Kwh => "kWh",
+            DeviceKind::Other { .. } => "",
+        };
+        let unit = unit.trim();
+        if unit.is_empty() {
+            return None;
+        }
+        Some(match unit {
+            "m3" => "m³".to_owned(),
+            u => u.to_owned(),
+        })
+    }
+}
+
 /// A device as `getdevices` lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceInfo {

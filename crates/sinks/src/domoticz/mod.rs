@@ -164,6 +164,17 @@ pub enum DomoticzMode {
     AddDelta,
 }
 
+impl DomoticzMode {
+    /// The config word.
+    fn word(self) -> &'static str {
+        match self {
+            DomoticzMode::Write => "write",
+            DomoticzMode::Subtract => "subtract",
+            DomoticzMode::AddDelta => "add-delta",
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for DomoticzMode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -899,6 +910,7 @@ impl Sink for DomoticzSink {
             );
             let mut problems = Vec::new();
             let mut notes = Vec::new();
+            let mut idx_unit = None;
             match api.device(m.idx).await {
                 Err(e) => {
                     lines.push(CheckLine::fail(what, &e));
@@ -921,6 +933,7 @@ impl Sink for DomoticzSink {
                         }
                     }
                     notes.push(format!("{}: {}, {}", info.name, info.kind, info.data));
+                    idx_unit = info.kind.shown_unit();
                 }
             }
             if let Some(idx2) = m.idx2 {
@@ -933,6 +946,15 @@ impl Sink for DomoticzSink {
                             info2.kind, info2.data
                         )),
                         Some(_) => {
+                            // The modes compute in idx's unit: idx2 must show the same one.
+                            if let (Some(u1), Some(u2)) = (&idx_unit, info2.kind.shown_unit()) {
+                                if !u1.eq_ignore_ascii_case(&u2) {
+                                    problems.push(format!(
+                                        "idx2 {idx2} ({}) shows {u2}, idx {} shows {u1}: mode {} needs both in one unit (make idx2 the same kind of device as idx)",
+                                        info2.kind, m.idx, m.mode.word()
+                                    ));
+                                }
+                            }
                             let ours = self
                                 .devices
                                 .iter()

@@ -470,6 +470,37 @@ async fn check_does_what_run_will_do_and_names_each_problem() {
     let (connections, requests) = dz.with(|s| (s.connections, s.requests));
     assert_eq!((connections, requests), (7, 7));
 
+    // A subtract whose idx2 shows another unit than idx (kWh against GJ) is named.
+    dz.with(|s| {
+        s.devices
+            .insert(40, Device::new("This year GJ", Kind::Custom("GJ"), "0"));
+        s.devices.insert(
+            41,
+            Device::new(
+                "1 Jan kWh",
+                Kind::Counter(Meter::Energy, None, 0.0, ""),
+                "100",
+            ),
+        );
+    });
+    let mut units = sink(
+        serde_json::json!({"url": dz.url, "devices": [
+            {"register": "heat_energy", "idx": 40, "mode": "subtract", "idx2": 41},
+        ]}),
+        &ctx,
+    );
+    let lines = units.check().await.unwrap();
+    let line = lines.last().unwrap();
+    assert!(!line.ok, "{line:?}");
+    assert!(
+        line.detail.contains("idx2 41 (Counter (Energy, divider 1000)) shows kWh, idx 40 shows GJ: mode subtract needs both in one unit"),
+        "{line:?}"
+    );
+    dz.with(|s| {
+        s.devices.remove(&40);
+        s.devices.remove(&41);
+    });
+
     // The precision note for a user's custom baseline.
     dz.with(|s| {
         s.devices

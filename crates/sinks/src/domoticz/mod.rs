@@ -25,7 +25,9 @@
 //! `1.23457e+06`). So the sink never reads back a value it wrote itself: it keeps what it last
 //! wrote per idx in durable memory (the daemon's store, [`crate::SinkMemory`]) and uses that
 //! exact value as long as Domoticz still shows it (someone changing the device by hand is
-//! detected and followed, with a warning). Values only Domoticz has (a user's baseline in
+//! detected and followed, with a warning; over MQTT, where Domoticz applies an update only after
+//! the broker acknowledged it, a device written a moment ago is read again for up to 5 s before
+//! it counts as changed). Values only Domoticz has (a user's baseline in
 //! `idx2`) come from the numeric fields (`Temp`; a counter's `Counter` with its divider) or
 //! `Data`, with a loud warning when `Data` shows fewer digits than the meter's value has.
 //!

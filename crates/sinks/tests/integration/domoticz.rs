@@ -534,6 +534,87 @@ async fn the_old_rtype_api_is_gone_as_on_a_real_server() {
     assert!(body.get("result").is_none());
 }
 
+#[tokio::test]
+async fn the_stand_in_closes_unless_asked_to_keep_alive_as_a_real_server() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dz = FakeDomoticz::start(vec![(12, Device::new("Heat GJ", Kind::Custom("GJ"), "1"))]).await;
+    let request = |keep_alive: bool| {
+        format!(
+            "GET /json.htm?type=command&param=getdevices&rid=12 HTTP/1.1\r\nHost: x\r\n{}\r\n",
+            if keep_alive {
+                "Connection: Keep-Alive\r\n"
+            } else {
+                ""
+            }
+        )
+    };
+    // Without keep-alive: one answer, no `Connection: close`, then the socket is closed; a
+    // second request on it is never answered.
+    let mut tcp = tokio::net::TcpStream::connect(dz.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    tcp.write_all(request(false).as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let _ = tcp.write_all(request(false).as_bytes()).await;
+    let mut text = String::new();
+    tcp.read_to_string(&mut text).await.unwrap();
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 1, "{text}");
+    assert!(!text.to_ascii_lowercase().contains("connection:"), "{text}");
+    assert!(text.contains(r#""Data":"1 GJ""#), "{text}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(dz.with(|s| s.late_requests), 1);
+    // With `Connection: Keep-Alive`: both answered on one socket, with Domoticz's limits.
+    let mut tcp = tokio::net::TcpStream::connect(dz.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    tcp.write_all(format!("{}{}", request(true), request(true)).as_bytes())
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 8192];
+    let mut text = String::new();
+    while text.matches("Keep-Alive: max=20, timeout=20").count() < 2 {
+        let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed: {text}");
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert_eq!(dz.with(|s| (s.connections, s.requests)), (2, 3));
+}
+
+#[tokio::test]
+async fn a_config_divider_that_disagrees_is_warned_once_and_the_devices_own_is_used() {
+    let (logs, _guard) = Logs::capture();
+    let dz = FakeDomoticz::start(vec![(
+        14,
+        Device::new("Water", Kind::Counter(Meter::Water, None, 0.0, ""), "0"),
+    )])
+    .await;
+    let ctx = ctx();
+    let mut s = sink(
+        serde_json::json!({"url": dz.url, "devices": [
+            {"register": "volume", "idx": 14, "type": "counter", "divider": 1000},
+        ]}),
+        &ctx,
+    );
+    for (id, v, counts) in [(1, "951.33", "95133"), (2, "951.40", "95140")] {
+        let r = heat(1_779_400_000 + id * 900, "84.817", v);
+        s.deliver(&[delivered(id, "heat", 1, &r)]).await.unwrap();
+        assert_eq!(dz.svalue(14), counts);
+    }
+    let warned = logs.take();
+    assert_eq!(
+        warned.matches("divider in the config disagrees").count(),
+        1,
+        "{warned}"
+    );
+    assert!(
+        warned.contains("config=1000") && warned.contains("domoticz=100"),
+        "{warned}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt_transport_delivers_every_mode_exactly_once_across_a_restart() {
     let broker = Broker::start();

@@ -532,6 +532,23 @@ async fn the_old_rtype_api_is_gone_as_on_a_real_server() {
     let body: serde_json::Value = unknown.json().await.unwrap();
     assert_eq!(body["status"], "OK");
     assert!(body.get("result").is_none());
+    // A negative count is taken without complaint (which is why the sink never sends one).
+    dz.with(|s| {
+        s.devices.insert(
+            14,
+            Device::new("Water", Kind::Counter(Meter::Water, None, 0.0, ""), "0"),
+        )
+    });
+    let negative = reqwest::get(format!(
+        "{}/json.htm?type=command&param=udevice&idx=14&nvalue=0&svalue=-5",
+        dz.url
+    ))
+    .await
+    .unwrap();
+    assert_eq!(negative.status(), 200);
+    let body: serde_json::Value = negative.json().await.unwrap();
+    assert_eq!(body["status"], "OK");
+    assert_eq!(dz.shown(14), "-0.050 m3");
 }
 
 #[tokio::test]

@@ -134,6 +134,16 @@ fn start(db: &Db, delivery: Delivery, fail: usize) -> Running {
 }
 
 fn start_sink(db: &Db, delivery: Delivery, accepts_logged: bool, fail: usize) -> Running {
+    start_scaled(db, delivery, accepts_logged, fail, 1.0)
+}
+
+fn start_scaled(
+    db: &Db,
+    delivery: Delivery,
+    accepts_logged: bool,
+    fail: usize,
+    retry_scale: f64,
+) -> Running {
     let log = Arc::new(Mutex::new(Log {
         fail,
         ..Log::default()
@@ -154,7 +164,7 @@ fn start_sink(db: &Db, delivery: Delivery, accepts_logged: bool, fail: usize) ->
         new_rx,
         events_rx,
         stop_rx,
-        1.0,
+        retry_scale,
     ));
     Running {
         log,
@@ -307,6 +317,65 @@ async fn back_filled_records_reach_every_sinks_in_order_and_state_sinks_only_if_
     for run in [every, latest, history] {
         run.stop.send(true).unwrap();
         run.task.await.unwrap();
+    }
+}
+
+/// The WARN lines logged on this thread while the guard lives.
+struct Warnings(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Warnings {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sink_that_keeps_failing_warns_with_its_cause_every_few_minutes() {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || Warnings(writer.clone()))
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = store(&dir);
+    // Back-off × 1.5: attempts at 0, 1.5, 4.5, 10.5, 22.5, 46.5, 94.5, 184.5, 274.5, 364.5, 454.5 s.
+    let run = start_scaled(&db, Delivery::Every, false, usize::MAX, 1.5);
+    for _ in 0..1000 {
+        if run.log.lock().unwrap().attempts >= 11 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        settle().await;
+    }
+    run.stop.send(true).unwrap();
+    run.task.await.unwrap();
+    let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+    let warned: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("delivery failed"))
+        .collect();
+    // The first failure, then the first attempt 2 minutes after each WARN: 184.5 s, 364.5 s;
+    // the attempts between are logged at debug only.
+    let attempts: Vec<&str> = warned
+        .iter()
+        .map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("failed_attempts="))
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(attempts, ["1", "8", "10"], "{text}");
+    for line in &warned {
+        assert!(line.contains("WARN"), "{line}");
+        assert!(line.contains("sink=every"), "{line}");
+        assert!(line.contains("connection refused"), "{line}");
     }
 }
 

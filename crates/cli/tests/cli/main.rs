@@ -10,6 +10,7 @@ mod backfill;
 mod daemon;
 mod demo;
 mod doctor;
+mod domoticz;
 mod log;
 mod log_module;
 mod mc66c;

@@ -243,39 +243,70 @@ impl Api {
     }
 }
 
-/// A number as Domoticz shows it, and the resolution of the text it came from: Domoticz keeps
-/// no raw value in its answers, only display strings (`%g`, `%.3f`) and a few float fields.
+/// A number as Domoticz shows it, and how finely the text it came from resolves the value behind
+/// it: Domoticz keeps no raw value in its answers, only display strings (`%g`, `%.3f`) and a few
+/// float fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shown {
     /// The value as shown.
     pub value: Decimal,
-    /// The exponent of its last shown digit: `1.23457e+06` → 1, `12.345` → −3.
-    pub last_digit: i16,
-    /// Significant digits shown.
-    pub significant: u32,
+    /// Domoticz rounded the value behind the display to a multiple of 10^`resolution`:
+    /// `1.23457e+06` (`%g`) → 1, `9513.300` (`%.3f`) → −3, `80` (`%g`, which drops trailing
+    /// zeros: 80.0000) → −4.
+    pub resolution: i16,
 }
 
+/// Significant digits of C's `%g` as Domoticz prints a Custom Sensor (integrations.md §C.6).
+const G_DIGITS: i16 = 6;
+/// Significant digits a double float field (`Temp`) carries faithfully.
+const FLOAT_DIGITS: i16 = 15;
+
 impl Shown {
-    /// Parses a display number such as `12345.7`, `1.23457e+06` or `-4`.
+    /// Parses a display number printed with a fixed count of decimals, such as `9513.300` or
+    /// `-4`: its last digit is its resolution. Also the safe reading of any text whose format is
+    /// not known (a trimmed zero would only make the resolution look coarser).
     pub fn parse(text: &str) -> Option<Shown> {
         let value: Decimal = text.trim().parse().ok()?;
         Some(Shown {
             value,
-            last_digit: value.exponent(),
-            significant: significant_digits(&value),
+            resolution: value.exponent(),
+        })
+    }
+
+    /// Parses a number printed with `%g` to `digits` significant digits, such as `12345.7`,
+    /// `1.23457e+06` or `80`: `%g` drops trailing zeros, so `80` stands for 80.0000.
+    fn parse_g(text: &str, digits: i16) -> Option<Shown> {
+        let s = Shown::parse(text)?;
+        Some(Shown {
+            resolution: s.resolution.min(s.leading_digit() - (digits - 1)),
+            ..s
         })
     }
 
     /// A float field of the JSON answer (e.g. `Temp`), read as the shortest decimal that gives
-    /// the same float, so `66.019999999999996` is `66.02`.
+    /// the same float, so `66.019999999999996` is `66.02`; a double resolves 15 digits.
     fn from_float(v: f64) -> Option<Shown> {
         if !v.is_finite() {
             return None;
         }
-        Shown::parse(&format!("{v}"))
+        Shown::parse_g(&format!("{v}"), FLOAT_DIGITS)
     }
 
-    /// Whether `exact` could be the value behind this display (within one unit of its last digit).
+    /// The exponent of the first significant digit (`1234570` → 6, `0.052` → −2).
+    fn leading_digit(&self) -> i16 {
+        let digits = significant_digits(&self.value);
+        if self.value.is_zero() {
+            // `%g` prints a zero only for zero itself: as fine as anything we compare it with.
+            return -60;
+        }
+        self.value
+            .exponent()
+            .saturating_add(i16::try_from(digits).unwrap_or(i16::MAX))
+            .saturating_sub(1)
+    }
+
+    /// Whether the display could have come from `exact`: Domoticz rounds to the nearest, so
+    /// `exact` is at most half a unit of the resolution away.
     pub fn agrees_with(&self, exact: &Decimal) -> bool {
         let Some(diff) = exact.checked_sub(&self.value) else {
             return false;
@@ -285,15 +316,22 @@ impl Shown {
         } else {
             diff
         };
-        match Decimal::new(1, self.last_digit) {
-            Ok(unit) => !diff.cmp_value(&unit).is_gt(),
-            Err(_) => false,
-        }
+        let (Some(twice), Ok(unit)) = (diff.checked_add(&diff), Decimal::new(1, self.resolution))
+        else {
+            return false;
+        };
+        !twice.cmp_value(&unit).is_gt()
+    }
+
+    /// Whether the display is coarser than a value whose last digit is at 10^`exponent`: the
+    /// number behind it may differ in digits the meter has.
+    pub fn coarser_than(&self, exponent: i16) -> bool {
+        self.resolution > exponent
     }
 }
 
 /// Significant digits of a decimal's text (`0.0520` → 3, `84.817` → 5).
-pub(super) fn significant_digits(d: &Decimal) -> u32 {
+fn significant_digits(d: &Decimal) -> u32 {
     let digits = d.mantissa().unsigned_abs().to_string();
     let trimmed = digits.trim_start_matches('0');
     u32::try_from(trimmed.len()).unwrap_or(u32::MAX).max(1)
@@ -405,6 +443,32 @@ impl std::fmt::Display for DeviceKind {
     }
 }
 
+impl DeviceKind {
+    /// The unit the device shows its value in, when known (`m³` for `m3`).
+    pub fn shown_unit(&self) -> Option<String> {
+        let unit = match self {
+            DeviceKind::Custom { unit } => unit.as_str(),
+            DeviceKind::Temperature => "°C",
+            DeviceKind::Counter(c) => match c.meter_type {
+                CounterType::Energy | CounterType::EnergyGenerated => "kWh",
+                CounterType::Gas | CounterType::Water => "m³",
+                CounterType::Counter => c.units.as_str(),
+                CounterType::Other(_) => "",
+            },
+            DeviceKind::Kwh => "kWh",
+            DeviceKind::Other { .. } => "",
+        };
+        let unit = unit.trim();
+        if unit.is_empty() {
+            return None;
+        }
+        Some(match unit {
+            "m3" => "m³".to_owned(),
+            u => u.to_owned(),
+        })
+    }
+}
+
 /// A device as `getdevices` lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceInfo {
@@ -437,9 +501,15 @@ fn float_field(v: &serde_json::Value, key: &str) -> Option<f64> {
     }
 }
 
-/// The number at the start of a display string such as `"12.345 GJ"` or `"1.23457e+06 kWh"`.
+/// The number at the start of a display string such as `"12.345 GJ"`.
 pub(super) fn leading_number(text: &str) -> Option<Shown> {
     Shown::parse(text.split_whitespace().next()?)
+}
+
+/// The number at the start of a Custom Sensor's `Data`, printed by Domoticz as `%g UNIT` (6
+/// significant digits): `"1.23457e+06 kWh"`, `"80 GJ"`.
+fn leading_g_number(text: &str) -> Option<Shown> {
+    Shown::parse_g(text.split_whitespace().next()?, G_DIGITS)
 }
 
 impl DeviceInfo {
@@ -480,7 +550,7 @@ impl DeviceInfo {
                 DeviceKind::Custom {
                     unit: text_field(v, "SensorUnit").unwrap_or_default(),
                 },
-                leading_number(&data),
+                leading_g_number(&data),
             ),
             ("General", "kWh") => (DeviceKind::Kwh, leading_number(&data)),
             _ => (
@@ -509,23 +579,34 @@ mod tests {
 
     #[test]
     fn display_numbers_and_their_resolution() {
-        let s = Shown::parse("1.23457e+06").unwrap();
-        assert_eq!(
-            (s.value.to_string(), s.last_digit, s.significant),
-            ("1234570".into(), 1, 6)
-        );
+        let g = |t: &str| Shown::parse_g(t, G_DIGITS).unwrap();
+        let s = g("1.23457e+06");
+        assert_eq!((s.value.to_string(), s.resolution), ("1234570".into(), 1));
         assert!(s.agrees_with(&"1234567.891".parse().unwrap()));
+        assert!(s.agrees_with(&"1234565".parse().unwrap()));
+        assert!(!s.agrees_with(&"1234564.999".parse().unwrap()));
         assert!(!s.agrees_with(&"1234590".parse().unwrap()));
-        let s = Shown::parse("12345.7").unwrap();
+        let s = g("12345.7");
         assert!(s.agrees_with(&"12345.678".parse().unwrap()));
-        assert!(!s.agrees_with(&"12345.9".parse().unwrap()));
-        assert_eq!(
-            Shown::from_float("66.019999999999996".parse().unwrap())
-                .unwrap()
-                .value
-                .to_string(),
-            "66.02"
-        );
+        assert!(!s.agrees_with(&"12345.6".parse().unwrap()));
+        assert!(s.coarser_than(-3) && !s.coarser_than(-1));
+        // `%g` drops trailing zeros: "80" is 80.0000, "1.8" is 1.80000.
+        let s = g("80");
+        assert_eq!(s.resolution, -4);
+        assert!(!s.coarser_than(-3));
+        assert!(!s.agrees_with(&"80.5".parse().unwrap()));
+        assert!(!g("1.8").agrees_with(&"1.817".parse().unwrap()));
+        assert!(g("0").agrees_with(&Decimal::ZERO));
+        assert!(!g("0").agrees_with(&"0.001".parse().unwrap()));
+        // A fixed-decimals display keeps its zeros: "9513.300" resolves 0.001.
+        let s = Shown::parse("9513.300").unwrap();
+        assert_eq!(s.resolution, -3);
+        assert!(s.agrees_with(&"9513.3".parse().unwrap()));
+        assert!(!s.agrees_with(&"9513.301".parse().unwrap()));
+        let t = Shown::from_float("66.019999999999996".parse().unwrap()).unwrap();
+        assert_eq!(t.value.to_string(), "66.02");
+        assert!(!t.coarser_than(-3));
+        assert!(!Shown::from_float(20.0).unwrap().coarser_than(-2));
         assert!(leading_number("On").is_none());
         assert!(leading_number("").is_none());
         assert_eq!(leading_number("52.8 C").unwrap().value.to_string(), "52.8");
@@ -567,6 +648,6 @@ mod tests {
             "SensorUnit": "GJ", "Data": "1.23457e+06 GJ"
         }));
         assert_eq!(custom.kind.to_string(), "Custom Sensor (GJ)");
-        assert_eq!(custom.shown.unwrap().significant, 6);
+        assert_eq!(custom.shown.unwrap().resolution, 1);
     }
 }

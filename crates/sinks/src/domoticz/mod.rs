@@ -25,9 +25,11 @@
 //! `1.23457e+06`). So the sink never reads back a value it wrote itself: it keeps what it last
 //! wrote per idx in durable memory (the daemon's store, [`crate::SinkMemory`]) and uses that
 //! exact value as long as Domoticz still shows it (someone changing the device by hand is
-//! detected and followed, with a warning). Values only Domoticz has (a user's baseline in
+//! detected and followed, with a warning; over MQTT, where Domoticz applies an update only after
+//! the broker acknowledged it, a device written a moment ago is read again for up to 5 s before
+//! it counts as changed). Values only Domoticz has (a user's baseline in
 //! `idx2`) come from the numeric fields (`Temp`; a counter's `Counter` with its divider) or
-//! `Data`, with a loud warning when `Data` shows fewer significant digits than the meter's value.
+//! `Data`, with a loud warning when `Data` shows fewer digits than the meter's value has.
 //!
 //! For each reading every svalue is computed first (all reads before any write), saved as
 //! pending, then written device by device, each marked done as Domoticz confirms it. A retry —
@@ -54,7 +56,7 @@ use kamstrup_decimal::Decimal;
 use kamstrup_reading::RegisterValue;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use api::{significant_digits, Api};
+use api::Api;
 pub use api::{CounterInfo, CounterType, DeviceInfo, DeviceKind, Shown};
 use exact::{counter_svalue, in_device_unit, text_svalue, Refusal};
 
@@ -162,6 +164,17 @@ pub enum DomoticzMode {
     Subtract,
     /// 2: device `idx` + (value − device `idx2`).
     AddDelta,
+}
+
+impl DomoticzMode {
+    /// The config word.
+    fn word(self) -> &'static str {
+        match self {
+            DomoticzMode::Write => "write",
+            DomoticzMode::Subtract => "subtract",
+            DomoticzMode::AddDelta => "add-delta",
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for DomoticzMode {
@@ -277,7 +290,15 @@ pub struct DomoticzSink {
     memory: Option<Memory>,
     /// Divider disagreements already logged (idx), so they are logged once.
     told_divider: std::collections::BTreeSet<u64>,
+    /// Imprecise displays already logged: idx → the `Data` that was too coarse.
+    told_precision: std::sync::Mutex<HashMap<u64, String>>,
+    /// When each idx was last written over MQTT (see [`DomoticzSink::current`]).
+    published: HashMap<u64, std::time::Instant>,
 }
+
+/// How long Domoticz may take to apply an update it got over MQTT before a device that still
+/// shows something else counts as changed by hand.
+const MQTT_APPLY_WAIT: Duration = Duration::from_secs(5);
 
 /// Device facts read during one delivery (each idx at most once).
 type Seen = HashMap<u64, DeviceInfo>;
@@ -477,6 +498,8 @@ impl DomoticzSink {
             store: Arc::new(VolatileMemory::default()),
             memory: None,
             told_divider: Default::default(),
+            told_precision: Default::default(),
+            published: HashMap::new(),
         })
     }
 
@@ -529,19 +552,42 @@ impl DomoticzSink {
         seen: &mut Seen,
     ) -> Result<Decimal, SinkError> {
         let target = self.target();
-        let info = self.info(idx, seen).await?;
-        let shown = info.shown.ok_or_else(|| {
+        let no_number = |info: &DeviceInfo| {
             SinkError::rejected(
                 &target,
                 format!("device idx {idx} has no numeric value ({:?})", info.data),
             )
-        })?;
+        };
+        let info = self.info(idx, seen).await?;
+        let mut shown = info.shown.ok_or_else(|| no_number(info))?;
         let ours = self
             .memory
             .as_ref()
             .and_then(|m| m.written.get(&idx))
             .map(|w| w.value);
         if let Some(ours) = ours {
+            // Domoticz applies what arrives on `domoticz/in` when it gets to it, after the
+            // broker acknowledged it to us: a device we have just written over MQTT may still
+            // show its old value for a moment. That is not a hand change; read it again.
+            let just_published = self
+                .published
+                .get(&idx)
+                .is_some_and(|at| at.elapsed() < MQTT_APPLY_WAIT);
+            if !shown.agrees_with(&ours) && just_published {
+                let api = self.api()?;
+                let until = std::time::Instant::now() + MQTT_APPLY_WAIT;
+                while std::time::Instant::now() < until {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    if let Some(fresh) = api.device(idx).await? {
+                        let fresh_shown = fresh.shown.ok_or_else(|| no_number(&fresh))?;
+                        seen.insert(idx, fresh);
+                        shown = fresh_shown;
+                        if shown.agrees_with(&ours) {
+                            break;
+                        }
+                    }
+                }
+            }
             if shown.agrees_with(&ours) {
                 return Ok(ours);
             }
@@ -552,19 +598,25 @@ impl DomoticzSink {
                 "Domoticz device was changed outside kamstrup; continuing from the value it shows"
             );
         }
-        let needed = significant_digits(meter_value);
-        if matches!(
-            info.kind,
-            DeviceKind::Custom { .. } | DeviceKind::Other { .. }
-        ) && shown.significant < needed
-        {
-            tracing::warn!(
-                idx,
-                shown = %info.data,
-                digits = shown.significant,
-                needed,
-                "Domoticz shows this device with fewer significant digits than the meter's value: the result can be off by a unit of its last digit. Let kamstrup write this device (a write mapping), or use a Counter device"
-            );
+        let Some(info) = seen.get(&idx) else {
+            return Ok(shown.value);
+        };
+        if shown.coarser_than(meter_value.exponent()) {
+            let mut told = self
+                .told_precision
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Once per device and display, not at every delivery.
+            if told.get(&idx) != Some(&info.data) {
+                told.insert(idx, info.data.clone());
+                tracing::warn!(
+                    idx,
+                    shown = %info.data,
+                    resolution = %Decimal::new(1, shown.resolution).unwrap_or(Decimal::ZERO),
+                    meter_value = %meter_value,
+                    "Domoticz shows this device with fewer digits than the meter's value has (a Custom Sensor shows 6 significant digits), so the result can be off in those digits. Let kamstrup write this device (a write mapping), or use a Counter device"
+                );
+            }
         }
         Ok(shown.value)
     }
@@ -713,8 +765,10 @@ impl DomoticzSink {
                     msgs.push(OutMsg::new(self.topic.clone(), payload, false));
                 }
                 link.publish(msgs).await?;
+                let now = std::time::Instant::now();
                 for u in &todo {
                     self.mark_done(u);
+                    self.published.insert(u.idx, now);
                 }
             }
         } else {
@@ -858,6 +912,7 @@ impl Sink for DomoticzSink {
             );
             let mut problems = Vec::new();
             let mut notes = Vec::new();
+            let mut idx_unit = None;
             match api.device(m.idx).await {
                 Err(e) => {
                     lines.push(CheckLine::fail(what, &e));
@@ -880,6 +935,7 @@ impl Sink for DomoticzSink {
                         }
                     }
                     notes.push(format!("{}: {}, {}", info.name, info.kind, info.data));
+                    idx_unit = info.kind.shown_unit();
                 }
             }
             if let Some(idx2) = m.idx2 {
@@ -892,6 +948,15 @@ impl Sink for DomoticzSink {
                             info2.kind, info2.data
                         )),
                         Some(_) => {
+                            // The modes compute in idx's unit: idx2 must show the same one.
+                            if let (Some(u1), Some(u2)) = (&idx_unit, info2.kind.shown_unit()) {
+                                if !u1.eq_ignore_ascii_case(&u2) {
+                                    problems.push(format!(
+                                        "idx2 {idx2} ({}) shows {u2}, idx {} shows {u1}: mode {} needs both in one unit (make idx2 the same kind of device as idx)",
+                                        info2.kind, m.idx, m.mode.word()
+                                    ));
+                                }
+                            }
                             let ours = self
                                 .devices
                                 .iter()

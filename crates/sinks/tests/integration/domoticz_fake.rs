@@ -2,13 +2,16 @@
 //! server (build 16785, run on loopback) was seen to do — integrations.md §C.6 — quirks included:
 //!
 //! * it closes the TCP connection after every response unless the request said
-//!   `Connection: Keep-Alive`, and never announces it (no `Connection: close` header);
+//!   `Connection: Keep-Alive`, and never announces it (no `Connection: close` header). A request
+//!   a client still sends on such a connection gets no answer (the client sees "connection closed
+//!   before message completed"); the stand-in counts those in `late_requests`;
 //! * a fresh install trusts no network (401); Basic auth over plain HTTP only when allowed, and a
 //!   Basic header that is not allowed turns even a trusted request into a 401;
 //! * `type=devices` (the pre-2023 API) → 404 with an empty body; `getdevices&rid=N` for an unknown
 //!   N → `"status":"OK"` without `result`;
 //! * `Data` is a display string: Custom Sensor `%g UNIT` (6 significant digits), temperature
-//!   `%.1f C` plus the float field `Temp`, counters `AddjValue + count ÷ Divider` as `%.3f kWh`
+//!   `%.1f C` plus the float field `Temp` (float fields as jsoncpp writes doubles: `%.17g`, so
+//!   66.02 is `66.019999999999996` and 100 is `100.0`), counters `AddjValue + count ÷ Divider` as `%.3f kWh`
 //!   (Energy), `%.3f m3` (Gas, Water) or `%.10g UNIT` (Counter) with `Counter` = `Data`, the float
 //!   `Divider` (1000 for Energy, 100 for Gas/Water unless the user set one) and `SwitchTypeVal`;
 //! * `udevice` always answers HTTP 200, `"status":"ERR"` for an unknown idx or missing
@@ -70,6 +73,11 @@ pub(crate) struct State {
     /// TCP connections accepted and HTTP requests read.
     pub(crate) connections: usize,
     pub(crate) requests: usize,
+    /// Requests sent on a connection after Domoticz had answered and closed it (never answered).
+    pub(crate) late_requests: usize,
+    /// How long after the broker delivered it an update from `domoticz/in` is applied: the real
+    /// server applies it when its MQTT thread gets to it, after the broker acknowledged it.
+    pub(crate) mqtt_delay: std::time::Duration,
 }
 
 pub(crate) type Shared = Arc<Mutex<State>>;
@@ -96,6 +104,36 @@ pub(crate) fn c_g(v: f64, precision: usize) -> String {
         let decimals = (precision as i32 - 1 - exp).max(0) as usize;
         trim(&format!("{v:.decimals$}"))
     }
+}
+
+/// Marks a JSON string as a double that [`body_text`] writes as jsoncpp does.
+const DOUBLE_MARK: char = '\u{1}';
+
+/// A double field (`Temp`, `Divider`, `AddjValue`) as jsoncpp writes it: `%.17g`, with `.0`
+/// added when that has neither a point nor an exponent.
+fn double(v: f64) -> serde_json::Value {
+    let mut text = c_g(v, 17);
+    if !text.contains(['.', 'e']) {
+        text.push_str(".0");
+    }
+    serde_json::Value::String(format!("{DOUBLE_MARK}{text}"))
+}
+
+/// The JSON text of an answer, with the [`double`] fields written as numbers.
+fn body_text(v: &serde_json::Value) -> String {
+    let text = v.to_string();
+    let mark = "\"\\u0001";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find(mark) {
+        out.push_str(&rest[..at]);
+        let number = &rest[at + mark.len()..];
+        let end = number.find('"').unwrap();
+        out.push_str(&number[..end]);
+        rest = &number[end + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn atof(s: &str) -> f64 {
@@ -125,7 +163,7 @@ impl Device {
                 let t = atof(&self.svalue);
                 v["Type"] = "Temp".into();
                 v["SubType"] = "LaCrosse TX3".into();
-                v["Temp"] = t.into();
+                v["Temp"] = double(t);
                 v["Data"] = format!("{t:.1} C").into();
             }
             Kind::Counter(meter, divider, offset, units) => {
@@ -143,8 +181,8 @@ impl Device {
                 v["Type"] = "RFXMeter".into();
                 v["SubType"] = "RFXMeter counter".into();
                 v["SwitchTypeVal"] = (*meter as i64).into();
-                v["Divider"] = divider.into();
-                v["AddjValue"] = (*offset).into();
+                v["Divider"] = double(divider);
+                v["AddjValue"] = double(*offset);
                 v["ValueUnits"] = (*units).into();
                 v["Counter"] = text.clone().into();
                 v["Data"] = text.into();
@@ -259,6 +297,10 @@ impl FakeDomoticz {
                         if command != "udevice" {
                             continue;
                         }
+                        let delay = state.lock().unwrap().mqtt_delay;
+                        if !delay.is_zero() {
+                            tokio::time::sleep(delay).await;
+                        }
                         let echo = {
                             let mut s = state.lock().unwrap();
                             let Some(d) = s.devices.get_mut(&idx) else {
@@ -330,8 +372,23 @@ async fn serve(mut stream: TcpStream, state: Shared) {
             return;
         }
         if !keep_alive {
-            // Closed without a word, as the real server does.
+            // Closed without a word, as the real server does. A request that still arrives
+            // (from a client that kept the socket in its pool) is counted, never answered. The
+            // real server closes a moment after its answer and a pooling client loses that race
+            // 20–50 % of the time; the pause makes it lose every time, so a test sees it.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             let _ = stream.shutdown().await;
+            let mut chunk = [0u8; 2048];
+            if let Ok(Ok(n)) = tokio::time::timeout(
+                std::time::Duration::from_millis(500),
+                stream.read(&mut chunk),
+            )
+            .await
+            {
+                if n > 0 {
+                    state.lock().unwrap().late_requests += 1;
+                }
+            }
             return;
         }
     }
@@ -360,7 +417,7 @@ fn answer(state: &Shared, target: &str, headers: &HashMap<String, String>) -> An
     if q.get("type").map(String::as_str) != Some("command") {
         return Answer::Status(404, String::new());
     }
-    let ok = |v: serde_json::Value| Answer::Status(200, v.to_string());
+    let ok = |v: serde_json::Value| Answer::Status(200, body_text(&v));
     let err = |title: &str| ok(serde_json::json!({"status": "ERR", "title": title}));
     match q.get("param").map(String::as_str) {
         Some("udevice") => {
@@ -406,6 +463,15 @@ fn answer(state: &Shared, target: &str, headers: &HashMap<String, String>) -> An
         }
         _ => err("Invalid command"),
     }
+}
+
+#[test]
+fn doubles_are_written_as_jsoncpp_writes_them() {
+    let v = serde_json::json!({"Temp": double(66.02), "Divider": double(100.0), "AddjValue": double(0.0), "Data": "66.0 C"});
+    assert_eq!(
+        body_text(&v),
+        r#"{"AddjValue":0.0,"Data":"66.0 C","Divider":100.0,"Temp":66.019999999999996}"#
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use super::harness::*;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -149,30 +149,8 @@ fn newest(db: &std::path::Path, register: &str) -> String {
 fn run_delivers_every_mapping_exactly_once_across_a_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     // A MULTICAL 403 whose counters move: one simulated hour per second.
-    let mut sim = Command::new(BIN)
-        .args([
-            "simulate",
-            "--model",
-            "multical-403",
-            "--listen",
-            "127.0.0.1:0",
-            "--speed",
-            "3600",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(sim.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _sim = Proc(sim);
-    let port = line
-        .split_whitespace()
-        .find(|w| w.starts_with("tcp://"))
-        .unwrap()
-        .to_owned();
+    let sim = Sim::tcp(&["--model", "multical-403", "--speed", "3600"]);
+    let port = sim.port.clone();
     let (url, dz) = domoticz(&[(30, false, "1.5"), (31, false, "100"), (14, true, "0")]);
     let config = dir.path().join("kamstrup.toml");
     std::fs::write(

@@ -16,7 +16,11 @@
 //! 2. the newest 5-minute row (the entity's statistics began after the gap: HA's own compile
 //!    continues from exactly this row, so the hour after the imported ones is right too), else
 //! 3. the oldest hourly row after the last imported hour (short-term rows already purged), else
-//! 4. none: the newest imported row gets `sum = 0`, as HA's own first compile would.
+//! 4. the entity's first state in HA (its state history, else its current state): a new entity
+//!    has no statistics yet, and HA's first compile will start its sum at 0 from that state, so
+//!    the imported rows get `sum = counter − first state` and meet HA's own rows without a step
+//!    (on a first start the daemon publishes its first poll before it imports), else
+//! 5. none: the newest imported row gets `sum = 0`.
 //!
 //! Only the logged hours are written. The hour the bridge came back, which HA compiled itself
 //! with the whole gap's increase, needs no rewrite: its sum is on the same basis already
@@ -393,6 +397,7 @@ impl StatisticsImporter {
             };
             let mut anchor = None;
             let mut anchored_on = "none (the newest imported hour ends at sum 0)";
+            // (Case 4 is asked only when HA has no statistics row at all.)
             for (q, what) in [
                 (before, "HA's hour before the first imported one"),
                 (short, "HA's newest 5-minute row"),
@@ -402,6 +407,16 @@ impl StatisticsImporter {
                 if anchor.is_some() {
                     anchored_on = what;
                     break;
+                }
+            }
+            if anchor.is_none() {
+                if let Some(first) = self.first_state(ws, &statistic_id).await {
+                    anchor = Some(Anchor {
+                        state: first,
+                        sum: Decimal::from_int(0),
+                    });
+                    anchored_on =
+                        "the entity's first state in HA (where HA's first compile starts)";
                 }
             }
             let Some(rows) = rows(&converted, anchor) else {
@@ -506,6 +521,49 @@ impl StatisticsImporter {
         found.sort_by_key(|(start, _)| *start);
         let pick = if newest { found.last() } else { found.first() };
         Ok(pick.map(|(_, a)| *a))
+    }
+
+    /// The first numeric state HA recorded for `entity_id` (its history of the last day), else
+    /// its current state; `None` when HA has neither (or cannot tell: the import then falls
+    /// back to case 5 rather than fail).
+    async fn first_state(&self, ws: &mut HaWebsocket, entity_id: &str) -> Option<Decimal> {
+        let number = |v: &Value| v.as_str().and_then(|s| s.trim().parse::<Decimal>().ok());
+        let since =
+            (Utc::now() - TimeDelta::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let history = ws
+            .command(
+                "history/history_during_period",
+                json!({
+                    "start_time": since,
+                    "entity_ids": [entity_id],
+                    "minimal_response": true,
+                    "no_attributes": true,
+                    "significant_changes_only": false,
+                }),
+            )
+            .await;
+        match history {
+            Ok(h) => {
+                let first = h[entity_id]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find_map(|row| number(&row["s"]).or_else(|| number(&row["state"])));
+                if first.is_some() {
+                    return first;
+                }
+            }
+            Err(e) => {
+                tracing::debug!(entity = %entity_id, error = %e, "no state history from Home Assistant")
+            }
+        }
+        // Not committed to HA's database yet (the recorder writes about once a second).
+        let states = ws.command("get_states", Value::Null).await.ok()?;
+        states
+            .as_array()?
+            .iter()
+            .find(|e| e["entity_id"] == entity_id)
+            .and_then(|e| number(&e["state"]))
     }
 
     /// `kamstrup check`: the token logs in, its user is an administrator, the recorder runs.

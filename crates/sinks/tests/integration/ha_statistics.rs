@@ -173,6 +173,65 @@ async fn mixed_batch_on(version: &'static str, compat: &str) {
     sink.shutdown().await;
 }
 
+/// A first start: HA has no statistics of the entities yet. The energy entity's first recorded
+/// state is where HA's own first compile will start its sum (0), so the imported hours end on
+/// that basis and HA's first compiled hour continues them without a step; the volume entity's
+/// state is not in the history yet (HA commits about once a second), so its current state is
+/// the basis; with neither, the newest imported hour ends at sum 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_start_meets_the_first_compile_of_ha_without_a_step() {
+    let broker = Broker::start();
+    let ha = FakeHa::start(FakeOptions::new("2026.2.3")).await;
+    {
+        let mut s = ha.state.lock().unwrap();
+        s.history.insert(
+            ENERGY.into(),
+            vec!["unavailable".into(), "320.62".into(), "320.63".into()],
+        );
+        s.current.insert(ENERGY.into(), "320.63".into());
+        s.current.insert(VOLUME.into(), "2482.95".into());
+    }
+    let mut sink = sink(&broker, &ha, "2025.11", TOKEN);
+    let readings = batch();
+    let ds: Vec<_> = readings
+        .iter()
+        .enumerate()
+        .map(|(i, r)| delivered(i as i64 + 1, "heat", 67_123_456, r))
+        .collect();
+    sink.deliver(&ds).await.unwrap();
+    // sum = counter − 320.62 (HA's first state), so HA's first compiled hour (from 320.62 at
+    // sum 0) meets the last imported hour (320.55 at −0.07) with exactly its own 0.07 GJ.
+    assert_eq!(
+        changes(&ha, ENERGY),
+        [
+            ("08:00", "-0.3700", "0.0000"),
+            ("09:00", "-0.2200", "0.1500"),
+            ("10:00", "-0.0700", "0.1500"),
+        ]
+        .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()))
+    );
+    assert_eq!(
+        changes(&ha, VOLUME),
+        [
+            ("08:00", "-0.7600", "0.0000"),
+            ("09:00", "-0.4400", "0.3200"),
+            ("10:00", "-0.1500", "0.2900"),
+        ]
+        .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()))
+    );
+    sink.shutdown().await;
+
+    // Neither history nor a state: the newest imported hour ends at sum 0.
+    let ha = FakeHa::start(FakeOptions::new("2026.2.3")).await;
+    let mut sink = self::sink(&broker, &ha, "2025.11", TOKEN);
+    sink.deliver(&ds).await.unwrap();
+    assert_eq!(
+        changes(&ha, ENERGY).last().map(|(_, sum, _)| sum.clone()),
+        Some("0.0000".to_owned())
+    );
+    sink.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_batch_ha_2024_3() {
     mixed_batch_on("2024.3.3", "2024.3").await;

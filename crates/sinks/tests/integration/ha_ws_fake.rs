@@ -16,7 +16,10 @@
 //!   `start < end_time`, `start`/`end` in milliseconds, the asked-for `sum`/`state`/`change`,
 //!   `change` = this row's sum minus the previous row's (also one before the window);
 //! * `recorder/get_statistics_metadata`, `config/entity_registry/list`, `auth/current_user`,
-//!   `recorder/info`.
+//!   `recorder/info`;
+//! * `history/history_during_period` (`minimal_response`: the first entry of an entity carries
+//!   its state as `s`, later ones only `s` and `lu`; entities without states are left out) and
+//!   `get_states` (every entity's current state, the state as a string).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -46,6 +49,10 @@ pub(crate) struct FakeState {
     pub(crate) imports: Vec<Value>,
     /// The raw text of every message received after auth.
     pub(crate) raw: Vec<String>,
+    /// entity id → its recorded states, oldest first (the state history).
+    pub(crate) history: BTreeMap<String, Vec<String>>,
+    /// entity id → its current state (the state machine).
+    pub(crate) current: BTreeMap<String, String>,
 }
 
 pub(crate) struct FakeHa {
@@ -204,6 +211,31 @@ fn handle(opts: &FakeOptions, state: &Mutex<FakeState>, text: &str) -> Value {
         "auth/current_user" => ok(
             &id,
             json!({"id": "u1", "name": "e2e", "is_owner": opts.admin, "is_admin": opts.admin}),
+        ),
+        "history/history_during_period" => {
+            let mut result = serde_json::Map::new();
+            for eid in msg["entity_ids"].as_array().into_iter().flatten() {
+                let eid = eid.as_str().unwrap_or("");
+                let Some(states) = s.history.get(eid).filter(|h| !h.is_empty()) else {
+                    continue;
+                };
+                let rows: Vec<Value> = states
+                    .iter()
+                    .enumerate()
+                    .map(|(i, st)| json!({"s": st, "lu": 1_764_000_000.0 + i as f64}))
+                    .collect();
+                result.insert(eid.to_owned(), Value::Array(rows));
+            }
+            ok(&id, Value::Object(result))
+        }
+        "get_states" => ok(
+            &id,
+            Value::Array(
+                s.current
+                    .iter()
+                    .map(|(e, st)| json!({"entity_id": e, "state": st, "attributes": {}}))
+                    .collect(),
+            ),
         ),
         "recorder/info" => ok(
             &id,

@@ -1416,6 +1416,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn sw_version_is_the_software_edition_register_when_read() {
+        let s = sink("2025.11");
+        let reading = full_reading();
+        let d = delivered_fixture(&reading);
+        assert_eq!(
+            s.device_block(&d).sw_version,
+            None,
+            "1005 not read: no sw_version"
+        );
+        let mut reading = full_reading();
+        reading.registers.push(crate::testutil::reg(
+            "software_edition",
+            "MeterType",
+            "20401",
+            "",
+        ));
+        let d = delivered_fixture(&reading);
+        let b = s.device_block(&d);
+        assert_eq!(b.sw_version.as_deref(), Some("20401"));
+        assert_eq!(b.model.as_deref(), Some("MULTICAL 403"));
+    }
+
+    #[tokio::test]
     async fn device_serial_number_only_from_2024_2() {
         let reading = full_reading();
         let d = delivered_fixture(&reading);

@@ -68,6 +68,7 @@ fn meter(port: PortSpec) -> MeterSettings {
         baud: None,
         timeout: Duration::from_secs(2),
         program: None,
+        model: None,
         backfill: Backfill::OFF,
     }
 }

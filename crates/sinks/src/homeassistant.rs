@@ -23,7 +23,10 @@
 //!
 //! Switching between per-entity and device discovery (by `compat` or `discovery`) migrates:
 //! `{"migrate_discovery": true}` to each of our old configs of that meter, the new config, then
-//! the old topics are cleared; HA keeps the entity ids and history (same `unique_id`s).
+//! the old topics are cleared; HA keeps the entity ids and history (same `unique_id`s). Clearing
+//! the device topic after a switch back to per-entity configs is what HA's log asks for; HA
+//! 2026.2 then warns once per meter "No device components to cleanup" (nothing is lost; keeping
+//! the retained device config instead would bring the entities back twice at HA's next start).
 //!
 //! Back-filled hours: with statistics import on (a token and HA's URL known, see
 //! [`HomeAssistantConfig::statistics`]) the sink takes logged records too

@@ -45,8 +45,13 @@ pub(crate) fn fail(format: Format, kind: &str, message: impl Into<String>, code:
     ExitCode::from(code)
 }
 
-/// Prints a reading in the chosen format.
-pub(crate) fn print_reading(reading: &Reading, format: Format) -> std::io::Result<()> {
+/// Prints a reading in the chosen format; `model` (the label's, from `--model` or the config)
+/// names the info bits of a KMP meter.
+pub(crate) fn print_reading(
+    reading: &Reading,
+    format: Format,
+    model: Option<&str>,
+) -> std::io::Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match format {
@@ -73,7 +78,7 @@ pub(crate) fn print_reading(reading: &Reading, format: Format) -> std::io::Resul
                 writeln!(out, "{kind}")?;
             }
             write_table(&mut out, &reading.registers)?;
-            if let Some(line) = info_line(reading) {
+            if let Some(line) = info_line(reading, model) {
                 writeln!(out, "{line}")?;
             }
             if !reading.missing.is_empty() {
@@ -86,14 +91,16 @@ pub(crate) fn print_reading(reading: &Reading, format: Format) -> std::io::Resul
 }
 
 /// The info code with its problems by name (the bits mean something only per meter family:
-/// known for a 66C and for a simulator named after its model; otherwise the bits are listed).
-pub(crate) fn info_line(reading: &Reading) -> Option<String> {
-    let model = reading
+/// known for a 66C, for a model the user gave and for a simulator named after its model;
+/// otherwise the bits are listed).
+pub(crate) fn info_line(reading: &Reading, model: Option<&str>) -> Option<String> {
+    let simulated = reading
         .meter
         .port
         .strip_prefix("sim:")
         .and_then(kamstrup_meter::reading::ModelText::of_simulator);
-    let status = kamstrup_meter::reading::InfoStatus::of_reading(reading, model.as_deref())?;
+    let model = model.or(simulated.as_deref());
+    let status = kamstrup_meter::reading::InfoStatus::of_reading(reading, model)?;
     if status.is_ok() {
         return Some("info 0: no problems".to_owned());
     }
@@ -286,20 +293,33 @@ mod tests {
     #[test]
     fn info_codes_by_name_where_the_family_is_known() {
         assert_eq!(
-            info_line(&reading("sim:multical-403", Protocol::Kmp, "264")).unwrap(),
+            info_line(&reading("sim:multical-403", Protocol::Kmp, "264"), None).unwrap(),
             "info 264: t1_above_range (t1 above measuring range or disconnected); v1_air (air in flow sensor V1)"
         );
         assert_eq!(
-            info_line(&reading("/dev/ttyUSB0", Protocol::Mc66c, "264")).unwrap(),
+            info_line(&reading("/dev/ttyUSB0", Protocol::Mc66c, "264"), None).unwrap(),
             "info 264: t1_out_of_range (T1 (flow) outside 0…165 °C); leak_heating (leak in the heating system (V1 vs V2))"
         );
         assert_eq!(
-            info_line(&reading("/dev/ttyUSB0", Protocol::Kmp, "6")).unwrap(),
+            info_line(&reading("/dev/ttyUSB0", Protocol::Kmp, "6"), None).unwrap(),
             "info 6: bits (meter family unknown, see the meter's manual) 2, 4"
         );
         assert_eq!(
-            info_line(&reading("/dev/ttyUSB0", Protocol::Kmp, "0")).unwrap(),
+            info_line(&reading("/dev/ttyUSB0", Protocol::Kmp, "0"), None).unwrap(),
             "info 0: no problems"
+        );
+        // A real KMP meter: named once the user says which model it is (`--model`, config).
+        assert_eq!(
+            info_line(
+                &reading("/dev/ttyUSB0", Protocol::Kmp, "2"),
+                Some("MULTICAL 602")
+            )
+            .unwrap(),
+            "info 2: undocumented bits 2"
+        );
+        assert_eq!(
+            info_line(&reading("/dev/ttyUSB0", Protocol::Kmp, "6"), Some("MULTICAL 403")).unwrap(),
+            "info 6: low_battery (low battery level); external_alarm (external alarm (e.g. via KMP))"
         );
     }
 }

@@ -488,6 +488,26 @@ fn validate_meter(loc: &Locator<'_>, m: &raw::RawMeter) -> Result<MeterSettings,
             }
         }
     }
+    // The model is what the user read on the label: the one way a real KMP meter gets a model
+    // name (its type code's mapping is not public), and with it the names of its info bits.
+    let mut model = None;
+    if let Some(text) = &m.model {
+        let t = text.get_ref().trim();
+        let multical = t
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case("multical"));
+        if !multical || t.chars().count() > 40 || t.chars().any(char::is_control) {
+            errors.push(loc.span(
+                text,
+                format!(
+                    "model {:?}: write the model on the meter's label, e.g. \"MULTICAL 403\" (it names the meter in Home Assistant and the bits of its info code)",
+                    text.get_ref()
+                ),
+            ));
+        } else {
+            model = Some(t.to_owned());
+        }
+    }
     let mut backfill = Backfill::default();
     if let Some(b) = &m.backfill {
         match humantime::parse_duration(b.get_ref().trim()) {
@@ -589,6 +609,7 @@ fn validate_meter(loc: &Locator<'_>, m: &raw::RawMeter) -> Result<MeterSettings,
             baud: m.baud,
             timeout,
             program,
+            model,
         }),
         _ => Err(errors),
     }

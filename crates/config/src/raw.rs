@@ -93,6 +93,8 @@ pub struct RawMeter {
     pub registers: Option<Spanned<Vec<Spanned<RegisterName>>>>,
     /// 66C program number A-B-CCC.
     pub program: Option<Spanned<String>>,
+    /// The meter's model as on its label (`MULTICAL 403`).
+    pub model: Option<Spanned<String>>,
     /// Baud rate.
     pub baud: Option<u32>,
     /// First-byte timeout (`2s`).

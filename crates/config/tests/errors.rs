@@ -134,6 +134,24 @@ fn bad_values_name_their_line_and_fix() {
     );
 }
 
+/// `model`: what the label says, so a real KMP meter gets a model name and named info bits.
+#[test]
+fn model_from_the_label() {
+    let config =
+        ok("[[meter]]\nname = \"heat\"\nport = \"/dev/ttyUSB0\"\nmodel = \" MULTICAL 403 \"\n");
+    assert_eq!(
+        config.daemon.meters[0].model.as_deref(),
+        Some("MULTICAL 403")
+    );
+    assert_eq!(ok(METER).daemon.meters[0].model, None);
+    one(
+        &format!("{METER}model = \"403\"\n"),
+        4,
+        &["label", "MULTICAL 403"],
+    );
+    one(&format!("{METER}model = \"\"\n"), 4, &["label"]);
+}
+
 #[test]
 fn structural_mistakes() {
     one(&format!("{METER}{METER}"), 5, &["used twice"]);

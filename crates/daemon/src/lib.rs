@@ -59,6 +59,9 @@ pub struct MeterSettings {
     pub timeout: Duration,
     /// 66C program number (A-B-CCC), when given; validated by the config.
     pub program: Option<kamstrup_meter::ProgramNumber>,
+    /// The model as the user read it on the label (`MULTICAL 403`), when given: the stored
+    /// model name, so HA's device model and the names of the info bits.
+    pub model: Option<String>,
     /// Filling gaps from the meter's own loggers.
     pub backfill: Backfill,
 }

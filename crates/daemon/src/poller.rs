@@ -262,6 +262,29 @@ fn mc66c_options(meter: &MeterSettings) -> Result<Mc66cOptions, PollError> {
     })
 }
 
+/// A human model name only where it is known for sure: the config's `model` (the user read the
+/// label) or a simulator the user named. A KMP type code's mapping to models is not public, so
+/// it never names a model; it stays the raw hw version.
+pub(crate) fn known_model(meter: &MeterSettings) -> Option<String> {
+    if let Some(model) = &meter.model {
+        return Some(model.clone());
+    }
+    match &meter.port {
+        kamstrup_meter::PortSpec::Sim { model } => kamstrup_reading::ModelText::of_simulator(model),
+        _ => None,
+    }
+}
+
+/// The model of a MULTICAL 66C connection: the configured one, else the protocol's family.
+fn mc66c_model(meter: &MeterSettings) -> Option<String> {
+    Some(
+        meter
+            .model
+            .clone()
+            .unwrap_or_else(|| "MULTICAL 66C".to_owned()),
+    )
+}
+
 /// Opens the port and, for KMP, identifies the meter at once (GetSerialNo, GetType). A 66C is
 /// identified by the customer number in its first reading. `auto` probes KMP once, then the 66C.
 async fn connect(meter: &MeterSettings) -> Result<Connection, PollError> {
@@ -280,7 +303,7 @@ async fn connect(meter: &MeterSettings) -> Result<Connection, PollError> {
         return Ok(Connection {
             driver: Driver::Mc66c(Box::new(driver)),
             serial: None,
-            model: Some("MULTICAL 66C".into()),
+            model: mc66c_model(meter),
             meter_id: None,
         });
     }
@@ -300,7 +323,7 @@ async fn connect(meter: &MeterSettings) -> Result<Connection, PollError> {
             return Ok(Connection {
                 driver: Driver::Mc66c(Box::new(driver)),
                 serial: None,
-                model: Some("MULTICAL 66C".into()),
+                model: mc66c_model(meter),
                 meter_id: None,
             });
         }
@@ -320,13 +343,7 @@ async fn connect(meter: &MeterSettings) -> Result<Connection, PollError> {
             None
         }
     };
-    // A human model name only where it is known for sure (a simulator the user named); the
-    // type code's mapping to models is not public, so it stays the raw hw version.
-    let human = match &meter.port {
-        kamstrup_meter::PortSpec::Sim { model } => kamstrup_reading::ModelText::of_simulator(model),
-        _ => None,
-    };
-    let model = kamstrup_reading::ModelText::compose(human.as_deref(), hw.as_deref());
+    let model = kamstrup_reading::ModelText::compose(known_model(meter).as_deref(), hw.as_deref());
     Ok(Connection {
         driver: Driver::Kmp(driver),
         serial: Some(serial),
@@ -837,6 +854,75 @@ mod tests {
             !host_slept(Duration::from_secs(900), secs(-3600)),
             "clock set back"
         );
+    }
+
+    fn settings(port: &str, protocol: ProtocolChoice, model: Option<&str>) -> MeterSettings {
+        MeterSettings {
+            name: "heat".into(),
+            port: port.parse().unwrap(),
+            protocol,
+            registers: vec![60],
+            schedule: crate::Schedule::Every(Duration::from_secs(900)),
+            baud: None,
+            timeout: Duration::from_secs(2),
+            program: None,
+            model: model.map(str::to_owned),
+            backfill: crate::Backfill::OFF,
+        }
+    }
+
+    #[test]
+    fn a_model_name_only_from_the_config_or_a_named_simulator() {
+        let kmp = ProtocolChoice::Kmp;
+        assert_eq!(known_model(&settings("/dev/ttyUSB0", kmp, None)), None);
+        assert_eq!(
+            known_model(&settings("tcp://10.0.0.5:4001", kmp, None)),
+            None
+        );
+        assert_eq!(
+            known_model(&settings("/dev/ttyUSB0", kmp, Some("MULTICAL 403"))).as_deref(),
+            Some("MULTICAL 403")
+        );
+        assert_eq!(
+            known_model(&settings("sim:multical-602", kmp, None)).as_deref(),
+            Some("MULTICAL 602")
+        );
+    }
+
+    /// Through a real (simulated) meter connection: the stored model text is the configured
+    /// name with the type the meter reported as the hw version; a 66C keeps a configured name.
+    #[tokio::test]
+    async fn connect_stores_the_configured_model_beside_the_reported_type() {
+        let c = connect(&settings("sim:multical-403", ProtocolChoice::Kmp, None))
+            .await
+            .unwrap();
+        assert_eq!(
+            c.model.as_deref(),
+            Some("MULTICAL 403 (KMP type 0x0403 rev F1)")
+        );
+        let c = connect(&settings(
+            "sim:multical-403",
+            ProtocolChoice::Kmp,
+            Some("MULTICAL 603"),
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            c.model.as_deref(),
+            Some("MULTICAL 603 (KMP type 0x0403 rev F1)")
+        );
+        let c = connect(&settings("sim:multical-66c", ProtocolChoice::Mc66c, None))
+            .await
+            .unwrap();
+        assert_eq!(c.model.as_deref(), Some("MULTICAL 66C"));
+        let c = connect(&settings(
+            "sim:multical-66c",
+            ProtocolChoice::Mc66c,
+            Some("MULTICAL 66-D"),
+        ))
+        .await
+        .unwrap();
+        assert_eq!(c.model.as_deref(), Some("MULTICAL 66-D"));
     }
 
     #[test]

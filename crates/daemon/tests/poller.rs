@@ -68,6 +68,7 @@ fn meter(port: PortSpec) -> MeterSettings {
         baud: None,
         timeout: Duration::from_secs(2),
         program: None,
+        model: None,
         backfill: Backfill::OFF,
     }
 }
@@ -208,4 +209,38 @@ async fn a_meter_that_does_not_answer_is_retried_with_growing_back_off() {
     // The next attempt after 480 s (the regular 15 minutes would be later).
     let next = heat.next_poll.map(offset).unwrap();
     assert!((next - 930).abs() <= 5, "next poll at {next} s");
+}
+
+/// `model` from the config (the label) is the stored model name, beside the type the meter
+/// reported; the outbox hands it to the sinks from the store (HA's device model, info bits).
+#[tokio::test(start_paused = true)]
+async fn a_configured_model_is_stored_beside_the_reported_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = meter(PortSpec::Sim {
+        model: "multical-403".into(),
+    });
+    m.model = Some("MULTICAL 603".into());
+    let cfg = config(&dir, m);
+    let (latest, latest_got) = recording("latest", Delivery::Latest);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let daemon = tokio::spawn(kamstrup_daemon::run_with_clock(
+        cfg.clone(),
+        vec![latest],
+        StatusHandle::default(),
+        async move {
+            let _ = stopped.await;
+        },
+        Clock::following_tokio(start()),
+    ));
+    pass(Duration::from_secs(60)).await;
+    stop.send(()).unwrap();
+    daemon.await.unwrap().unwrap();
+    assert_eq!(latest_got.lock().unwrap().len(), 1);
+    let store = Store::open(&cfg.store_path).unwrap();
+    let meters = store.meters().unwrap();
+    assert_eq!(meters.len(), 1);
+    assert_eq!(
+        meters[0].model.as_deref(),
+        Some("MULTICAL 603 (KMP type 0x0403 rev F1)")
+    );
 }

@@ -23,7 +23,10 @@
 //!
 //! Switching between per-entity and device discovery (by `compat` or `discovery`) migrates:
 //! `{"migrate_discovery": true}` to each of our old configs of that meter, the new config, then
-//! the old topics are cleared; HA keeps the entity ids and history (same `unique_id`s).
+//! the old topics are cleared; HA keeps the entity ids and history (same `unique_id`s). Clearing
+//! the device topic after a switch back to per-entity configs is what HA's log asks for; HA
+//! 2026.2 then warns once per meter "No device components to cleanup" (nothing is lost; keeping
+//! the retained device config instead would bring the entities back twice at HA's next start).
 //!
 //! Back-filled hours: with statistics import on (a token and HA's URL known, see
 //! [`HomeAssistantConfig::statistics`]) the sink takes logged records too
@@ -1413,6 +1416,29 @@ mod tests {
             let b = s.device_block(&d);
             assert_eq!((b.model.as_deref(), b.hw_version.as_deref()), (model, hw));
         }
+    }
+
+    #[tokio::test]
+    async fn sw_version_is_the_software_edition_register_when_read() {
+        let s = sink("2025.11");
+        let reading = full_reading();
+        let d = delivered_fixture(&reading);
+        assert_eq!(
+            s.device_block(&d).sw_version,
+            None,
+            "1005 not read: no sw_version"
+        );
+        let mut reading = full_reading();
+        reading.registers.push(crate::testutil::reg(
+            "software_edition",
+            "MeterType",
+            "20401",
+            "",
+        ));
+        let d = delivered_fixture(&reading);
+        let b = s.device_block(&d);
+        assert_eq!(b.sw_version.as_deref(), Some("20401"));
+        assert_eq!(b.model.as_deref(), Some("MULTICAL 403"));
     }
 
     #[tokio::test]

@@ -888,6 +888,17 @@ fn read_errors_are_listed_and_counted() {
             ("old".to_string(), "timeout".to_string(), 1),
         ]
     );
+    // HA's "read errors (24 h)": errors at or after the start of the window, per meter.
+    let since = store.error_counts_since(at + minutes(15)).unwrap();
+    assert_eq!(
+        since.get("heat"),
+        Some(&2),
+        "the one at the window's start counts"
+    );
+    assert_eq!(since.get("old"), Some(&1));
+    let since = store.error_counts_since(at + minutes(31)).unwrap();
+    assert_eq!(since.get("heat"), None, "older errors have left the window");
+    assert_eq!(since.get("old"), Some(&1));
 }
 
 #[test]

@@ -94,6 +94,7 @@ fn meters(interval: Duration) -> Result<Vec<MeterSettings>, String> {
             baud: None,
             timeout: Duration::from_secs(2),
             program: None,
+            model: None,
             backfill: kamstrup_daemon::Backfill::OFF,
         },
         MeterSettings {
@@ -105,6 +106,7 @@ fn meters(interval: Duration) -> Result<Vec<MeterSettings>, String> {
             baud: None,
             timeout: Duration::from_secs(2),
             program: None,
+            model: None,
             backfill: kamstrup_daemon::Backfill::OFF,
         },
     ])

@@ -85,9 +85,16 @@ pub(crate) struct ReadArgs {
     #[arg(long)]
     identify: bool,
 
-    /// MULTICAL 66C: a config file whose [[meter]] with this port gives the program number.
+    /// A config file whose [[meter]] with this port gives the program number (MULTICAL 66C)
+    /// and the model.
     #[arg(long, value_name = "FILE")]
     config: Option<std::path::PathBuf>,
+
+    /// The meter's model as on its label (`MULTICAL 403`): names the bits of its info code
+    /// (a KMP meter reports only a type code). Default: the `model` of the [[meter]] with this
+    /// port in --config.
+    #[arg(long, value_name = "TEXT")]
+    model: Option<String>,
 
     /// MULTICAL 66C: neither use nor update the remembered program numbers (read /#2 when the
     /// program is not given).
@@ -167,24 +174,43 @@ async fn read_kmp(mut meter: KmpMeter, args: &ReadArgs, known_serial: Option<u32
                     reading.meter.serial = Some(u64::from(serial));
                 }
             }
-            report(&reading, meter.stats(), args.format)
+            report(&reading, meter.stats(), args)
         }
         Err(e) => fail(args.format, e.kind(), e.to_string(), EXIT_FAILED),
     }
 }
 
-/// The program of the config's [[meter]] on this port, if `--config` names one.
-fn config_program(args: &ReadArgs) -> Result<Option<ProgramNumber>, String> {
+/// The config's [[meter]] on this port, if `--config` names one.
+fn config_meter(args: &ReadArgs) -> Result<Option<kamstrup_daemon::MeterSettings>, String> {
     let Some(path) = &args.config else {
         return Ok(None);
     };
     let config = super::config_file::load(path)?;
     let spec: PortSpec = args.port.port.parse().map_err(|e| format!("{e}"))?;
-    let Some(meter) = config.daemon.meters.iter().find(|m| m.port == spec) else {
+    let Some(meter) = config.daemon.meters.into_iter().find(|m| m.port == spec) else {
         tracing::info!(config = %path.display(), port = %args.port.port, "no [[meter]] with this port in the config");
         return Ok(None);
     };
-    Ok(meter.program)
+    Ok(Some(meter))
+}
+
+/// The program of the config's [[meter]] on this port, if `--config` names one.
+fn config_program(args: &ReadArgs) -> Result<Option<ProgramNumber>, String> {
+    Ok(config_meter(args)?.and_then(|m| m.program))
+}
+
+/// `--model`, else the model of the config's [[meter]] on this port.
+fn model(args: &ReadArgs) -> Option<String> {
+    if let Some(m) = &args.model {
+        return Some(m.trim().to_owned());
+    }
+    match config_meter(args) {
+        Ok(m) => m.and_then(|m| m.model),
+        Err(message) => {
+            tracing::warn!(%message, "no model from the config");
+            None
+        }
+    }
 }
 
 async fn read_mc66c(mut meter: Mc66cMeter, args: &ReadArgs) -> ExitCode {
@@ -240,7 +266,7 @@ fn finish_mc66c(meter: &Mc66cMeter, mut reading: Reading, args: &ReadArgs) -> Ex
         }
         reading.registers = kept;
     }
-    report(&reading, meter.stats(), args.format)
+    report(&reading, meter.stats(), args)
 }
 
 /// Remembers a program number the meter told on this connection (`/#2` or `/#D`) for the
@@ -268,8 +294,9 @@ fn remember_program(meter: &Mc66cMeter, args: &ReadArgs) {
 }
 
 /// Prints a reading, logs the traffic it cost, and picks the exit code (3 if registers are missing).
-fn report(reading: &Reading, stats: kamstrup_meter::DriverStats, format: Format) -> ExitCode {
-    if let Err(e) = print_reading(reading, format) {
+fn report(reading: &Reading, stats: kamstrup_meter::DriverStats, args: &ReadArgs) -> ExitCode {
+    let format = args.format;
+    if let Err(e) = print_reading(reading, format, model(args).as_deref()) {
         eprintln!("error: cannot write output: {e}");
         return ExitCode::from(EXIT_FAILED);
     }

@@ -632,7 +632,7 @@ async fn probe(
                 Protocol::Mc66c => "a MULTICAL 66C".to_string(),
             };
             println!("Found {what} on {port}:");
-            print_reading(&p.reading, Format::Table)
+            print_reading(&p.reading, Format::Table, None)
                 .map_err(|e| stop(format!("cannot write output: {e}")))?;
             Ok(Some(p))
         }

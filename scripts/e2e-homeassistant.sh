@@ -502,3 +502,56 @@ if grep -qF "$(cat "$W/ha-token")" "$W/check.out" "$W/kamstrup.log"; then
 else
   pass "the HA token appears nowhere in kamstrup's output or log"
 fi
+
+phase "a first start with back-fill: the imported hours meet HA's own first compile (no step)"
+# A new meter (its own store and client id) whose entities HA has never seen: the daemon polls
+# once (HA's first state), back-fills 6 h from the hour logger and imports them; HA's first
+# 5-minute compile then starts its own sum at that first state. `statistics` checks the hours
+# against the logger and that their basis (sum − state) is HA's compiled one.
+FS="$W/first-start"
+mkdir -p "$FS"
+compat_line=
+[[ -n $COMPAT ]] && compat_line="compat = \"$COMPAT\""
+cat >"$FS/kamstrup.toml" <<EOT
+[storage]
+path = "$FS/kamstrup.db"
+
+[web]
+enabled = false
+
+[[meter]]
+name = "first"
+port = "sim:multical-603"
+interval = "60s"
+backfill = "6h"
+
+[mqtt]
+url = "mqtt://127.0.0.1:$MQTT_PORT"
+username = "$MQTT_USER"
+password_file = "$W/mqtt-password"
+client_id = "kamstrup-first-start"
+
+[homeassistant]
+discovery_prefix = "homeassistant"
+url = "$HA_URL"
+token_file = "$W/ha-token"
+$compat_line
+EOT
+T_FIRST=$SECONDS
+"$KAMSTRUP" -v run --config "$FS/kamstrup.toml" >"$FS/kamstrup.log" 2>&1 &
+FIRST_PID=$!
+track "$FIRST_PID"
+if wait_for "grep -qE 'sum_continues=\"?the entity.s first state' '$FS/kamstrup.log'" 60; then
+  pass "first start: back-filled hours imported on the entity's first state in HA"
+else
+  fail "first start: no import anchored on the entity's first state: $(grep -m3 'imported back-filled\|WARN' "$FS/kamstrup.log" | tr '\n' ' ' | head -c 600)"
+fi
+"$KAMSTRUP" log --port sim:multical-603 --logger hour --format json --last 4 >"$FS/hour-log.json" 2>>"$W/log.err" ||
+  die "kamstrup log of the 603 failed (see $W/log.err)"
+run_checks "first start: imported hours = the logger's counters, on the basis of HA's own first compile" \
+  $HAC statistics --url "$HA_URL" --token-file "$W/ha-token" --log "$FS/hour-log.json" \
+  --entity heat_energy=sensor.kamstrup_first_heat_energy volume=sensor.kamstrup_first_volume \
+  --unit heat_energy=MWh volume=m³ --compile-timeout 420
+kill -TERM "$FIRST_PID" 2>/dev/null || true
+wait_for "! kill -0 $FIRST_PID" 10 || fail "the first-start kamstrup still running 10 s after SIGTERM"
+log "first-start phase took $((SECONDS - T_FIRST)) s"

@@ -627,10 +627,15 @@ async def cmd_statistics(a):
         # HA's own next compile continues from its newest 5-minute row: the imported hours must
         # be on that row's basis (sum - state), or the hour after them would jump.
         since = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)).isoformat()
-        (short,) = await ws_call(a.url, token, {
-            "type": "recorder/statistics_during_period", "start_time": since,
-            "statistic_ids": [entity], "period": "5minute", "types": ["sum", "state"]})
-        short_rows = short.get(entity, [])
+        deadline = time.monotonic() + a.compile_timeout
+        while True:
+            (short,) = await ws_call(a.url, token, {
+                "type": "recorder/statistics_during_period", "start_time": since,
+                "statistic_ids": [entity], "period": "5minute", "types": ["sum", "state"]})
+            short_rows = short.get(entity, [])
+            if short_rows or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(5)
         if c.ok(short_rows and hours, f"{entity}: HA compiled 5-minute rows of its own"):
             newest = max(short_rows, key=lambda r: r["start"])
             basis_ha = decimal.Decimal(repr(newest["sum"])) - decimal.Decimal(repr(newest["state"]))
@@ -702,6 +707,8 @@ def main():
     st.add_argument("--entity", nargs="+", required=True, help="REGISTER=ENTITY_ID")
     st.add_argument("--unit", nargs="+", required=True, help="REGISTER=HA unit")
     st.add_argument("--timeout", type=float, default=30)
+    st.add_argument("--compile-timeout", type=float, default=0,
+                    help="wait this long for HA's own first 5-minute compile of a new entity")
     li = sub.add_parser("listeners")
     li.add_argument("--pid", type=int, required=True)
     li.add_argument("--allow-mdns", action="store_true",

@@ -347,8 +347,8 @@ impl StatisticsImporter {
         let ids = self.entity_ids(ws).await;
         let mut written = 0;
         for s in series {
-            let statistic_id = ids
-                .get(&s.unique_id)
+            let registered = ids.get(&s.unique_id);
+            let statistic_id = registered
                 .cloned()
                 .unwrap_or_else(|| s.statistic_id.clone());
             let stored_unit = self.stored_unit(ws, &statistic_id).await?;
@@ -410,7 +410,8 @@ impl StatisticsImporter {
                 }
             }
             if anchor.is_none() {
-                if let Some(first) = self.first_state(ws, &statistic_id).await {
+                let new = registered.is_none();
+                if let Some(first) = self.first_state(ws, &statistic_id, new).await {
                     anchor = Some(Anchor {
                         state: first,
                         sum: Decimal::from_int(0),
@@ -525,8 +526,15 @@ impl StatisticsImporter {
 
     /// The first numeric state HA recorded for `entity_id` (its history of the last day), else
     /// its current state; `None` when HA has neither (or cannot tell: the import then falls
-    /// back to case 5 rather than fail).
-    async fn first_state(&self, ws: &mut HaWebsocket, entity_id: &str) -> Option<Decimal> {
+    /// back to case 5 rather than fail). For an entity HA has not `registered` yet — on a first
+    /// start the import follows the first state's publication by milliseconds, and HA creates
+    /// a discovered entity asynchronously — its state is awaited for up to 10 s.
+    async fn first_state(
+        &self,
+        ws: &mut HaWebsocket,
+        entity_id: &str,
+        registering: bool,
+    ) -> Option<Decimal> {
         let number = |v: &Value| v.as_str().and_then(|s| s.trim().parse::<Decimal>().ok());
         let since =
             (Utc::now() - TimeDelta::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -557,13 +565,21 @@ impl StatisticsImporter {
                 tracing::debug!(entity = %entity_id, error = %e, "no state history from Home Assistant")
             }
         }
-        // Not committed to HA's database yet (the recorder writes about once a second).
-        let states = ws.command("get_states", Value::Null).await.ok()?;
-        states
-            .as_array()?
-            .iter()
-            .find(|e| e["entity_id"] == entity_id)
-            .and_then(|e| number(&e["state"]))
+        // Not committed to HA's database yet (the recorder writes about once a second): the
+        // state machine has it.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let states = ws.command("get_states", Value::Null).await.ok()?;
+            let state = states
+                .as_array()?
+                .iter()
+                .find(|e| e["entity_id"] == entity_id)
+                .and_then(|e| number(&e["state"]));
+            if state.is_some() || !registering || tokio::time::Instant::now() >= deadline {
+                return state;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     /// `kamstrup check`: the token logs in, its user is an administrator, the recorder runs.

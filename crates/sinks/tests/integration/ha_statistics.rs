@@ -177,7 +177,8 @@ async fn mixed_batch_on(version: &'static str, compat: &str) {
 /// state is where HA's own first compile will start its sum (0), so the imported hours end on
 /// that basis and HA's first compiled hour continues them without a step; the volume entity's
 /// state is not in the history yet (HA commits about once a second), so its current state is
-/// the basis; with neither, the newest imported hour ends at sum 0.
+/// the basis; with neither, the newest imported hour ends at sum 0. An entity HA has not
+/// registered yet is waited for (HA creates discovered entities asynchronously).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_start_meets_the_first_compile_of_ha_without_a_step() {
     let broker = Broker::start();
@@ -189,8 +190,14 @@ async fn a_first_start_meets_the_first_compile_of_ha_without_a_step() {
             vec!["unavailable".into(), "320.62".into(), "320.63".into()],
         );
         s.current.insert(ENERGY.into(), "320.63".into());
-        s.current.insert(VOLUME.into(), "2482.95".into());
     }
+    // The volume entity appears in HA a moment after the import began (HA is still creating it).
+    let state = ha.state.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let mut s = state.lock().unwrap();
+        s.current.insert(VOLUME.into(), "2482.95".into());
+    });
     let mut sink = sink(&broker, &ha, "2025.11", TOKEN);
     let readings = batch();
     let ds: Vec<_> = readings
@@ -221,8 +228,14 @@ async fn a_first_start_meets_the_first_compile_of_ha_without_a_step() {
     );
     sink.shutdown().await;
 
-    // Neither history nor a state: the newest imported hour ends at sum 0.
-    let ha = FakeHa::start(FakeOptions::new("2026.2.3")).await;
+    // Entities HA has (in its registry) with neither history nor a state: the newest imported
+    // hour ends at sum 0.
+    let mut opts = FakeOptions::new("2026.2.3");
+    opts.registry = vec![
+        ("kamstrup_67123456_heat_energy".into(), ENERGY.into()),
+        ("kamstrup_67123456_volume".into(), VOLUME.into()),
+    ];
+    let ha = FakeHa::start(opts).await;
     let mut sink = self::sink(&broker, &ha, "2025.11", TOKEN);
     sink.deliver(&ds).await.unwrap();
     assert_eq!(

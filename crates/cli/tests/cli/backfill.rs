@@ -12,8 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use kamstrup_meter::sim::history::{kmp_history, HistorySpec};
-use kamstrup_meter::sim::KmpModel;
+use kamstrup_meter::sim::history::{kmp_history, mc66c_history, HistorySpec};
+use kamstrup_meter::sim::{KmpModel, Mc66cModel};
 use kamstrup_meter::Protocol;
 use kamstrup_store::{ReadingId, Store, StoredReading};
 use serde_json::Value;
@@ -385,4 +385,259 @@ fn a_meter_without_loggers_is_polled_as_before_and_said_so_once() {
     );
     assert!(hour_logs(&db).is_empty());
     assert!(stored(&db).iter().all(|r| r.reading.source.is_poll()));
+}
+
+/// `kamstrup simulate --model multical-66c` on a real pseudo-terminal, unpaced (its hour logger
+/// would take ~11 min at the real 1200 Bd; the daemon and the simulator still switch bauds as
+/// on the wire), and the link to configure.
+fn simulated_66c(dir: &Path) -> (Proc, String) {
+    let link = dir.join("meter66");
+    let mut child = Command::new(BIN)
+        .args([
+            "simulate",
+            "--model",
+            "multical-66c",
+            "--no-pace",
+            "--latency-ms",
+            "300",
+        ])
+        .args(["--pty", "--link"])
+        .arg(&link)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.contains("multical-66c"), "{line}");
+    (Proc(child), link.to_string_lossy().into_owned())
+}
+
+/// A config for the simulated MULTICAL 66C on `port` (its clock runs on UTC: `zone`) with a
+/// file sink.
+fn mc66c_config(dir: &Path, port: &str, min_gap: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let db = dir.join("kamstrup.db");
+    let out = dir.join("readings.jsonl");
+    let config = dir.join("kamstrup.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\npath = {db:?}\n\n[[meter]]\nname = \"heat\"\nport = \"{port}\"\nprotocol = \"mc66c\"\ninterval = \"1h\"\nbackfill = \"{WINDOW_H}h\"\nbackfill_min_gap = \"{min_gap}\"\nzone = \"+00:00\"\n\n[file]\npath = {out:?}\n"
+        ),
+    )
+    .unwrap();
+    (config, out)
+}
+
+/// Stores `polls` of the simulated 66C as a bridge that polled them would have.
+fn seed_66c(db: &Path, polls: &[kamstrup_meter::Reading]) {
+    let mut store = Store::open(db).unwrap();
+    let heat = store
+        .upsert_meter(
+            Mc66cModel::CUSTOMER_NO,
+            "heat",
+            Protocol::Mc66c,
+            Some("MULTICAL 66C"),
+            "sim:multical-66c",
+            polls[0].taken_at,
+        )
+        .unwrap();
+    let items: Vec<_> = polls.iter().map(|r| (heat, r.clone(), None)).collect();
+    store.insert_readings(&items).unwrap();
+}
+
+/// `/#1`'s heat energy of the simulated 66C at `at`, as its driver reads it: what the meter's
+/// counter said at that moment (the simulator is a pure function of UTC time).
+fn mc66c_energy_at(at: DateTime<Utc>) -> String {
+    let r = mc66c_history(
+        Mc66cModel::default(),
+        "sim:multical-66c",
+        &HistorySpec {
+            end: at + chrono::Duration::seconds(1),
+            span: Duration::from_secs(2),
+            step: Duration::from_secs(1),
+        },
+    )
+    .unwrap();
+    assert_eq!(r[0].taken_at, at);
+    let v = r[0]
+        .registers
+        .iter()
+        .find(|v| v.name == "heat_energy")
+        .unwrap();
+    v.value.to_string()
+}
+
+#[test]
+fn a_66c_gap_longer_than_backfill_min_gap_is_filled_from_its_hour_logger_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_meter, port) = simulated_66c(dir.path());
+    let (config, out) = mc66c_config(dir.path(), &port, "6h");
+    let db = dir.path().join("kamstrup.db");
+    let log = dir.path().join("daemon.log");
+    let now = Utc::now();
+    let polls = mc66c_history(
+        Mc66cModel::default(),
+        "sim:multical-66c",
+        &HistorySpec {
+            end: now,
+            span: Duration::from_secs(2 * 3600),
+            step: Duration::from_secs(15 * 60),
+        },
+    )
+    .unwrap();
+    seed_66c(&db, &polls);
+    let polled_hours: BTreeSet<i64> = polls
+        .iter()
+        .map(|r| r.taken_at.timestamp_millis().div_euclid(HOUR_MS))
+        .collect();
+    let first = now.timestamp_millis().div_euclid(HOUR_MS) - WINDOW_H;
+    let last = now.timestamp_millis().div_euclid(HOUR_MS);
+    let gaps = (first..last).filter(|h| !polled_hours.contains(h)).count();
+    assert!(gaps >= 45, "{gaps}");
+
+    let daemon = start_daemon(&config, &log);
+    wait_for("the 66C back-fill", &log, || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("back-fill from the 66C's loggers")
+    });
+    wait_for("the file sink", &log, || {
+        let ids: BTreeSet<i64> = delivered_logged(&out).iter().map(|(id, _)| *id).collect();
+        hour_logs(&db).iter().all(|r| ids.contains(&r.id.0))
+    });
+    daemon.terminate();
+    let text = std::fs::read_to_string(&log).unwrap();
+    // One session: the clock, the month ends, the hour logger — and its cost.
+    assert!(text.contains("(/#D /#5 /#7)"), "{text}");
+    for key in ["requests=", "bytes=", "wall_ms=", "sessions=1"] {
+        assert!(text.contains(key), "{key}: {text}");
+    }
+    assert!(
+        !text.contains("/#6"),
+        "the day logger is not needed: {text}"
+    );
+
+    let all = stored(&db);
+    let now = Utc::now();
+    let (first, last) = (
+        now.timestamp_millis().div_euclid(HOUR_MS) - WINDOW_H,
+        now.timestamp_millis().div_euclid(HOUR_MS),
+    );
+    let mut per_hour: BTreeMap<i64, Vec<&StoredReading>> = BTreeMap::new();
+    for r in &all {
+        per_hour
+            .entry(r.reading.taken_at.timestamp_millis().div_euclid(HOUR_MS))
+            .or_default()
+            .push(r);
+    }
+    for h in first..last {
+        assert!(
+            per_hour.contains_key(&h),
+            "hour {h} of the window has no reading"
+        );
+    }
+    let logged: Vec<&StoredReading> = all
+        .iter()
+        .filter(|r| r.reading.source.is_logged())
+        .collect();
+    assert!(
+        logged.len() == gaps || logged.len() + 1 == gaps,
+        "{} of {gaps}",
+        logged.len()
+    );
+    for r in &logged {
+        assert_eq!(r.reading.source.as_str(), "hour_log");
+        assert_eq!(
+            per_hour[&r.reading.taken_at.timestamp_millis().div_euclid(HOUR_MS)].len(),
+            1,
+            "an hour holds a logged record and another reading"
+        );
+        // Stamped at the end of its hour (the meter clock's offset, a second or so, corrected).
+        let stamp = DateTime::from_timestamp(
+            (r.reading.taken_at.timestamp() + 1800).div_euclid(3600) * 3600,
+            0,
+        )
+        .unwrap();
+        assert!((r.reading.taken_at - stamp).num_seconds().abs() <= 3);
+        // The counter equals what the meter's /#1 said at that moment.
+        let [v] = &r.reading.registers[..] else {
+            panic!("{:?}", r.reading.registers)
+        };
+        assert_eq!(v.name, "heat_energy");
+        assert_eq!(v.value.to_string(), mc66c_energy_at(stamp), "at {stamp}");
+        assert_eq!(v.unit, "GJ");
+    }
+    // The file sink got each once, with its logged time.
+    let delivered = delivered_logged(&out);
+    let set: BTreeSet<(i64, DateTime<Utc>)> = delivered.iter().copied().collect();
+    assert_eq!(
+        set.len(),
+        delivered.len(),
+        "a logged record delivered twice"
+    );
+    let want: BTreeSet<(i64, DateTime<Utc>)> = logged
+        .iter()
+        .map(|r| (r.id.0, r.reading.taken_at))
+        .collect();
+    assert_eq!(set, want);
+
+    // A restart with nothing new to fill: no second read of the loggers, nothing stored twice.
+    let before = stored(&db).len();
+    let daemon = start_daemon(&config, &log);
+    wait_for("a poll", &log, || stored(&db).len() > before);
+    std::thread::sleep(Duration::from_millis(500));
+    daemon.terminate();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("back-fill from the 66C's loggers"), "{text}");
+    assert_eq!(hour_logs(&db).len(), logged.len());
+}
+
+#[test]
+fn a_66c_gap_shorter_than_backfill_min_gap_is_left_and_said_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_meter, port) = simulated_66c(dir.path());
+    let (config, _out) = mc66c_config(dir.path(), &port, "6h");
+    let db = dir.path().join("kamstrup.db");
+    let log = dir.path().join("daemon.log");
+    let now = Utc::now();
+    let hour = now.timestamp_millis().div_euclid(HOUR_MS);
+    // The whole window polled every 15 min, but for 3 hours that the bridge was off.
+    let polls: Vec<_> = mc66c_history(
+        Mc66cModel::default(),
+        "sim:multical-66c",
+        &HistorySpec {
+            end: now,
+            span: Duration::from_secs(WINDOW_H as u64 * 3600 + 900),
+            step: Duration::from_secs(15 * 60),
+        },
+    )
+    .unwrap()
+    .into_iter()
+    .filter(|r| {
+        let h = r.taken_at.timestamp_millis().div_euclid(HOUR_MS);
+        !(hour - 10..hour - 7).contains(&h)
+    })
+    .collect();
+    seed_66c(&db, &polls);
+    let daemon = start_daemon(&config, &log);
+    wait_for("the decision", &log, || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("no gap as long as backfill_min_gap")
+    });
+    daemon.terminate();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let said = text
+        .lines()
+        .find(|l| l.contains("no gap as long as backfill_min_gap"))
+        .unwrap();
+    assert!(said.contains("INFO"), "{said}");
+    assert!(said.contains("longest_gap_h=3"), "{said}");
+    assert!(!text.contains("/#7"), "the hour logger was read: {text}");
+    assert!(hour_logs(&db).is_empty());
 }

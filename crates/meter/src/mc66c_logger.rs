@@ -291,10 +291,14 @@ impl Mc66cMeter {
         let mut out = Mc66cLogRead::default();
         let scaling = self.scaling().await?.scaling;
         out.clock_offset_s = match self.read_data_set(DataSet::Programming).await {
-            Ok(reply) => match reply.reply {
-                Reply::Programming(d) => {
-                    let host = Utc::now();
-                    d.date().and_then(naive).and_then(|date| {
+            Ok(reply) => {
+                // The meter stamped its clock (whole seconds, truncated) as it began to send:
+                // compare with this host's clock then (the line's air time ago) and take the
+                // middle of the meter's second. What remains is the meter's latency (0.3–2 s).
+                let air = kamstrup_optical::LineSettings::MC66C_REPLY.air_time(reply.raw.len());
+                let host = Utc::now() - chrono::Duration::from_std(air).unwrap_or_default();
+                match reply.reply {
+                    Reply::Programming(d) => d.date().and_then(naive).and_then(|date| {
                         let c = d.clock();
                         let t = date.and_hms_opt(
                             u32::from(c.hour()),
@@ -304,11 +308,12 @@ impl Mc66cMeter {
                         let utc =
                             (t - chrono::Duration::minutes(i64::from(zone_standard_offset_min)))
                                 .and_utc();
-                        Some((utc - host).num_milliseconds().div_euclid(1000))
-                    })
+                        let ms = (utc - host).num_milliseconds() + 500;
+                        Some((ms as f64 / 1000.0).round() as i64)
+                    }),
+                    _ => None,
                 }
-                _ => None,
-            },
+            }
             Err(e) if e.is_retryable() => {
                 tracing::warn!(error = %e, "the 66C's clock (/#D) could not be read; its logged times are taken as they are");
                 None

@@ -641,3 +641,147 @@ fn a_66c_gap_shorter_than_backfill_min_gap_is_left_and_said_so() {
     assert!(!text.contains("/#7"), "the hour logger was read: {text}");
     assert!(hour_logs(&db).is_empty());
 }
+
+/// `kamstrup simulate --model multical-403` on TCP `listen` (a network IR head), announced.
+fn simulated_403(listen: &str) -> Proc {
+    let mut child = Command::new(BIN)
+        .args(["simulate", "--model", "multical-403", "--listen", listen])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.contains("tcp://"), "{line}");
+    Proc(child)
+}
+
+/// The recovery trigger: a KMP meter behind a TCP head that goes away (polls fail) and comes
+/// back is back-filled at its first good poll after the failures — not only at start. The
+/// store is complete at start (no back-fill then); while the meter is unreachable, the test
+/// removes six hours of readings, standing in for hours that passed unread (the test cannot
+/// wait hours); when the head returns, those hours are read from the hour logger, once, equal
+/// to what `kamstrup log` prints.
+#[test]
+fn a_kmp_meter_that_answers_again_after_failed_polls_is_back_filled() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kamstrup.db");
+    let log = dir.path().join("daemon.log");
+    let config = dir.path().join("kamstrup.toml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\npath = {db:?}\n\n[[meter]]\nname = \"heat\"\nport = \"tcp://{listen}\"\ninterval = \"1s\"\nbackfill = \"{WINDOW_H}h\"\nzone = \"+01:00\"\n"
+        ),
+    )
+    .unwrap();
+    // The whole window polled every 15 min: nothing to fill at start.
+    let now = Utc::now();
+    let model = KmpModel::Multical403;
+    let polls = kmp_history(
+        model,
+        &[60, 68, 86, 87, 80, 74, 1004, 99],
+        "sim:multical-403",
+        &HistorySpec {
+            end: now,
+            span: Duration::from_secs(WINDOW_H as u64 * 3600 + 900),
+            step: Duration::from_secs(15 * 60),
+        },
+    )
+    .unwrap();
+    {
+        let mut store = Store::open(&db).unwrap();
+        let heat = store
+            .upsert_meter(
+                u64::from(model.serial()),
+                "heat",
+                Protocol::Kmp,
+                None,
+                "sim:multical-403",
+                polls[0].taken_at,
+            )
+            .unwrap();
+        let items: Vec<_> = polls.iter().map(|r| (heat, r.clone(), None)).collect();
+        store.insert_readings(&items).unwrap();
+    }
+    let seeded = stored(&db).len();
+
+    let head = simulated_403(&listen);
+    let daemon = start_daemon(&config, &log);
+    wait_for("polls", &log, || stored(&db).len() >= seeded + 2);
+    assert!(hour_logs(&db).is_empty(), "nothing to fill at start");
+    // The head goes away: polls fail.
+    drop(head);
+    wait_for("failed polls", &log, || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches("read failed")
+            .count()
+            >= 2
+    });
+    // Hours 10 … 5 before this one hold no reading now.
+    let hour = Utc::now().timestamp_millis().div_euclid(HOUR_MS);
+    let gap: BTreeSet<i64> = (hour - 10..hour - 4).collect();
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        let (from, to) = ((hour - 10) * HOUR_MS, (hour - 4) * HOUR_MS);
+        conn.execute(
+            "DELETE FROM reading_values WHERE taken_at >= ?1 AND taken_at < ?2",
+            [from, to],
+        )
+        .unwrap();
+        let gone = conn
+            .execute(
+                "DELETE FROM readings WHERE taken_at >= ?1 AND taken_at < ?2",
+                [from, to],
+            )
+            .unwrap();
+        assert_eq!(gone, 24, "4 polls an hour for 6 hours");
+    }
+    assert!(
+        !std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("back-fill from the hour logger"),
+        "no back-fill while the meter is away"
+    );
+    // The head comes back: the first good poll after the failures back-fills.
+    let _head = simulated_403(&listen);
+    wait_for("the back-fill after recovery", &log, || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("back-fill from the hour logger")
+    });
+    daemon.terminate();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let answers = text.find("meter answers again").expect("recovery logged");
+    let filled = text.find("back-fill from the hour logger").unwrap();
+    assert!(answers < filled, "{text}");
+    assert_eq!(
+        text.matches("back-fill from the hour logger").count(),
+        1,
+        "{text}"
+    );
+    let logged: Vec<i64> = hour_logs(&db)
+        .iter()
+        .map(|r| r.reading.taken_at.timestamp_millis().div_euclid(HOUR_MS))
+        .collect();
+    assert_eq!(
+        logged.iter().copied().collect::<BTreeSet<_>>(),
+        gap,
+        "exactly the missing hours, from the logger"
+    );
+    assert_eq!(logged.len(), gap.len(), "each once");
+    // Every hour of the window holds a reading; each logged one equals `kamstrup log`.
+    assert_eq!(check_window(&db, Utc::now()), gap.len());
+}

@@ -1,5 +1,10 @@
-//! Back-fill: the hours with no stored reading, read from the meter's own hour logger in one IR
+//! Back-fill: the hours with no stored reading, read from the meter's own loggers in one IR
 //! session and stored with their own (clock-corrected) time, so a bridge that was off loses nothing.
+//!
+//! A KMP meter's hour logger is read from the oldest missing hour on. A MULTICAL 66C's loggers
+//! are whole data sets (`/#7` ~11 min of IR at 1200 Bd, whatever the gap), read only when a run
+//! of missing hours is at least `backfill_min_gap` ([`plan_66c`]); their growths become counters
+//! in `kamstrup_meter::mc66c_logger`.
 //!
 //! Which hours: every UTC hour in the window (`backfill`, bounded by the logger's depth) that holds
 //! no reading of any source. A logged record's moment is the meter's stamp (its zone, standard

@@ -411,7 +411,7 @@ mod tests {
             name: "heat_energy".into(),
             short: "E1".into(),
             value: Decimal::new(i128::from(v), -2).unwrap(),
-            unit: "GJ".into(),
+            unit: kamstrup_reading::ValueUnit::from_symbol("GJ"),
             unit_code: None,
             text: None,
             derived: false,

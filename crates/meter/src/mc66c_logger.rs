@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use kamstrup_mc66c::{DataSet, Logger, MeterDate, MonthlyData, Reply, Scaling, Unit};
+use kamstrup_mc66c::{DataSet, Logger, MeterDate, MonthlyData, Reply, Scaling};
 
 use crate::error::MeterError;
 use crate::mc66c_driver::Mc66cMeter;
@@ -237,7 +237,9 @@ pub fn counter_rows(
                 name: "heat_energy".into(),
                 short: "E1".into(),
                 value: value.value,
-                unit: value.unit.map(Unit::as_str).unwrap_or("").to_string(),
+                unit: value.unit.map_or(crate::reading::ValueUnit::None, |u| {
+                    crate::units::mc66c_unit(u).into()
+                }),
                 unit_code: None,
                 text: None,
                 derived: false,

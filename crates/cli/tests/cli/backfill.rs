@@ -570,7 +570,7 @@ fn a_66c_gap_longer_than_backfill_min_gap_is_filled_from_its_hour_logger_once() 
         };
         assert_eq!(v.name, "heat_energy");
         assert_eq!(v.value.to_string(), mc66c_energy_at(stamp), "at {stamp}");
-        assert_eq!(v.unit, "GJ");
+        assert_eq!(v.unit.as_str(), "GJ");
     }
     // The file sink got each once, with its logged time.
     let delivered = delivered_logged(&out);

@@ -4,7 +4,8 @@
 //! What is documented and what is our reading (`kmp-loggers.md` §6, TD 5511-634): the lines come
 //! newest first, one per period; a `/#7` line carries only its date, so its hour is found by
 //! counting the lines of that date (the newest date's lines are hours 00, 01, … up to the last
-//! completed hour, every older date's lines end at hour 23); a `/#5` line's counters are the
+//! completed hour, every older date's lines end at hour 23; a day in between with fewer than 24
+//! lines ends what is used, since its hours are unknown); a `/#5` line's counters are the
 //! registers at the end of its date (the month's last day). The growths are differences of the
 //! truncated counters, so `energy at the end of a period = the month-end energy ± the growths
 //! between` is exact — and a second month end inside the logger's span checks the line
@@ -137,6 +138,12 @@ fn periods(
                 let n = dated[i..].iter().take_while(|(d, _)| *d == date).count();
                 if n > 24 {
                     return Err(inconsistent(format!("{n} lines dated {date}")));
+                }
+                // A whole day with hours missing (the meter was off?): which hours its lines
+                // are is unknown, and so are the older ones: only the newer lines are used.
+                let oldest = i + n == dated.len();
+                if !first_group && !oldest && n < 24 {
+                    break;
                 }
                 for (k, &(_, growth)) in dated[i..i + n].iter().enumerate() {
                     // Newest date: hours n-1 … 0; older dates end at hour 23.
@@ -531,6 +538,33 @@ mod tests {
         .map(|(a, b)| (a.to_string(), *b))
         .collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_day_with_hours_missing_ends_what_is_used() {
+        // 1 March 00:00–01:00, then 28 February with only 2 lines (not a whole day), then 27.
+        let lines = vec![
+            line((2026, 3, 1), 4),
+            line((2026, 2, 28), 2),
+            line((2026, 2, 28), 1),
+            line((2026, 2, 27), 7),
+        ];
+        let logger = Logger::new(DataSet::HourlyLog, lines).unwrap();
+        let months = MonthlyData {
+            customer_no: 1,
+            records: vec![month((2026, 2, 28), 1000)],
+        };
+        let scaling = Mc66cModel::default().scaling();
+        let rows = counter_rows(Mc66cLog::Hour, &logger, &months, &scaling, 0).unwrap();
+        let got: Vec<String> = rows
+            .iter()
+            .map(|r| r.meter_time.format("%d %H:%M").to_string())
+            .collect();
+        assert_eq!(got, ["01 01:00"]);
+        assert_eq!(
+            i64::try_from(rows[0].values[0].value.mantissa()).unwrap(),
+            1004
+        );
     }
 
     #[test]

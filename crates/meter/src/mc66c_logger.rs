@@ -269,7 +269,8 @@ pub struct Mc66cLogRead {
     pub bytes: u64,
     /// Wall time of the session.
     pub wall: Duration,
-    /// Data sets read, in order (`/#D`, `/#5`, `/#7` …).
+    /// Data sets read, in order (`/#D`, `/#5`, `/#7` …; first `scaling` when the program number
+    /// had to be read).
     pub data_sets: Vec<&'static str>,
 }
 
@@ -299,6 +300,10 @@ impl Mc66cMeter {
         let before = self.stats();
         let mut out = Mc66cLogRead::default();
         let scaling = self.scaling().await?.scaling;
+        if self.stats().requests > before.requests {
+            // The program number was not known: /#2 (or /#D, /#?!) was asked for it.
+            out.data_sets.push("scaling");
+        }
         out.clock_offset_s = match self.read_data_set(DataSet::Programming).await {
             Ok(reply) => {
                 // The meter stamped its clock (whole seconds, truncated) as it began to send:

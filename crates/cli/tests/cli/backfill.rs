@@ -595,6 +595,57 @@ fn a_66c_gap_longer_than_backfill_min_gap_is_filled_from_its_hour_logger_once() 
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(!text.contains("back-fill from the 66C's loggers"), "{text}");
     assert_eq!(hour_logs(&db).len(), logged.len());
+
+    // `kamstrup log` reads the same hour logger from the same meter: every stored record is
+    // one of its records, value for value.
+    let out = Command::new(BIN)
+        .args([
+            "log",
+            "--port",
+            &port,
+            "--protocol",
+            "mc66c",
+            "--program",
+            "4-2-119",
+            "--logger",
+            "hour",
+        ])
+        .args(["--zone", "+00:00", "--last", "60", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["data_sets"], serde_json::json!(["/#D", "/#5", "/#7"]));
+    let printed: BTreeMap<DateTime<Utc>, String> = doc["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let v = &r["registers"][0];
+            assert_eq!(v["name"], "heat_energy");
+            (
+                r["utc"].as_str().unwrap().parse().unwrap(),
+                v["value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(printed.len(), 60);
+    for r in hour_logs(&db) {
+        let stamp = DateTime::from_timestamp(
+            (r.reading.taken_at.timestamp() + 1800).div_euclid(3600) * 3600,
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            printed.get(&stamp),
+            Some(&r.reading.registers[0].value.to_string()),
+            "kamstrup log at {stamp}"
+        );
+    }
 }
 
 #[test]

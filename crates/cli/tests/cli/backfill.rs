@@ -18,7 +18,7 @@ use kamstrup_meter::Protocol;
 use kamstrup_store::{ReadingId, Store, StoredReading};
 use serde_json::Value;
 
-use super::harness::BIN;
+use super::harness::{Sim, BIN};
 
 const HOUR_MS: i64 = 3_600_000;
 const WINDOW_H: i64 = 48;
@@ -389,32 +389,15 @@ fn a_meter_without_loggers_is_polled_as_before_and_said_so_once() {
 
 /// `kamstrup simulate --model multical-66c` on a real pseudo-terminal, unpaced (its hour logger
 /// would take ~11 min at the real 1200 Bd; the daemon and the simulator still switch bauds as
-/// on the wire), and the link to configure.
-fn simulated_66c(dir: &Path) -> (Proc, String) {
-    let link = dir.join("meter66");
-    let mut child = Command::new(BIN)
-        .args([
-            "simulate",
-            "--model",
-            "multical-66c",
-            "--no-pace",
-            "--latency-ms",
-            "300",
-        ])
-        .args(["--pty", "--link"])
-        .arg(&link)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert!(line.contains("multical-66c"), "{line}");
-    (Proc(child), link.to_string_lossy().into_owned())
+/// on the wire).
+fn simulated_66c() -> Sim {
+    Sim::start(&[
+        "--model",
+        "multical-66c",
+        "--no-pace",
+        "--latency-ms",
+        "300",
+    ])
 }
 
 /// A config for the simulated MULTICAL 66C on `port` (its clock runs on UTC: `zone`) with a
@@ -475,7 +458,8 @@ fn mc66c_energy_at(at: DateTime<Utc>) -> String {
 #[test]
 fn a_66c_gap_longer_than_backfill_min_gap_is_filled_from_its_hour_logger_once() {
     let dir = tempfile::tempdir().unwrap();
-    let (_meter, port) = simulated_66c(dir.path());
+    let meter = simulated_66c();
+    let port = meter.port.clone();
     let (config, out) = mc66c_config(dir.path(), &port, "6h");
     let db = dir.path().join("kamstrup.db");
     let log = dir.path().join("daemon.log");
@@ -521,6 +505,16 @@ fn a_66c_gap_longer_than_backfill_min_gap_is_filled_from_its_hour_logger_once() 
         !text.contains("/#6"),
         "the day logger is not needed: {text}"
     );
+    // What the meter was asked: each of the session's data sets once.
+    let asked = meter.requests();
+    for set in ["/#D", "/#5", "/#7"] {
+        assert_eq!(
+            asked.iter().filter(|r| *r == set).count(),
+            1,
+            "{set}: {asked:?}"
+        );
+    }
+    assert!(!asked.iter().any(|r| r == "/#6"), "{asked:?}");
 
     let all = stored(&db);
     let now = Utc::now();
@@ -651,8 +645,8 @@ fn a_66c_gap_longer_than_backfill_min_gap_is_filled_from_its_hour_logger_once() 
 #[test]
 fn a_66c_gap_shorter_than_backfill_min_gap_is_left_and_said_so() {
     let dir = tempfile::tempdir().unwrap();
-    let (_meter, port) = simulated_66c(dir.path());
-    let (config, _out) = mc66c_config(dir.path(), &port, "6h");
+    let meter = simulated_66c();
+    let (config, _out) = mc66c_config(dir.path(), &meter.port, "6h");
     let db = dir.path().join("kamstrup.db");
     let log = dir.path().join("daemon.log");
     let now = Utc::now();
@@ -690,25 +684,20 @@ fn a_66c_gap_shorter_than_backfill_min_gap_is_left_and_said_so() {
     assert!(said.contains("INFO"), "{said}");
     assert!(said.contains("longest_gap_h=3"), "{said}");
     assert!(!text.contains("/#7"), "the hour logger was read: {text}");
+    let asked = meter.requests();
+    assert!(asked.iter().any(|r| r == "/#1"), "{asked:?}");
+    assert!(
+        !asked
+            .iter()
+            .any(|r| ["/#5", "/#6", "/#7", "/#D"].contains(&r.as_str())),
+        "{asked:?}"
+    );
     assert!(hour_logs(&db).is_empty());
 }
 
-/// `kamstrup simulate --model multical-403` on TCP `listen` (a network IR head), announced.
-fn simulated_403(listen: &str) -> Proc {
-    let mut child = Command::new(BIN)
-        .args(["simulate", "--model", "multical-403", "--listen", listen])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert!(line.contains("tcp://"), "{line}");
-    Proc(child)
+/// `kamstrup simulate --model multical-403` on TCP `listen` (a network IR head).
+fn simulated_403(listen: &str) -> Sim {
+    Sim::start(&["--model", "multical-403", "--listen", listen])
 }
 
 /// The recovery trigger: a KMP meter behind a TCP head that goes away (polls fail) and comes

@@ -257,6 +257,8 @@ backfill = "0s"
 name = "old-heat"
 port = "sim:multical-66c"
 interval = "3s"
+# Polls only: a first start would read the paced 66C's whole hour logger (~11 min of IR).
+backfill = "0s"
 
 [mqtt]
 url = "mqtt://127.0.0.1:$MQTT_PORT"

@@ -586,6 +586,34 @@ fn validate_meter(loc: &Locator<'_>, m: &raw::RawMeter) -> Result<MeterSettings,
     } else {
         schedule
     };
+    if let Some(g) = &m.backfill_min_gap {
+        match humantime::parse_duration(g.get_ref().trim()) {
+            _ if protocol == ProtocolChoice::Kmp => errors.push(loc.span(
+                g,
+                "backfill_min_gap is for a MULTICAL 66C (protocol = \"mc66c\" or \"auto\"), whose loggers are read whole; a KMP meter's back-fill reads only the missing hours, for any gap",
+            )),
+            Ok(d) if d < Duration::from_secs(3600) => errors.push(loc.span(
+                g,
+                "backfill_min_gap is a run of missing hours: at least \"1h\" (the loggers hold hours), e.g. \"6h\"",
+            )),
+            Ok(d) if !backfill.window.is_zero() && d > backfill.window => errors.push(loc.span(
+                g,
+                format!(
+                    "backfill_min_gap {:?} is longer than the backfill window ({}): no gap in it could ever be filled",
+                    g.get_ref(),
+                    humantime::format_duration(backfill.window)
+                ),
+            )),
+            Ok(d) => backfill.min_gap = d,
+            Err(_) => errors.push(loc.span(
+                g,
+                format!(
+                    "backfill_min_gap {:?} is not a duration: write e.g. \"6h\" or \"1d\"",
+                    g.get_ref()
+                ),
+            )),
+        }
+    }
     if let Some(z) = &m.zone {
         match parse_zone(z.get_ref()) {
             Some(min) => backfill.zone_standard_offset_min = Some(min),

@@ -101,6 +101,8 @@ pub struct RawMeter {
     pub timeout: Option<Spanned<String>>,
     /// How far back gaps are filled from the meter's hour logger (`31d`; `0s` turns it off).
     pub backfill: Option<Spanned<String>>,
+    /// MULTICAL 66C: the shortest gap worth reading its loggers for (`6h`); shorter gaps stay.
+    pub backfill_min_gap: Option<Spanned<String>>,
     /// The meter's zone as its standard-time offset from UTC (`+01:00`).
     pub zone: Option<Spanned<String>>,
     /// `poll` (default) or `logger`: read the hour logger at the `at` times.

@@ -585,6 +585,54 @@ fn backfill_window_and_zone() {
     one(&format!("{METER}zone = \"CET\"\n"), 4, &["zone", "+01:00"]);
 }
 
+/// `backfill_min_gap`: a MULTICAL 66C's threshold for reading its whole logger data sets.
+#[test]
+fn backfill_min_gap_of_a_66c() {
+    use kamstrup_daemon::Backfill;
+    const MC66C: &str =
+        "[[meter]]\nname = \"heat\"\nport = \"/dev/ttyUSB0\"\nprotocol = \"mc66c\"\n";
+    let m = &ok(MC66C).daemon.meters[0];
+    assert_eq!(m.backfill.min_gap, std::time::Duration::from_secs(6 * 3600));
+    assert_eq!(Backfill::default().min_gap, Backfill::DEFAULT_MIN_GAP);
+    let m = &ok(&format!("{MC66C}backfill_min_gap = \"1d\"\n"))
+        .daemon
+        .meters[0];
+    assert_eq!(m.backfill.min_gap, std::time::Duration::from_secs(86_400));
+    // `auto` may turn out a 66C.
+    let auto = "[[meter]]\nname = \"heat\"\nport = \"/dev/ttyUSB0\"\nprotocol = \"auto\"\n";
+    let m = &ok(&format!("{auto}backfill_min_gap = \"12h\"\n"))
+        .daemon
+        .meters[0];
+    assert_eq!(
+        m.backfill.min_gap,
+        std::time::Duration::from_secs(12 * 3600)
+    );
+    one_at(
+        &format!("{MC66C}backfill_min_gap = \"30m\"\n"),
+        5,
+        20,
+        &["backfill_min_gap", "at least \"1h\""],
+    );
+    one_at(
+        &format!("{MC66C}backfill_min_gap = \"half a day\"\n"),
+        5,
+        20,
+        &["not a duration", "6h"],
+    );
+    one_at(
+        &format!("{MC66C}backfill = \"2d\"\nbackfill_min_gap = \"3d\"\n"),
+        6,
+        20,
+        &["longer than the backfill window", "2days"],
+    );
+    one_at(
+        "[[meter]]\nname = \"heat\"\nport = \"/dev/ttyUSB0\"\nprotocol = \"kmp\"\nbackfill_min_gap = \"6h\"\n",
+        5,
+        20,
+        &["MULTICAL 66C", "KMP"],
+    );
+}
+
 #[test]
 fn logger_mode_reads_the_hour_logger_at_wall_clock_times() {
     use chrono::NaiveTime;

@@ -1,5 +1,10 @@
-//! Back-fill: the hours with no stored reading, read from the meter's own hour logger in one IR
+//! Back-fill: the hours with no stored reading, read from the meter's own loggers in one IR
 //! session and stored with their own (clock-corrected) time, so a bridge that was off loses nothing.
+//!
+//! A KMP meter's hour logger is read from the oldest missing hour on. A MULTICAL 66C's loggers
+//! are whole data sets (`/#7` ~11 min of IR at 1200 Bd, whatever the gap), read only when a run
+//! of missing hours is at least `backfill_min_gap` ([`plan_66c`]); their growths become counters
+//! in `kamstrup_meter::mc66c_logger`.
 //!
 //! Which hours: every UTC hour in the window (`backfill`, bounded by the logger's depth) that holds
 //! no reading of any source. A logged record's moment is the meter's stamp (its zone, standard
@@ -11,8 +16,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use kamstrup_decimal::Decimal;
+use kamstrup_meter::mc66c_logger::HOUR_LOG_DEPTH;
 use kamstrup_meter::{
-    KmpMeter, LogError, LogQuery, LogRead, LoggerType, MeterIdentity, Reading, Selection,
+    KmpMeter, LogError, LogQuery, LogRead, LoggerType, Mc66cLog, Mc66cLogRead, MeterIdentity,
+    Reading, RegisterValue, Selection,
 };
 use kamstrup_reading::ReadingSource;
 use kamstrup_store::{Inserted, LoggedRecord, MeterId, ReadingId, Store, StoreError};
@@ -63,9 +70,17 @@ pub struct BackfillReport {
     pub span: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
-/// Turns a logger read into the records to store: each row whose corrected time falls in a
-/// missing hour, with plausibility checked against the previous value (stored or in this batch).
-/// Pure apart from the store reads for the plausibility baselines.
+/// One logged record as read, before it is stored: the meter's stamp in UTC by its zone (not
+/// corrected for the meter clock) and its values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoggedRow {
+    /// The record's stamp (its identity in the store).
+    pub stamp: DateTime<Utc>,
+    /// Its values.
+    pub values: Vec<RegisterValue>,
+}
+
+/// Turns a KMP hour-logger read into the records to store ([`rows_to_store`]).
 pub fn records_to_store(
     store: &Store,
     meter: MeterId,
@@ -75,13 +90,52 @@ pub fn records_to_store(
     plausibility: &Plausibility,
     report: &mut BackfillReport,
 ) -> Result<Vec<LoggedRecord>, StoreError> {
-    let offset = chrono::Duration::seconds(read.clock_offset_s.unwrap_or(0));
+    let rows: Vec<LoggedRow> = read
+        .rows
+        .iter()
+        .filter_map(|r| {
+            Some(LoggedRow {
+                stamp: r.utc?,
+                values: r.values.clone(),
+            })
+        })
+        .collect();
+    rows_to_store(
+        store,
+        meter,
+        identity,
+        &rows,
+        read.clock_offset_s,
+        ReadingSource::HourLog,
+        missing,
+        plausibility,
+        report,
+    )
+}
+
+/// Turns logged rows into the records to store: each row whose corrected time (stamp minus the
+/// meter clock's offset) falls in a missing hour, with plausibility checked against the
+/// previous value (stored or in this batch). Pure apart from the store reads for the
+/// plausibility baselines.
+#[allow(clippy::too_many_arguments)]
+pub fn rows_to_store(
+    store: &Store,
+    meter: MeterId,
+    identity: &MeterIdentity,
+    rows: &[LoggedRow],
+    clock_offset_s: Option<i64>,
+    source: ReadingSource,
+    missing: &BTreeSet<i64>,
+    plausibility: &Plausibility,
+    report: &mut BackfillReport,
+) -> Result<Vec<LoggedRecord>, StoreError> {
+    let offset = chrono::Duration::seconds(clock_offset_s.unwrap_or(0));
     let mut out = Vec::new();
     // Per counter: the newest (time, value) accepted in this batch.
     let mut previous: HashMap<String, (DateTime<Utc>, Decimal)> = HashMap::new();
     let mut seen_hours = BTreeSet::new();
-    for row in &read.rows {
-        let Some(stamp) = row.utc else { continue };
+    for row in rows {
+        let stamp = row.stamp;
         let taken_at = stamp - offset;
         let hour = taken_at.timestamp_millis().div_euclid(HOUR_MS);
         // One record per hour (a clock set back could log two in one UTC hour: keep the first).
@@ -92,7 +146,7 @@ pub fn records_to_store(
         let reading = Reading {
             meter: identity.clone(),
             taken_at,
-            source: ReadingSource::HourLog,
+            source,
             registers: row.values.clone(),
             missing: Vec::new(),
         };
@@ -171,6 +225,116 @@ pub async fn read_hours(
     Ok((read, started.elapsed(), bytes))
 }
 
+/// What a MULTICAL 66C back-fill reads, decided from the missing hours before any IR.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mc66cPlan {
+    /// The longest run of missing hours is shorter than `backfill_min_gap`: nothing is read.
+    TooShort {
+        /// The longest run, hours.
+        longest_hours: usize,
+    },
+    /// Read these loggers, in this order: the hour logger (`/#7`) for missing hours within its
+    /// depth, the day logger (`/#6`) for older ones.
+    Read(Vec<Mc66cLog>),
+}
+
+/// The longest run of consecutive hours in `missing` (sorted unix hours).
+pub fn longest_run(missing: &[i64]) -> usize {
+    let (mut best, mut run, mut last) = (0, 0, None::<i64>);
+    for &h in missing {
+        run = if last == Some(h - 1) { run + 1 } else { 1 };
+        best = best.max(run);
+        last = Some(h);
+    }
+    best
+}
+
+/// A 66C's logger data sets come whole (`/#7` ~11 min of IR at 1200 Bd, `/#6` ~42 s), so they
+/// are read only when a run of missing hours is at least `min_gap` long; then every missing hour
+/// they hold is filled. The hour logger reaches back [`HOUR_LOG_DEPTH`] hours from `now`; a
+/// missing hour older than that needs the day logger (its records fill the hours of the
+/// meter's midnights only).
+pub fn plan_66c(missing: &[i64], now: DateTime<Utc>, min_gap: Duration) -> Mc66cPlan {
+    let longest = longest_run(missing);
+    let need = usize::try_from(min_gap.as_secs().div_ceil(3600).max(1)).unwrap_or(usize::MAX);
+    if longest < need {
+        return Mc66cPlan::TooShort {
+            longest_hours: longest,
+        };
+    }
+    let now_hour = now.timestamp_millis().div_euclid(HOUR_MS);
+    // The oldest /#7 record ends HOUR_LOG_DEPTH − 1 hours before the current hour began.
+    let reach = now_hour - (HOUR_LOG_DEPTH as i64 - 1);
+    let mut logs = Vec::new();
+    if missing.iter().any(|&h| h >= reach) {
+        logs.push(Mc66cLog::Hour);
+    }
+    if missing.iter().any(|&h| h < reach) {
+        logs.push(Mc66cLog::Day);
+    }
+    Mc66cPlan::Read(logs)
+}
+
+/// The 66C's counter rows as logged rows to store, per source (hour logger first: where both
+/// hold an hour, the hour record is the one kept).
+pub fn mc66c_batches(read: &Mc66cLogRead) -> Vec<(ReadingSource, Vec<LoggedRow>)> {
+    let mut out: Vec<(ReadingSource, Vec<LoggedRow>)> = read
+        .logs
+        .iter()
+        .map(|(log, rows)| {
+            let source = match log {
+                Mc66cLog::Hour => ReadingSource::HourLog,
+                Mc66cLog::Day => ReadingSource::DayLog,
+            };
+            let rows = rows
+                .iter()
+                .map(|r| LoggedRow {
+                    stamp: r.utc,
+                    values: r.values.clone(),
+                })
+                .collect();
+            (source, rows)
+        })
+        .collect();
+    out.sort_by_key(|(source, _)| *source != ReadingSource::HourLog);
+    out
+}
+
+/// Stores batches of logged rows in order, each hour filled once across them: the hours the
+/// first batch holds (stored now or before) are no longer missing for the next.
+#[allow(clippy::too_many_arguments)]
+pub fn store_batches(
+    store: &mut Store,
+    meter: MeterId,
+    identity: &MeterIdentity,
+    batches: &[(ReadingSource, Vec<LoggedRow>)],
+    clock_offset_s: Option<i64>,
+    missing: &BTreeSet<i64>,
+    plausibility: &Plausibility,
+    report: &mut BackfillReport,
+) -> Result<(), StoreError> {
+    let mut missing = missing.clone();
+    for (source, rows) in batches {
+        let records = rows_to_store(
+            store,
+            meter,
+            identity,
+            rows,
+            clock_offset_s,
+            *source,
+            &missing,
+            plausibility,
+            report,
+        )?;
+        let inserted = store.insert_logged(&records)?;
+        tally(report, &records, &inserted);
+        for r in &records {
+            missing.remove(&r.reading.taken_at.timestamp_millis().div_euclid(HOUR_MS));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +351,174 @@ mod tests {
         let covered: BTreeSet<i64> = [base + 10, base + 12].into();
         assert_eq!(missing_hours(from, to, &covered), vec![base + 9, base + 11]);
         assert!(missing_hours(to, from, &covered).is_empty());
+    }
+
+    #[test]
+    fn the_longest_run_of_missing_hours() {
+        assert_eq!(longest_run(&[]), 0);
+        assert_eq!(longest_run(&[5]), 1);
+        assert_eq!(longest_run(&[1, 2, 3, 7, 8, 10, 11, 12, 13]), 4);
+    }
+
+    #[test]
+    fn a_66c_reads_its_loggers_only_for_a_gap_of_at_least_min_gap() {
+        let now = t("2026-05-10T12:30:00Z");
+        let h = now.timestamp() / 3600;
+        let six = Duration::from_secs(6 * 3600);
+        // Two short gaps of 5 h: nothing read, however many hours they add up to.
+        let short: Vec<i64> = (h - 20..h - 15).chain(h - 10..h - 5).collect();
+        assert_eq!(
+            plan_66c(&short, now, six),
+            Mc66cPlan::TooShort { longest_hours: 5 }
+        );
+        // 6 h in a row: the hour logger.
+        let gap: Vec<i64> = (h - 6..h).collect();
+        assert_eq!(
+            plan_66c(&gap, now, six),
+            Mc66cPlan::Read(vec![Mc66cLog::Hour])
+        );
+        // A threshold that is not whole hours rounds up.
+        assert_eq!(
+            plan_66c(&gap, now, Duration::from_secs(5 * 3600 + 1)),
+            Mc66cPlan::Read(vec![Mc66cLog::Hour])
+        );
+        assert!(matches!(
+            plan_66c(&gap, now, Duration::from_secs(6 * 3600 + 1)),
+            Mc66cPlan::TooShort { longest_hours: 6 }
+        ));
+        // Beyond the hour logger's 960 hours: the day logger too; only beyond: the day logger.
+        let deep: Vec<i64> = (h - 1000..h).collect();
+        assert_eq!(
+            plan_66c(&deep, now, six),
+            Mc66cPlan::Read(vec![Mc66cLog::Hour, Mc66cLog::Day])
+        );
+        let old: Vec<i64> = (h - 1200..h - 1000).collect();
+        assert_eq!(
+            plan_66c(&old, now, six),
+            Mc66cPlan::Read(vec![Mc66cLog::Day])
+        );
+        // The oldest hour /#7 holds is still read from it.
+        let edge: Vec<i64> = (h - 959..h - 900).collect();
+        assert_eq!(
+            plan_66c(&edge, now, six),
+            Mc66cPlan::Read(vec![Mc66cLog::Hour])
+        );
+    }
+
+    fn energy(v: i64) -> RegisterValue {
+        RegisterValue {
+            id: 60,
+            name: "heat_energy".into(),
+            short: "E1".into(),
+            value: Decimal::new(i128::from(v), -2).unwrap(),
+            unit: kamstrup_reading::ValueUnit::from_symbol("GJ"),
+            unit_code: None,
+            text: None,
+            derived: false,
+        }
+    }
+
+    #[test]
+    fn day_and_hour_records_fill_each_hour_once_hour_records_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("k.db")).unwrap();
+        let identity = MeterIdentity {
+            protocol: kamstrup_meter::Protocol::Mc66c,
+            port: "sim".into(),
+            serial: Some(5_310_017),
+            meter_type: None,
+        };
+        let meter = store
+            .upsert_meter(
+                5_310_017,
+                "heat",
+                identity.protocol,
+                None,
+                "sim",
+                t("2026-05-01T00:00:00Z"),
+            )
+            .unwrap();
+        let at = |s: &str| t(s);
+        // The day logger: midnights of 2, 3 and 4 May; the hour logger: 3 May 22:00 – 4 May 02:00.
+        let row = |stamp: DateTime<Utc>, v: i64| kamstrup_meter::Mc66cLogRow {
+            meter_time: stamp.naive_utc(),
+            utc: stamp,
+            values: vec![energy(v)],
+        };
+        let day = vec![
+            row(at("2026-05-02T00:00:00Z"), 1000),
+            row(at("2026-05-03T00:00:00Z"), 1024),
+            row(at("2026-05-04T00:00:00Z"), 1048),
+        ];
+        let hour = (0..5)
+            .map(|k| {
+                row(
+                    at("2026-05-03T22:00:00Z") + chrono::Duration::hours(k),
+                    1046 + k,
+                )
+            })
+            .collect::<Vec<_>>();
+        let read = Mc66cLogRead {
+            logs: vec![(Mc66cLog::Day, day), (Mc66cLog::Hour, hour)],
+            ..Default::default()
+        };
+        let batches = mc66c_batches(&read);
+        assert_eq!(batches[0].0, ReadingSource::HourLog);
+        let from = at("2026-05-01T12:00:00Z");
+        let missing: BTreeSet<i64> =
+            missing_hours(from, at("2026-05-04T03:00:00Z"), &BTreeSet::new())
+                .into_iter()
+                .collect();
+        let mut report = BackfillReport::default();
+        store_batches(
+            &mut store,
+            meter,
+            &identity,
+            &batches,
+            Some(0),
+            &missing,
+            &Plausibility::default(),
+            &mut report,
+        )
+        .unwrap();
+        // 5 hours + the midnights of 2 and 3 May; 4 May 00:00 came from the hour logger.
+        assert_eq!(report.stored, 7, "{report:?}");
+        assert_eq!(report.implausible, 0);
+        let rows = store
+            .readings_after(kamstrup_store::ReadingId(0), 100)
+            .unwrap();
+        let sources: Vec<(String, ReadingSource)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.reading.taken_at.format("%d %H").to_string(),
+                    r.reading.source,
+                )
+            })
+            .collect();
+        assert!(
+            sources.contains(&("04 00".into(), ReadingSource::HourLog)),
+            "{sources:?}"
+        );
+        assert!(
+            sources.contains(&("03 00".into(), ReadingSource::DayLog)),
+            "{sources:?}"
+        );
+        let hours: BTreeSet<String> = sources.iter().map(|(h, _)| h.clone()).collect();
+        assert_eq!(hours.len(), rows.len(), "an hour stored twice: {sources:?}");
+        // Read again (a later session): nothing new.
+        let mut again = BackfillReport::default();
+        store_batches(
+            &mut store,
+            meter,
+            &identity,
+            &batches,
+            Some(1),
+            &missing,
+            &Plausibility::default(),
+            &mut again,
+        )
+        .unwrap();
+        assert_eq!((again.stored, again.already_stored), (0, 7), "{again:?}");
     }
 }

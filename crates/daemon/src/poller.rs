@@ -6,10 +6,11 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike, Local, TimeZone, Utc};
 use kamstrup_decimal::Decimal;
 use kamstrup_meter::{
-    open_port, KmpMeter, KmpOptions, LogError, Mc66cMeter, Mc66cOptions, MeterError, MeterIdentity,
-    OpenError, Reading, RegisterValue, Verdict,
+    open_port, KmpMeter, KmpOptions, LogError, Mc66cLogReadError, Mc66cMeter, Mc66cOptions,
+    MeterError, MeterIdentity, OpenError, Reading, RegisterValue, Verdict,
 };
 use kamstrup_meter::{LineSettings, Timeouts};
+use kamstrup_reading::ReadingSource;
 use kamstrup_store::{MeterId, ReadingId};
 use tokio::sync::{broadcast, watch};
 use tracing::{debug, info, warn};
@@ -468,9 +469,9 @@ enum Loggers {
     /// Not asked yet.
     #[default]
     Unknown,
-    /// The hour logger answered.
+    /// The hour logger (a 66C: its loggers) answered.
     Hourly,
-    /// Silent to the logger command, or a 66C: never asked again (said once at INFO).
+    /// Silent to the logger command: never asked again (said once at INFO).
     None,
 }
 
@@ -490,8 +491,12 @@ fn meter_zone(meter: &MeterSettings) -> i32 {
     if let Some(z) = meter.backfill.zone_standard_offset_min {
         return z;
     }
-    if matches!(meter.port, kamstrup_meter::PortSpec::Sim { .. }) {
-        return kamstrup_meter::sim::kmp_loggers::ZONE_STANDARD_OFFSET_MIN;
+    if let kamstrup_meter::PortSpec::Sim { model } = &meter.port {
+        // The simulated 66C's clock runs on UTC; the KMP simulators' on CET.
+        return match model.parse::<kamstrup_meter::SimModel>() {
+            Ok(kamstrup_meter::SimModel::Mc66c(_)) => 0,
+            _ => kamstrup_meter::sim::kmp_loggers::ZONE_STANDARD_OFFSET_MIN,
+        };
     }
     use chrono::Offset;
     let year = Utc::now().year();
@@ -503,8 +508,28 @@ fn meter_zone(meter: &MeterSettings) -> i32 {
         .unwrap_or(0)
 }
 
-/// Fills the hours without a reading from the meter's hour logger, in this IR session. Never
-/// fails the poll: a failed back-fill is logged and tried again after the next good poll.
+/// What one back-fill session read, whichever the protocol.
+struct Session {
+    /// Logged rows per source, in the order they are stored.
+    batches: Vec<(ReadingSource, Vec<crate::backfill::LoggedRow>)>,
+    clock_offset_s: Option<i64>,
+    requests: u64,
+    bytes: u64,
+    pages: u32,
+    wall: Duration,
+    /// The oldest record the loggers read hold, when the read reached it: older hours are not
+    /// asked for again.
+    floor: Option<DateTime<Utc>>,
+    /// For the log line: "the hour logger", "the 66C's loggers (/#D /#5 /#7)".
+    what: String,
+    /// For the dashboard: `hour-logger`, `day-logger`.
+    state: &'static str,
+}
+
+/// Fills the hours without a reading from the meter's loggers, in this IR session: a KMP
+/// meter's hour logger from the oldest missing hour on; a MULTICAL 66C's `/#7` (and `/#6` for
+/// hours beyond it) when a gap is at least `backfill_min_gap` long. Never fails the poll: a
+/// failed back-fill is logged and tried again after the next good poll.
 async fn backfill_once(
     meter: &MeterSettings,
     ctx: &PollerContext,
@@ -514,20 +539,6 @@ async fn backfill_once(
 ) {
     let Some(c) = conn.as_mut() else { return };
     let Some(meter_id) = c.meter_id else { return };
-    let driver = match &mut c.driver {
-        Driver::Kmp(d) => d,
-        Driver::Mc66c(_) => {
-            // A 66C's loggers are /#6 (day) and /#7 (hour) data sets of several minutes of
-            // IR each; back-filling from them (above a gap threshold) is not implemented.
-            if gaps.loggers != Loggers::None {
-                info!(meter = %meter.name, "no back-fill for a MULTICAL 66C yet (its logger data sets take minutes of IR); gaps stay gaps");
-                set_logger_state(ctx, &meter.name, "not-supported");
-            }
-            gaps.loggers = Loggers::None;
-            gaps.due = false;
-            return;
-        }
-    };
     if gaps.loggers == Loggers::None {
         gaps.due = false;
         return;
@@ -554,70 +565,70 @@ async fn backfill_once(
         return;
     };
     let oldest_at = DateTime::from_timestamp(oldest * 3600, 0).unwrap_or(from);
-    info!(meter = %meter.name, hours = missing.len(), since = %oldest_at.format("%Y-%m-%d %H:%M UTC"), "hours without a reading; reading them from the meter's hour logger");
     let zone = meter_zone(meter);
-    let (read, wall, bytes) = match crate::backfill::read_hours(driver, oldest_at, zone).await {
-        Ok(r) => r,
-        Err(LogError::NoLoggers { .. }) => {
-            info!(meter = %meter.name, "the meter keeps no logger readable over KMP (a MULTICAL 402/602 only answers register reads): no back-fill, polling as usual");
-            gaps.loggers = Loggers::None;
-            gaps.due = false;
-            set_logger_state(ctx, &meter.name, "none");
-            return;
+    let read = match &mut c.driver {
+        Driver::Kmp(driver) => {
+            info!(meter = %meter.name, hours = missing.len(), since = %oldest_at.format("%Y-%m-%d %H:%M UTC"), "hours without a reading; reading them from the meter's hour logger");
+            read_kmp(meter, ctx, driver, oldest_at, zone, gaps).await
         }
-        Err(LogError::Empty { .. }) => {
-            info!(meter = %meter.name, "the meter's hour logger holds no record yet");
-            gaps.due = false;
-            return;
+        Driver::Mc66c(driver) => {
+            read_66c(meter, ctx, driver, &missing, oldest_at, now, zone, gaps).await
         }
-        Err(e) => {
-            warn!(meter = %meter.name, error = %e, "back-fill from the hour logger failed; trying again after the next good poll");
-            if let LogError::Meter(MeterError::Link(l)) = &e {
-                if l.needs_reopen() {
-                    *conn = None;
-                }
+    };
+    let session = match read {
+        Ok(Some(s)) => s,
+        Ok(None) => return,
+        Err(reopen) => {
+            if reopen {
+                *conn = None;
             }
             return;
         }
     };
-    gaps.loggers = Loggers::Hourly;
-    if let Some(off) = read.clock_offset_s {
+    if let Some(off) = session.clock_offset_s {
         if off.unsigned_abs() > crate::backfill::CLOCK_WARN.as_secs() {
             let side = if off > 0 { "ahead of" } else { "behind" };
             warn!(meter = %meter.name, offset_s = off, "the meter's clock is {} s {side} this host's; logged times are corrected by it, but the meter's own day boundaries are off (set its clock with a service tool)", off.abs());
         }
     }
-    if read.reached_oldest {
-        let offset = chrono::Duration::seconds(read.clock_offset_s.unwrap_or(0));
-        gaps.floor = read.rows.first().and_then(|r| r.utc).map(|t| t - offset);
+    if session.floor.is_some() {
+        gaps.floor = session.floor;
     }
     let missing: std::collections::BTreeSet<i64> = missing.into_iter().collect();
     let plausibility = ctx.plausibility;
     let identity = identity.clone();
+    let records_read = session.batches.iter().map(|(_, rows)| rows.len()).sum();
+    let batches = session.batches;
+    let (requests, bytes, pages, wall, clock_offset_s) = (
+        session.requests,
+        session.bytes,
+        session.pages,
+        session.wall,
+        session.clock_offset_s,
+    );
     let stored = ctx
         .db
         .call(move |s| {
             let mut report = crate::backfill::BackfillReport {
                 missing_hours: missing.len(),
-                records_read: read.rows.len(),
-                requests: read.requests,
+                records_read,
+                requests,
                 bytes,
-                pages: read.pages,
+                pages,
                 wall,
-                clock_offset_s: read.clock_offset_s,
+                clock_offset_s,
                 ..Default::default()
             };
-            let records = crate::backfill::records_to_store(
+            crate::backfill::store_batches(
                 s,
                 meter_id,
                 &identity,
-                &read,
+                &batches,
+                clock_offset_s,
                 &missing,
                 &plausibility,
                 &mut report,
             )?;
-            let inserted = s.insert_logged(&records)?;
-            crate::backfill::tally(&mut report, &records, &inserted);
             Ok(report)
         })
         .await;
@@ -652,7 +663,8 @@ async fn backfill_once(
         bytes = report.bytes,
         wall_ms = report.wall.as_millis() as u64,
         clock_offset_s = report.clock_offset_s.unwrap_or(0),
-        "back-fill from the hour logger: {span}"
+        "back-fill from {}: {span}",
+        session.what
     );
     if report.implausible > 0 {
         warn!(meter = %meter.name, count = report.implausible, "implausible logged records stored, not delivered");
@@ -660,7 +672,7 @@ async fn backfill_once(
     let now = ctx.clock.now();
     ctx.status.meter(&meter.name, |s| {
         let l = s.logger.get_or_insert_with(Default::default);
-        l.state = "hour-logger".into();
+        l.state = session.state.into();
         l.last_backfill = Some(now);
         l.last_records = report.stored as u64;
         l.records_total += report.stored as u64;
@@ -670,6 +682,126 @@ async fn backfill_once(
         // Sinks read what lies beyond their cursors; the id only has to be new to wake them.
         ctx.new_reading.send_replace(id);
     }
+}
+
+/// A KMP meter's hour logger from the oldest missing hour on. `Ok(None)`: nothing to store
+/// (no logger, or an empty one; said once); `Err(reopen)`: failed, logged.
+async fn read_kmp(
+    meter: &MeterSettings,
+    ctx: &PollerContext,
+    driver: &mut KmpMeter,
+    oldest_at: DateTime<Utc>,
+    zone: i32,
+    gaps: &mut GapState,
+) -> Result<Option<Session>, bool> {
+    let (read, wall, bytes) = match crate::backfill::read_hours(driver, oldest_at, zone).await {
+        Ok(r) => r,
+        Err(LogError::NoLoggers { .. }) => {
+            info!(meter = %meter.name, "the meter keeps no logger readable over KMP (a MULTICAL 402/602 only answers register reads): no back-fill, polling as usual");
+            gaps.loggers = Loggers::None;
+            gaps.due = false;
+            set_logger_state(ctx, &meter.name, "none");
+            return Ok(None);
+        }
+        Err(LogError::Empty { .. }) => {
+            info!(meter = %meter.name, "the meter's hour logger holds no record yet");
+            gaps.due = false;
+            return Ok(None);
+        }
+        Err(e) => {
+            warn!(meter = %meter.name, error = %e, "back-fill from the hour logger failed; trying again after the next good poll");
+            return Err(matches!(&e, LogError::Meter(MeterError::Link(l)) if l.needs_reopen()));
+        }
+    };
+    gaps.loggers = Loggers::Hourly;
+    let offset = chrono::Duration::seconds(read.clock_offset_s.unwrap_or(0));
+    let floor = read
+        .reached_oldest
+        .then(|| read.rows.first().and_then(|r| r.utc).map(|t| t - offset))
+        .flatten();
+    let rows = read
+        .rows
+        .iter()
+        .filter_map(|r| {
+            Some(crate::backfill::LoggedRow {
+                stamp: r.utc?,
+                values: r.values.clone(),
+            })
+        })
+        .collect();
+    Ok(Some(Session {
+        batches: vec![(ReadingSource::HourLog, rows)],
+        clock_offset_s: read.clock_offset_s,
+        requests: read.requests,
+        bytes,
+        pages: read.pages,
+        wall,
+        floor,
+        what: "the hour logger".into(),
+        state: "hour-logger",
+    }))
+}
+
+/// A MULTICAL 66C's loggers, when a run of missing hours is at least `backfill_min_gap`: `/#D`
+/// (its clock), `/#5` (month-end counters), `/#7` and/or `/#6`, each whole.
+#[allow(clippy::too_many_arguments)]
+async fn read_66c(
+    meter: &MeterSettings,
+    ctx: &PollerContext,
+    driver: &mut Mc66cMeter,
+    missing: &[i64],
+    oldest_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    zone: i32,
+    gaps: &mut GapState,
+) -> Result<Option<Session>, bool> {
+    let min_gap = meter.backfill.min_gap;
+    let logs = match crate::backfill::plan_66c(missing, now, min_gap) {
+        crate::backfill::Mc66cPlan::TooShort { longest_hours } => {
+            info!(meter = %meter.name, hours = missing.len(), longest_gap_h = longest_hours, min_gap_h = min_gap.as_secs_f64() / 3600.0, "hours without a reading, but no gap as long as backfill_min_gap: not reading the MULTICAL 66C's loggers (each is sent whole; the hour logger takes ~11 min of IR); the counters still hold the heat of those hours");
+            gaps.due = false;
+            return Ok(None);
+        }
+        crate::backfill::Mc66cPlan::Read(logs) => logs,
+    };
+    let names: Vec<&str> = logs.iter().map(|l| l.request()).collect();
+    info!(meter = %meter.name, hours = missing.len(), since = %oldest_at.format("%Y-%m-%d %H:%M UTC"), loggers = %names.join(" "), "hours without a reading; reading them from the MULTICAL 66C's loggers (whole data sets: minutes of IR)");
+    set_logger_state(ctx, &meter.name, "reading");
+    let read = match driver.read_counter_logs(&logs, zone).await {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(meter = %meter.name, error = %e, "back-fill from the 66C's loggers failed; trying again after the next good poll");
+            set_logger_state(ctx, &meter.name, "failed");
+            return Err(
+                matches!(&e, Mc66cLogReadError::Meter(MeterError::Link(l)) if l.needs_reopen()),
+            );
+        }
+    };
+    gaps.loggers = Loggers::Hourly;
+    let offset = chrono::Duration::seconds(read.clock_offset_s.unwrap_or(0));
+    // The hours older than what was read are as filled as they can be: not asked for again.
+    let floor = read
+        .logs
+        .iter()
+        .filter_map(|(_, rows)| rows.first().map(|r| r.utc - offset))
+        .min();
+    let state = if logs.contains(&kamstrup_meter::Mc66cLog::Hour) {
+        "hour-logger"
+    } else {
+        "day-logger"
+    };
+    let batches = crate::backfill::mc66c_batches(&read);
+    Ok(Some(Session {
+        batches,
+        clock_offset_s: read.clock_offset_s,
+        requests: read.requests,
+        bytes: read.bytes,
+        pages: u32::try_from(read.data_sets.len()).unwrap_or(u32::MAX),
+        wall: read.wall,
+        floor,
+        what: format!("the 66C's loggers ({})", read.data_sets.join(" ")),
+        state,
+    }))
 }
 
 fn set_logger_state(ctx: &PollerContext, meter: &str, state: &str) {

@@ -52,8 +52,9 @@ pub struct MeterStatus {
 /// What the daemon knows of a meter's loggers (back-fill).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct LoggerStatus {
-    /// `hour-logger`, `none` (the meter keeps no logger readable over KMP), `not-supported`
-    /// (a MULTICAL 66C: its data sets take minutes of IR), `off` (`backfill = "0s"`).
+    /// `hour-logger`, `day-logger` (a 66C gap beyond its hour logger), `reading` (a 66C's
+    /// loggers are being read: minutes of IR), `failed` (the last 66C logger read failed),
+    /// `none` (the meter keeps no logger readable over KMP), `off` (`backfill = "0s"`).
     pub state: String,
     /// When the last back-fill read ended.
     pub last_backfill: Option<DateTime<Utc>>,

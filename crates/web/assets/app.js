@@ -554,13 +554,15 @@ function loggerText(status) {
   const l = status && status.logger;
   if (!l) return null;
   if (l.state === "none") return "no logger readable";
-  if (l.state === "not-supported") return "no back-fill (66C)";
   if (l.state === "off") return "back-fill off";
-  if (!l.last_backfill) return "hour logger";
+  if (l.state === "reading") return "reading the meter's loggers (66C: minutes of IR)";
+  if (l.state === "failed") return "logger read failed; tried again after the next good poll";
+  const name = l.state === "day-logger" ? "day logger" : "hour logger";
+  if (!l.last_backfill) return name;
   const clock = l.clock_offset_s === null || l.clock_offset_s === undefined
     ? ""
     : `, meter clock ${l.clock_offset_s >= 0 ? "+" : ""}${l.clock_offset_s} s`;
-  return `hour logger: ${l.last_records} h back-filled ${ago((Date.now() - Date.parse(l.last_backfill)) / 1000)}${clock}`;
+  return `${name}: ${l.last_records} records back-filled ${ago((Date.now() - Date.parse(l.last_backfill)) / 1000)}${clock}`;
 }
 
 // A failing meter: streak, last good read and the daemon's verdict with cause and fix.

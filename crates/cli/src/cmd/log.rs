@@ -13,6 +13,7 @@ use kamstrup_meter::PortSpec;
 use kamstrup_meter::{LogQuery, LogRead, Selection, SimModel};
 use serde::Serialize;
 
+mod mc66c;
 mod module;
 
 use super::Opened;
@@ -34,6 +35,12 @@ compared with this host's once per session and the difference shown (meters drif
 
 A MULTICAL 402/602 keeps no logger readable over KMP and is reported as such (exit 4); an empty
 logger exits 5.
+
+A MULTICAL 66C (--protocol mc66c) sends its hour (/#7, 960 hours, ~11 min at 1200 Bd) and day
+(/#6, 60 days, ~1 min) loggers only whole; their lines hold each period's growth, so /#5 (the
+month-end counters) is read too and each record printed as the heat energy at its period's end,
+with /#D for the meter's clock (--zone default: this host's; UTC for sim:multical-66c). These are
+the records the daemon's back-fill stores.
 
 A MULTICAL 601 logger module (67-0B top module: --address 0x7F; 67-00-22 base module: 0xBF) or a
 MULTICAL 801 (0x7F) keeps its log behind the commands A0–A3 instead, and is read only when
@@ -222,7 +229,14 @@ pub(crate) async fn run(args: LogArgs) -> ExitCode {
         args.port.port.parse::<PortSpec>(),
         Ok(PortSpec::Sim { model }) if model.parse::<SimModel>().is_ok()
     );
-    let zone = args.zone.unwrap_or(if is_sim {
+    let is_sim_66c = matches!(
+        args.port.port.parse::<PortSpec>(),
+        Ok(PortSpec::Sim { model }) if matches!(model.parse::<SimModel>(), Ok(SimModel::Mc66c(_)))
+    );
+    // The simulated KMP meters' clocks run on CET, the simulated 66C's on UTC.
+    let zone = args.zone.unwrap_or(if is_sim_66c {
+        0
+    } else if is_sim {
         ZONE_STANDARD_OFFSET_MIN
     } else {
         host_standard_offset_min()
@@ -236,19 +250,19 @@ pub(crate) async fn run(args: LogArgs) -> ExitCode {
     if args.port.destination != DESTINATION_HEAT_METER {
         return module::run(&args, registers, zone, selection).await;
     }
-    let mut meter = match super::open_meter(&args.port, format, 0, false).await {
-        Ok(Opened::Kmp(m)) => m,
-        Ok(_) => {
-            return fail(
+    let mut meter =
+        match super::open_meter(&args.port, format, 0, false).await {
+            Ok(Opened::Kmp(m)) => m,
+            Ok(Opened::Mc66c(m)) => return mc66c::run(m, &args, zone, selection).await,
+            Ok(_) => return fail(
                 format,
                 "bad-protocol",
-                "loggers are read over KMP (the 66C's loggers are its /#5 … /#9 data sets: \
-                 kamstrup scan --protocol mc66c)",
+                "give --protocol kmp or --protocol mc66c (a 66C's hour and day loggers are its \
+                 /#7 and /#6 data sets; kamstrup scan --protocol mc66c shows every data set)",
                 EXIT_USAGE,
-            )
-        }
-        Err(code) => return code,
-    };
+            ),
+            Err(code) => return code,
+        };
     let query = LogQuery {
         logger: args.logger.kind(),
         registers,

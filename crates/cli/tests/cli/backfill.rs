@@ -12,13 +12,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use kamstrup_meter::sim::history::{kmp_history, HistorySpec};
-use kamstrup_meter::sim::KmpModel;
+use kamstrup_meter::sim::history::{kmp_history, mc66c_history, HistorySpec};
+use kamstrup_meter::sim::{KmpModel, Mc66cModel};
 use kamstrup_meter::Protocol;
 use kamstrup_store::{ReadingId, Store, StoredReading};
 use serde_json::Value;
 
-use super::harness::BIN;
+use super::harness::{Sim, BIN};
 
 const HOUR_MS: i64 = 3_600_000;
 const WINDOW_H: i64 = 48;
@@ -385,4 +385,443 @@ fn a_meter_without_loggers_is_polled_as_before_and_said_so_once() {
     );
     assert!(hour_logs(&db).is_empty());
     assert!(stored(&db).iter().all(|r| r.reading.source.is_poll()));
+}
+
+/// `kamstrup simulate --model multical-66c` on a real pseudo-terminal, unpaced (its hour logger
+/// would take ~11 min at the real 1200 Bd; the daemon and the simulator still switch bauds as
+/// on the wire).
+fn simulated_66c() -> Sim {
+    Sim::start(&[
+        "--model",
+        "multical-66c",
+        "--no-pace",
+        "--latency-ms",
+        "300",
+    ])
+}
+
+/// A config for the simulated MULTICAL 66C on `port` (its clock runs on UTC: `zone`) with a
+/// file sink.
+fn mc66c_config(dir: &Path, port: &str, min_gap: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let db = dir.join("kamstrup.db");
+    let out = dir.join("readings.jsonl");
+    let config = dir.join("kamstrup.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\npath = {db:?}\n\n[[meter]]\nname = \"heat\"\nport = \"{port}\"\nprotocol = \"mc66c\"\ninterval = \"1h\"\nbackfill = \"{WINDOW_H}h\"\nbackfill_min_gap = \"{min_gap}\"\nzone = \"+00:00\"\n\n[file]\npath = {out:?}\n"
+        ),
+    )
+    .unwrap();
+    (config, out)
+}
+
+/// Stores `polls` of the simulated 66C as a bridge that polled them would have.
+fn seed_66c(db: &Path, polls: &[kamstrup_meter::Reading]) {
+    let mut store = Store::open(db).unwrap();
+    let heat = store
+        .upsert_meter(
+            Mc66cModel::CUSTOMER_NO,
+            "heat",
+            Protocol::Mc66c,
+            Some("MULTICAL 66C"),
+            "sim:multical-66c",
+            polls[0].taken_at,
+        )
+        .unwrap();
+    let items: Vec<_> = polls.iter().map(|r| (heat, r.clone(), None)).collect();
+    store.insert_readings(&items).unwrap();
+}
+
+/// `/#1`'s heat energy of the simulated 66C at `at`, as its driver reads it: what the meter's
+/// counter said at that moment (the simulator is a pure function of UTC time).
+fn mc66c_energy_at(at: DateTime<Utc>) -> String {
+    let r = mc66c_history(
+        Mc66cModel::default(),
+        "sim:multical-66c",
+        &HistorySpec {
+            end: at + chrono::Duration::seconds(1),
+            span: Duration::from_secs(2),
+            step: Duration::from_secs(1),
+        },
+    )
+    .unwrap();
+    assert_eq!(r[0].taken_at, at);
+    let v = r[0]
+        .registers
+        .iter()
+        .find(|v| v.name == "heat_energy")
+        .unwrap();
+    v.value.to_string()
+}
+
+#[test]
+fn a_66c_gap_longer_than_backfill_min_gap_is_filled_from_its_hour_logger_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let meter = simulated_66c();
+    let port = meter.port.clone();
+    let (config, out) = mc66c_config(dir.path(), &port, "6h");
+    let db = dir.path().join("kamstrup.db");
+    let log = dir.path().join("daemon.log");
+    let now = Utc::now();
+    let polls = mc66c_history(
+        Mc66cModel::default(),
+        "sim:multical-66c",
+        &HistorySpec {
+            end: now,
+            span: Duration::from_secs(2 * 3600),
+            step: Duration::from_secs(15 * 60),
+        },
+    )
+    .unwrap();
+    seed_66c(&db, &polls);
+    let polled_hours: BTreeSet<i64> = polls
+        .iter()
+        .map(|r| r.taken_at.timestamp_millis().div_euclid(HOUR_MS))
+        .collect();
+    let first = now.timestamp_millis().div_euclid(HOUR_MS) - WINDOW_H;
+    let last = now.timestamp_millis().div_euclid(HOUR_MS);
+    let gaps = (first..last).filter(|h| !polled_hours.contains(h)).count();
+    assert!(gaps >= 45, "{gaps}");
+
+    let daemon = start_daemon(&config, &log);
+    wait_for("the 66C back-fill", &log, || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("back-fill from the 66C's loggers")
+    });
+    wait_for("the file sink", &log, || {
+        let ids: BTreeSet<i64> = delivered_logged(&out).iter().map(|(id, _)| *id).collect();
+        hour_logs(&db).iter().all(|r| ids.contains(&r.id.0))
+    });
+    daemon.terminate();
+    let text = std::fs::read_to_string(&log).unwrap();
+    // One session: the clock, the month ends, the hour logger — and its cost.
+    assert!(text.contains("(/#D /#5 /#7)"), "{text}");
+    for key in ["requests=", "bytes=", "wall_ms=", "sessions=1"] {
+        assert!(text.contains(key), "{key}: {text}");
+    }
+    assert!(
+        !text.contains("/#6"),
+        "the day logger is not needed: {text}"
+    );
+    // What the meter was asked: each of the session's data sets once.
+    let asked = meter.requests();
+    for set in ["/#D", "/#5", "/#7"] {
+        assert_eq!(
+            asked.iter().filter(|r| *r == set).count(),
+            1,
+            "{set}: {asked:?}"
+        );
+    }
+    assert!(!asked.iter().any(|r| r == "/#6"), "{asked:?}");
+
+    let all = stored(&db);
+    let now = Utc::now();
+    let (first, last) = (
+        now.timestamp_millis().div_euclid(HOUR_MS) - WINDOW_H,
+        now.timestamp_millis().div_euclid(HOUR_MS),
+    );
+    let mut per_hour: BTreeMap<i64, Vec<&StoredReading>> = BTreeMap::new();
+    for r in &all {
+        per_hour
+            .entry(r.reading.taken_at.timestamp_millis().div_euclid(HOUR_MS))
+            .or_default()
+            .push(r);
+    }
+    for h in first..last {
+        assert!(
+            per_hour.contains_key(&h),
+            "hour {h} of the window has no reading"
+        );
+    }
+    let logged: Vec<&StoredReading> = all
+        .iter()
+        .filter(|r| r.reading.source.is_logged())
+        .collect();
+    assert!(
+        logged.len() == gaps || logged.len() + 1 == gaps,
+        "{} of {gaps}",
+        logged.len()
+    );
+    for r in &logged {
+        assert_eq!(r.reading.source.as_str(), "hour_log");
+        assert_eq!(
+            per_hour[&r.reading.taken_at.timestamp_millis().div_euclid(HOUR_MS)].len(),
+            1,
+            "an hour holds a logged record and another reading"
+        );
+        // Stamped at the end of its hour (the meter clock's offset, a second or so, corrected).
+        let stamp = DateTime::from_timestamp(
+            (r.reading.taken_at.timestamp() + 1800).div_euclid(3600) * 3600,
+            0,
+        )
+        .unwrap();
+        assert!((r.reading.taken_at - stamp).num_seconds().abs() <= 3);
+        // The counter equals what the meter's /#1 said at that moment.
+        let [v] = &r.reading.registers[..] else {
+            panic!("{:?}", r.reading.registers)
+        };
+        assert_eq!(v.name, "heat_energy");
+        assert_eq!(v.value.to_string(), mc66c_energy_at(stamp), "at {stamp}");
+        assert_eq!(v.unit.as_str(), "GJ");
+    }
+    // The file sink got each once, with its logged time.
+    let delivered = delivered_logged(&out);
+    let set: BTreeSet<(i64, DateTime<Utc>)> = delivered.iter().copied().collect();
+    assert_eq!(
+        set.len(),
+        delivered.len(),
+        "a logged record delivered twice"
+    );
+    let want: BTreeSet<(i64, DateTime<Utc>)> = logged
+        .iter()
+        .map(|r| (r.id.0, r.reading.taken_at))
+        .collect();
+    assert_eq!(set, want);
+
+    // A restart with nothing new to fill: no second read of the loggers, nothing stored twice.
+    let before = stored(&db).len();
+    let daemon = start_daemon(&config, &log);
+    wait_for("a poll", &log, || stored(&db).len() > before);
+    std::thread::sleep(Duration::from_millis(500));
+    daemon.terminate();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("back-fill from the 66C's loggers"), "{text}");
+    assert_eq!(hour_logs(&db).len(), logged.len());
+
+    // `kamstrup log` reads the same hour logger from the same meter: every stored record is
+    // one of its records, value for value.
+    let out = Command::new(BIN)
+        .args([
+            "log",
+            "--port",
+            &port,
+            "--protocol",
+            "mc66c",
+            "--program",
+            "4-2-119",
+            "--logger",
+            "hour",
+        ])
+        .args(["--zone", "+00:00", "--last", "60", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["data_sets"], serde_json::json!(["/#D", "/#5", "/#7"]));
+    let printed: BTreeMap<DateTime<Utc>, String> = doc["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let v = &r["registers"][0];
+            assert_eq!(v["name"], "heat_energy");
+            (
+                r["utc"].as_str().unwrap().parse().unwrap(),
+                v["value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(printed.len(), 60);
+    for r in hour_logs(&db) {
+        let stamp = DateTime::from_timestamp(
+            (r.reading.taken_at.timestamp() + 1800).div_euclid(3600) * 3600,
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            printed.get(&stamp),
+            Some(&r.reading.registers[0].value.to_string()),
+            "kamstrup log at {stamp}"
+        );
+    }
+}
+
+#[test]
+fn a_66c_gap_shorter_than_backfill_min_gap_is_left_and_said_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let meter = simulated_66c();
+    let (config, _out) = mc66c_config(dir.path(), &meter.port, "6h");
+    let db = dir.path().join("kamstrup.db");
+    let log = dir.path().join("daemon.log");
+    let now = Utc::now();
+    let hour = now.timestamp_millis().div_euclid(HOUR_MS);
+    // The whole window polled every 15 min, but for 3 hours that the bridge was off.
+    let polls: Vec<_> = mc66c_history(
+        Mc66cModel::default(),
+        "sim:multical-66c",
+        &HistorySpec {
+            end: now,
+            span: Duration::from_secs(WINDOW_H as u64 * 3600 + 900),
+            step: Duration::from_secs(15 * 60),
+        },
+    )
+    .unwrap()
+    .into_iter()
+    .filter(|r| {
+        let h = r.taken_at.timestamp_millis().div_euclid(HOUR_MS);
+        !(hour - 10..hour - 7).contains(&h)
+    })
+    .collect();
+    seed_66c(&db, &polls);
+    let daemon = start_daemon(&config, &log);
+    wait_for("the decision", &log, || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("no gap as long as backfill_min_gap")
+    });
+    daemon.terminate();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let said = text
+        .lines()
+        .find(|l| l.contains("no gap as long as backfill_min_gap"))
+        .unwrap();
+    assert!(said.contains("INFO"), "{said}");
+    assert!(said.contains("longest_gap_h=3"), "{said}");
+    assert!(!text.contains("/#7"), "the hour logger was read: {text}");
+    let asked = meter.requests();
+    assert!(asked.iter().any(|r| r == "/#1"), "{asked:?}");
+    assert!(
+        !asked
+            .iter()
+            .any(|r| ["/#5", "/#6", "/#7", "/#D"].contains(&r.as_str())),
+        "{asked:?}"
+    );
+    assert!(hour_logs(&db).is_empty());
+}
+
+/// `kamstrup simulate --model multical-403` on TCP `listen` (a network IR head).
+fn simulated_403(listen: &str) -> Sim {
+    Sim::start(&["--model", "multical-403", "--listen", listen])
+}
+
+/// The recovery trigger: a KMP meter behind a TCP head that goes away (polls fail) and comes
+/// back is back-filled at its first good poll after the failures — not only at start. The
+/// store is complete at start (no back-fill then); while the meter is unreachable, the test
+/// removes six hours of readings, standing in for hours that passed unread (the test cannot
+/// wait hours); when the head returns, those hours are read from the hour logger, once, equal
+/// to what `kamstrup log` prints.
+#[test]
+fn a_kmp_meter_that_answers_again_after_failed_polls_is_back_filled() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kamstrup.db");
+    let log = dir.path().join("daemon.log");
+    let config = dir.path().join("kamstrup.toml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\npath = {db:?}\n\n[[meter]]\nname = \"heat\"\nport = \"tcp://{listen}\"\ninterval = \"1s\"\nbackfill = \"{WINDOW_H}h\"\nzone = \"+01:00\"\n"
+        ),
+    )
+    .unwrap();
+    // The whole window polled every 15 min: nothing to fill at start.
+    let now = Utc::now();
+    let model = KmpModel::Multical403;
+    let polls = kmp_history(
+        model,
+        &[60, 68, 86, 87, 80, 74, 1004, 99],
+        "sim:multical-403",
+        &HistorySpec {
+            end: now,
+            span: Duration::from_secs(WINDOW_H as u64 * 3600 + 900),
+            step: Duration::from_secs(15 * 60),
+        },
+    )
+    .unwrap();
+    {
+        let mut store = Store::open(&db).unwrap();
+        let heat = store
+            .upsert_meter(
+                u64::from(model.serial()),
+                "heat",
+                Protocol::Kmp,
+                None,
+                "sim:multical-403",
+                polls[0].taken_at,
+            )
+            .unwrap();
+        let items: Vec<_> = polls.iter().map(|r| (heat, r.clone(), None)).collect();
+        store.insert_readings(&items).unwrap();
+    }
+    let seeded = stored(&db).len();
+
+    let head = simulated_403(&listen);
+    let daemon = start_daemon(&config, &log);
+    wait_for("polls", &log, || stored(&db).len() >= seeded + 2);
+    assert!(hour_logs(&db).is_empty(), "nothing to fill at start");
+    // The head goes away: polls fail.
+    drop(head);
+    wait_for("failed polls", &log, || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches("read failed")
+            .count()
+            >= 2
+    });
+    // Hours 10 … 5 before this one hold no reading now.
+    let hour = Utc::now().timestamp_millis().div_euclid(HOUR_MS);
+    let gap: BTreeSet<i64> = (hour - 10..hour - 4).collect();
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        let (from, to) = ((hour - 10) * HOUR_MS, (hour - 4) * HOUR_MS);
+        conn.execute(
+            "DELETE FROM reading_values WHERE taken_at >= ?1 AND taken_at < ?2",
+            [from, to],
+        )
+        .unwrap();
+        let gone = conn
+            .execute(
+                "DELETE FROM readings WHERE taken_at >= ?1 AND taken_at < ?2",
+                [from, to],
+            )
+            .unwrap();
+        assert_eq!(gone, 24, "4 polls an hour for 6 hours");
+    }
+    assert!(
+        !std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("back-fill from the hour logger"),
+        "no back-fill while the meter is away"
+    );
+    // The head comes back: the first good poll after the failures back-fills.
+    let _head = simulated_403(&listen);
+    wait_for("the back-fill after recovery", &log, || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("back-fill from the hour logger")
+    });
+    daemon.terminate();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let answers = text.find("meter answers again").expect("recovery logged");
+    let filled = text.find("back-fill from the hour logger").unwrap();
+    assert!(answers < filled, "{text}");
+    assert_eq!(
+        text.matches("back-fill from the hour logger").count(),
+        1,
+        "{text}"
+    );
+    let logged: Vec<i64> = hour_logs(&db)
+        .iter()
+        .map(|r| r.reading.taken_at.timestamp_millis().div_euclid(HOUR_MS))
+        .collect();
+    assert_eq!(
+        logged.iter().copied().collect::<BTreeSet<_>>(),
+        gap,
+        "exactly the missing hours, from the logger"
+    );
+    assert_eq!(logged.len(), gap.len(), "each once");
+    // Every hour of the window holds a reading; each logged one equals `kamstrup log`.
+    assert_eq!(check_window(&db, Utc::now()), gap.len());
 }

@@ -83,7 +83,7 @@ fn polls_kmp_over_tcp_and_66c_over_a_pty_and_stops_cleanly() {
         format!(
             "[storage]\npath = \"k.db\"\n\
              [[meter]]\nname = \"heat\"\nport = \"{kmp_port}\"\ninterval = \"1s\"\n\
-             [[meter]]\nname = \"old\"\nport = \"{mc_port}\"\nprotocol = \"mc66c\"\ninterval = \"2s\"\n\
+             [[meter]]\nname = \"old\"\nport = \"{mc_port}\"\nprotocol = \"mc66c\"\ninterval = \"2s\"\nbackfill = \"0s\"\n\
              [file]\npath = \"out.jsonl\"\n"
         ),
     )

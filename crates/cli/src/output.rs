@@ -56,7 +56,7 @@ pub(crate) fn print_reading(
     let mut out = stdout.lock();
     match format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut out, reading)?;
+            serde_json::to_writer_pretty(&mut out, &reading_json(reading, model))?;
             writeln!(out)?;
         }
         Format::Csv => write_csv(&mut out, reading)?,
@@ -90,17 +90,40 @@ pub(crate) fn print_reading(
     out.flush()
 }
 
-/// The info code with its problems by name (the bits mean something only per meter family:
-/// known for a 66C, for a model the user gave and for a simulator named after its model;
-/// otherwise the bits are listed).
-pub(crate) fn info_line(reading: &Reading, model: Option<&str>) -> Option<String> {
+/// A reading as JSON, with its info code decoded beside it (`info`: code, the meter family
+/// whose table named the bits, the flag names), when the reading has one.
+pub(crate) fn reading_json(reading: &Reading, model: Option<&str>) -> serde_json::Value {
+    let mut doc = serde_json::to_value(reading).unwrap_or_default();
+    if let Some(status) = info_status(reading, model) {
+        doc["info"] = serde_json::json!({
+            "code": status.code,
+            "family": status.family.map(|f| f.label()),
+            "ok": status.is_ok(),
+            "flags": status.names(),
+        });
+    }
+    doc
+}
+
+/// The info status of a reading, its bits named by the model given, or by a simulator's.
+fn info_status(
+    reading: &Reading,
+    model: Option<&str>,
+) -> Option<kamstrup_meter::reading::InfoStatus> {
     let simulated = reading
         .meter
         .port
         .strip_prefix("sim:")
         .and_then(kamstrup_meter::reading::ModelText::of_simulator);
     let model = model.or(simulated.as_deref());
-    let status = kamstrup_meter::reading::InfoStatus::of_reading(reading, model)?;
+    kamstrup_meter::reading::InfoStatus::of_reading(reading, model)
+}
+
+/// The info code with its problems by name (the bits mean something only per meter family:
+/// known for a 66C, for a model the user gave and for a simulator named after its model;
+/// otherwise the bits are listed).
+pub(crate) fn info_line(reading: &Reading, model: Option<&str>) -> Option<String> {
+    let status = info_status(reading, model)?;
     if status.is_ok() {
         return Some("info 0: no problems".to_owned());
     }
@@ -320,6 +343,25 @@ mod tests {
         assert_eq!(
             info_line(&reading("/dev/ttyUSB0", Protocol::Kmp, "6"), Some("MULTICAL 403")).unwrap(),
             "info 6: low_battery (low battery level); external_alarm (external alarm (e.g. via KMP))"
+        );
+    }
+
+    #[test]
+    fn json_carries_the_decoded_info_code() {
+        let doc = reading_json(&reading("sim:multical-403", Protocol::Kmp, "264"), None);
+        assert_eq!(doc["info"]["code"], 264);
+        assert_eq!(doc["info"]["ok"], false);
+        assert_eq!(
+            doc["info"]["flags"],
+            serde_json::json!(["t1_above_range", "v1_air"])
+        );
+        assert!(doc["info"]["family"].as_str().unwrap().contains("403"));
+        assert_eq!(doc["registers"][0]["name"], "info");
+        let unknown = reading_json(&reading("/dev/ttyUSB0", Protocol::Kmp, "6"), None);
+        assert_eq!(unknown["info"]["family"], serde_json::Value::Null);
+        assert_eq!(
+            unknown["info"]["flags"],
+            serde_json::json!(["bit_2", "bit_4"])
         );
     }
 }

@@ -1,10 +1,11 @@
 //! Back-fill: the hours with no stored reading, read from the meter's own loggers in one IR
 //! session and stored with their own (clock-corrected) time, so a bridge that was off loses nothing.
 //!
-//! A KMP meter's hour logger is read from the oldest missing hour on. A MULTICAL 66C's loggers
-//! are whole data sets (`/#7` ~11 min of IR at 1200 Bd, whatever the gap), read only when a run
-//! of missing hours is at least `backfill_min_gap` ([`plan_66c`]); their growths become counters
-//! in `kamstrup_meter::mc66c_logger`.
+//! A KMP meter's hour logger is read from the oldest missing hour on, and its day logger too
+//! when that hour is older than the hour logger's oldest record (days at their midnights). A
+//! MULTICAL 66C's loggers are whole data sets (`/#7` ~11 min of IR at 1200 Bd, whatever the
+//! gap), read only when a run of missing hours is at least `backfill_min_gap` ([`plan_66c`]);
+//! their growths become counters in `kamstrup_meter::mc66c_logger`.
 //!
 //! Which hours: every UTC hour in the window (`backfill`, bounded by the logger's depth) that holds
 //! no reading of any source. A logged record's moment is the meter's stamp (its zone, standard
@@ -208,12 +209,59 @@ pub async fn read_hours(
     oldest_missing: DateTime<Utc>,
     zone_standard_offset_min: i32,
 ) -> Result<(LogRead, Duration, u64), LogError> {
+    read_since(
+        driver,
+        LoggerType::Hourly,
+        oldest_missing,
+        zone_standard_offset_min,
+    )
+    .await
+}
+
+/// Reads the day logger from the oldest missing hour on, in this IR session: for the days
+/// older than the hour logger's oldest record (its rows are then [`day_rows_before`] it).
+pub async fn read_days(
+    driver: &mut KmpMeter,
+    oldest_missing: DateTime<Utc>,
+    zone_standard_offset_min: i32,
+) -> Result<(LogRead, Duration, u64), LogError> {
+    read_since(
+        driver,
+        LoggerType::Daily,
+        oldest_missing,
+        zone_standard_offset_min,
+    )
+    .await
+}
+
+/// The day logger's rows whose corrected time lies before `hour_floor` (the hour logger's
+/// oldest record, corrected): where both loggers hold a time, the hour record is the one kept.
+pub fn day_rows_before(read: &LogRead, hour_floor: DateTime<Utc>) -> Vec<LoggedRow> {
+    let offset = chrono::Duration::seconds(read.clock_offset_s.unwrap_or(0));
+    read.rows
+        .iter()
+        .filter_map(|r| {
+            let stamp = r.utc?;
+            (stamp - offset < hour_floor).then(|| LoggedRow {
+                stamp,
+                values: r.values.clone(),
+            })
+        })
+        .collect()
+}
+
+async fn read_since(
+    driver: &mut KmpMeter,
+    logger: LoggerType,
+    oldest_missing: DateTime<Utc>,
+    zone_standard_offset_min: i32,
+) -> Result<(LogRead, Duration, u64), LogError> {
     let started = Instant::now();
     let before = driver.stats().link;
     // One hour earlier than the gap: a meter clock running ahead stamps the record that falls
     // into the first missing hour (corrected) with the hour after it.
     let query = LogQuery {
-        logger: LoggerType::Hourly,
+        logger,
         registers: Vec::new(),
         selection: Selection::Since(oldest_missing - chrono::Duration::hours(1)),
         zone_standard_offset_min,

@@ -729,7 +729,7 @@ async fn read_kmp(
             })
         })
         .collect();
-    Ok(Some(Session {
+    let mut session = Session {
         batches: vec![(ReadingSource::HourLog, rows)],
         clock_offset_s: read.clock_offset_s,
         requests: read.requests,
@@ -739,7 +739,32 @@ async fn read_kmp(
         floor,
         what: "the hour logger".into(),
         state: "hour-logger",
-    }))
+    };
+    // Missing hours older than the hour logger's oldest record: its day logger, in the same
+    // session, for the days before that record (stored at the meter's midnights).
+    if let Some(hour_floor) = floor.filter(|f| oldest_at < *f) {
+        info!(meter = %meter.name, since = %oldest_at.format("%Y-%m-%d %H:%M UTC"), hour_logger_from = %hour_floor.format("%Y-%m-%d %H:%M UTC"), "hours older than the hour logger holds; reading the meter's day logger for those days");
+        match crate::backfill::read_days(driver, oldest_at, zone).await {
+            Ok((days, wall, bytes)) => {
+                let rows = crate::backfill::day_rows_before(&days, hour_floor);
+                info!(meter = %meter.name, records = rows.len(), records_read = days.rows.len(), requests = days.requests, pages = days.pages, bytes, wall_ms = wall.as_millis() as u64, "day logger read");
+                session.batches.push((ReadingSource::DayLog, rows));
+                session.requests += days.requests;
+                session.bytes += bytes;
+                session.pages += days.pages;
+                session.wall += wall;
+                session.what = "the hour and day loggers".into();
+                // The floor stays the hour logger's oldest record: the hours between the old
+                // midnights are as filled as they can be and are not asked for again.
+            }
+            Err(e) => {
+                // The hours are stored; the old days are asked for again after the next poll.
+                warn!(meter = %meter.name, error = %e, "back-fill from the day logger failed; the hour logger's records are stored");
+                session.floor = None;
+            }
+        }
+    }
+    Ok(Some(session))
 }
 
 /// A MULTICAL 66C's loggers, when a run of missing hours is at least `backfill_min_gap`: `/#D`

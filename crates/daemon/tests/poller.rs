@@ -244,3 +244,171 @@ async fn a_configured_model_is_stored_beside_the_reported_type() {
         Some("MULTICAL 603 (KMP type 0x0403 rev F1)")
     );
 }
+
+/// One logger of `sim:multical-403`, read as `kamstrup log` does: every record since `since`.
+async fn read_sim_log(
+    logger: kamstrup_meter::LoggerType,
+    since: DateTime<Utc>,
+) -> (kamstrup_meter::LogRead, u64) {
+    let port = PortSpec::Sim {
+        model: "multical-403".into(),
+    };
+    let link = kamstrup_meter::open_port(
+        &port,
+        kamstrup_meter::LineSettings::KMP,
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    let mut meter = kamstrup_meter::KmpMeter::new(
+        link,
+        "sim:multical-403",
+        kamstrup_meter::KmpOptions::default(),
+    );
+    let before = meter.stats().link;
+    let read = meter
+        .read_log(
+            &kamstrup_meter::LogQuery {
+                logger,
+                registers: Vec::new(),
+                selection: kamstrup_meter::Selection::Since(since),
+                zone_standard_offset_min:
+                    kamstrup_meter::sim::kmp_loggers::ZONE_STANDARD_OFFSET_MIN,
+            },
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+    let after = meter.stats().link;
+    let bytes = after.bytes_sent + after.bytes_received - before.bytes_sent - before.bytes_received;
+    (read, bytes)
+}
+
+/// The values of a reading or a logger row, by register name.
+fn values(registers: &[kamstrup_meter::RegisterValue]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = registers
+        .iter()
+        .map(|r| (r.name.clone(), r.value.to_string()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Runs the daemon (real time for the meter's clock, paused tokio time for its schedule) until
+/// the meter's first back-fill is done; returns every stored reading.
+async fn run_until_backfilled(cfg: &DaemonConfig) -> Vec<kamstrup_store::StoredReading> {
+    let status = StatusHandle::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let daemon = tokio::spawn(kamstrup_daemon::run_with_clock(
+        cfg.clone(),
+        Vec::new(),
+        status.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+        Clock::system(),
+    ));
+    let mut waited = 0;
+    while status
+        .snapshot()
+        .meters
+        .get("heat")
+        .and_then(|m| m.logger.as_ref())
+        .and_then(|l| l.last_backfill)
+        .is_none()
+    {
+        waited += 1;
+        assert!(waited < 600, "no back-fill within 10 min of tokio time");
+        pass(Duration::from_secs(1)).await;
+    }
+    stop.send(()).unwrap();
+    daemon.await.unwrap().unwrap();
+    let store = Store::open(&cfg.store_path).unwrap();
+    store
+        .readings_after(kamstrup_store::ReadingId(0), 100_000)
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_window_beyond_the_hour_logger_is_filled_from_the_day_logger() {
+    use kamstrup_meter::LoggerType;
+    use kamstrup_reading::ReadingSource;
+    const HOUR: i64 = 3600;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = meter(PortSpec::Sim {
+        model: "multical-403".into(),
+    });
+    m.backfill = Backfill {
+        window: Duration::from_secs(70 * 86_400),
+        ..Backfill::default()
+    };
+    let cfg = config(&dir, m);
+    let window_from = Utc::now() - chrono::Duration::days(70);
+    let stored = run_until_backfilled(&cfg).await;
+
+    // What the meter's loggers hold (the simulator is a pure function of UTC time).
+    let (hours, _) = read_sim_log(LoggerType::Hourly, window_from).await;
+    assert!(
+        hours.reached_oldest,
+        "the hour logger reaches back 70 days?"
+    );
+    let offset = chrono::Duration::seconds(hours.clock_offset_s.unwrap());
+    let hour_floor = hours.rows[0].utc.unwrap() - offset;
+    let (days, day_bytes) = read_sim_log(LoggerType::Daily, window_from).await;
+    let expected_days: Vec<_> = days
+        .rows
+        .iter()
+        .filter(|r| r.utc.unwrap() - offset < hour_floor)
+        .filter(|r| r.utc.unwrap() - offset >= window_from)
+        .collect();
+    assert!(
+        expected_days.len() >= 10,
+        "{} days before the hour logger's oldest record {hour_floor}",
+        expected_days.len()
+    );
+
+    let day_logs: Vec<_> = stored
+        .iter()
+        .filter(|r| r.reading.source == ReadingSource::DayLog)
+        .collect();
+    let hour_logs: Vec<_> = stored
+        .iter()
+        .filter(|r| r.reading.source == ReadingSource::HourLog)
+        .collect();
+    // Every day older than the hour logger's oldest record: exactly one day record, at its
+    // corrected stamp, with the day logger's values.
+    assert_eq!(day_logs.len(), expected_days.len(), "day records");
+    for (got, want) in day_logs.iter().zip(&expected_days) {
+        assert_eq!(got.reading.taken_at, want.utc.unwrap() - offset);
+        assert_eq!(values(&got.reading.registers), values(&want.values));
+        assert!(got.reading.taken_at < hour_floor);
+    }
+    // Within the hour logger's depth: hour records only, one per hour.
+    assert!(hour_logs.len() > 1300, "{} hour records", hour_logs.len());
+    assert!(hour_logs.iter().all(|r| r.reading.taken_at >= hour_floor));
+    let mut per_hour = std::collections::BTreeMap::<i64, usize>::new();
+    for r in &stored {
+        *per_hour
+            .entry(r.reading.taken_at.timestamp().div_euclid(HOUR))
+            .or_default() += 1;
+    }
+    assert!(per_hour.values().all(|&n| n == 1), "an hour stored twice");
+    println!(
+        "day part: {} day records stored; the day logger read since the window's start: {} records, {} requests, {} pages, {day_bytes} bytes",
+        day_logs.len(),
+        days.rows.len(),
+        days.requests,
+        days.pages
+    );
+
+    // A second session (a restart) stores no logged record.
+    let again = run_until_backfilled(&cfg).await;
+    let logged = |rs: &[kamstrup_store::StoredReading]| {
+        rs.iter().filter(|r| r.reading.source.is_logged()).count()
+    };
+    assert_eq!(
+        logged(&again),
+        logged(&stored),
+        "a second session stored logged records"
+    );
+}

@@ -1,7 +1,8 @@
 //! The pollers in paused tokio time, through the daemon's own `run_with_clock`: a simulated
 //! meter (in process, no real I/O) read on its schedule, stored first and delivered in order to
 //! an every-reading sink and as the newest to a state sink; a meter that does not answer retried
-//! with growing back-off, each failure recorded with the doctor's verdict.
+//! with growing back-off, each failure recorded with the doctor's verdict; a back-fill window
+//! longer than the hour logger filled from the day logger beyond it.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::sync::{Arc, Mutex};

@@ -742,7 +742,9 @@ async fn read_kmp(
     };
     // Missing hours older than the hour logger's oldest record: its day logger, in the same
     // session, for the days before that record (stored at the meter's midnights).
-    if let Some(hour_floor) = floor.filter(|f| oldest_at < *f) {
+    // (By hours: the oldest record, a few seconds past its hour, fills that hour itself.)
+    let hour_of = |t: DateTime<Utc>| t.timestamp().div_euclid(3600);
+    if let Some(hour_floor) = floor.filter(|f| hour_of(oldest_at) < hour_of(*f)) {
         info!(meter = %meter.name, since = %oldest_at.format("%Y-%m-%d %H:%M UTC"), hour_logger_from = %hour_floor.format("%Y-%m-%d %H:%M UTC"), "hours older than the hour logger holds; reading the meter's day logger for those days");
         match crate::backfill::read_days(driver, oldest_at, zone).await {
             Ok((days, wall, bytes)) => {

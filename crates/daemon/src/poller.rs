@@ -547,9 +547,13 @@ async fn backfill_once(
     let window =
         chrono::Duration::from_std(meter.backfill.window).unwrap_or(chrono::Duration::days(31));
     let from = gaps.floor.map_or(now - window, |f| f.max(now - window));
+    // From the start of the window's first hour: a reading earlier in that hour than `from`
+    // covers it (else a window start at :50 calls a polled hour missing).
+    let first_hour =
+        DateTime::from_timestamp(from.timestamp().div_euclid(3600) * 3600, 0).unwrap_or(from);
     let covered = match ctx
         .db
-        .call(move |s| s.hours_with_readings(meter_id, from, now))
+        .call(move |s| s.hours_with_readings(meter_id, first_hour, now))
         .await
     {
         Ok(c) => c,

@@ -287,6 +287,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_value_has_a_kind() {
+        let v = |name: &str, unit: &str| RegisterValue {
+            id: 0,
+            name: name.into(),
+            short: String::new(),
+            value: Decimal::from_int(1),
+            unit: unit.into(),
+            unit_code: None,
+            text: None,
+            derived: false,
+        };
+        assert_eq!(
+            v("heat_energy", "GJ").kind(),
+            ValueKind::Physical(Quantity::Energy)
+        );
+        assert_eq!(
+            v("t1_t2", "K").kind(),
+            ValueKind::Physical(Quantity::TemperatureDifference)
+        );
+        assert_eq!(v("info", "").kind(), ValueKind::InfoCode);
+        assert_eq!(v("date", "yy:mm:dd").kind(), ValueKind::Date);
+        assert_eq!(v("date", "yyyy:mm:dd").kind(), ValueKind::Date);
+        assert_eq!(v("clock", "hh:mm:ss").kind(), ValueKind::Clock);
+        assert_eq!(v("type", "").kind(), ValueKind::Number);
+        assert_eq!(v("reactive", "kvarh").kind(), ValueKind::Number);
+    }
+
+    #[test]
     fn model_text_round_trips() {
         let both =
             ModelText::compose(Some("MULTICAL 403"), Some("KMP type 0x0004 rev F1")).unwrap();

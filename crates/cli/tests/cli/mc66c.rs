@@ -197,19 +197,6 @@ fn a_given_program_skips_reading_it() {
     assert_eq!(names, ["peak_power", "heat_energy", "flow"]);
 }
 
-/// The `/#n` requests the simulator answered, in order (from its `-vv` log).
-fn requests_seen(sim: &Sim) -> Vec<String> {
-    sim.log()
-        .lines()
-        .filter(|l| l.contains("simulator: replying"))
-        .filter_map(|l| {
-            l.split_whitespace()
-                .find_map(|w| w.strip_prefix("request="))
-                .map(str::to_string)
-        })
-        .collect()
-}
-
 #[test]
 fn a_known_program_costs_one_ir_session_and_identify_adds_one() {
     let sim = spawn_sim("pty", &["--program", "4-2-119", "--latency-ms", "150"]);
@@ -232,15 +219,15 @@ fn a_known_program_costs_one_ir_session_and_identify_adds_one() {
     let doc = read(&["--program", "4-2-119"]);
     check_ten_fields(&doc, "GJ", 2);
     assert!(doc["meter"]["serial"].is_null(), "{doc}");
-    assert_eq!(requests_seen(&sim), ["/#1"], "{}", sim.log());
+    assert_eq!(sim.requests(), ["/#1"], "{}", sim.log());
     // --identify: /#2 once more, for the customer number.
     let doc = read(&["--program", "4-2-119", "--identify"]);
     assert_eq!(doc["meter"]["serial"], 5_310_017);
-    assert_eq!(requests_seen(&sim), ["/#1", "/#1", "/#2"]);
+    assert_eq!(sim.requests(), ["/#1", "/#1", "/#2"]);
     // Unknown program: /#2 is needed for the decimals, and then the customer number is known.
     let doc = read(&[]);
     assert_eq!(doc["meter"]["serial"], 5_310_017);
-    assert_eq!(requests_seen(&sim), ["/#1", "/#1", "/#2", "/#1", "/#2"]);
+    assert_eq!(sim.requests(), ["/#1", "/#1", "/#2", "/#1", "/#2"]);
     // --identify and --no-serial contradict each other.
     let out = kamstrup(&["read", "--port", &sim.port, "--identify", "--no-serial"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));

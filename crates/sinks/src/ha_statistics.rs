@@ -410,8 +410,7 @@ impl StatisticsImporter {
                 }
             }
             if anchor.is_none() {
-                let new = registered.is_none();
-                if let Some(first) = self.first_state(ws, &statistic_id, new).await {
+                if let Some(first) = self.first_state(ws, &statistic_id).await {
                     anchor = Some(Anchor {
                         state: first,
                         sum: Decimal::from_int(0),
@@ -526,15 +525,14 @@ impl StatisticsImporter {
 
     /// The first numeric state HA recorded for `entity_id` (its history of the last day), else
     /// its current state; `None` when HA has neither (or cannot tell: the import then falls
-    /// back to case 5 rather than fail). For an entity HA has not `registered` yet — on a first
-    /// start the import follows the first state's publication by milliseconds, and HA creates
-    /// a discovered entity asynchronously — its state is awaited for up to 10 s.
-    async fn first_state(
-        &self,
-        ws: &mut HaWebsocket,
-        entity_id: &str,
-        registering: bool,
-    ) -> Option<Decimal> {
+    /// back to case 5 rather than fail). On a first start the import follows the first state's
+    /// publication by milliseconds and HA is still taking it in: it creates a discovered entity
+    /// asynchronously, shows it `unavailable` until the availability message arrives, and
+    /// subscribes to its state topic a moment later (seen in HA 2024.3.3: registered and
+    /// `unavailable` at +7 ms, the number at +350 ms). So a missing or non-numeric current
+    /// state is awaited for up to 10 s; this path runs only for an entity HA has no statistics
+    /// of, so the wait happens once per new entity.
+    async fn first_state(&self, ws: &mut HaWebsocket, entity_id: &str) -> Option<Decimal> {
         let number = |v: &Value| v.as_str().and_then(|s| s.trim().parse::<Decimal>().ok());
         let since =
             (Utc::now() - TimeDelta::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -575,7 +573,7 @@ impl StatisticsImporter {
                 .iter()
                 .find(|e| e["entity_id"] == entity_id)
                 .and_then(|e| number(&e["state"]));
-            if state.is_some() || !registering || tokio::time::Instant::now() >= deadline {
+            if state.is_some() || tokio::time::Instant::now() >= deadline {
                 return state;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;

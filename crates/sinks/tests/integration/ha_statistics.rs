@@ -228,14 +228,48 @@ async fn a_first_start_meets_the_first_compile_of_ha_without_a_step() {
     );
     sink.shutdown().await;
 
-    // Entities HA has (in its registry) with neither history nor a state: the newest imported
-    // hour ends at sum 0.
+    // What HA 2024.3.3 was seen to do on a first start: the discovered entities are in its
+    // registry and `unavailable` before the import asks, their first number arrives a moment
+    // later (HA subscribes to the state topic after creating the entity). The number is
+    // awaited, not mistaken for "no state".
     let mut opts = FakeOptions::new("2026.2.3");
     opts.registry = vec![
         ("kamstrup_67123456_heat_energy".into(), ENERGY.into()),
         ("kamstrup_67123456_volume".into(), VOLUME.into()),
     ];
+    let ha = FakeHa::start(opts.clone()).await;
+    {
+        let mut s = ha.state.lock().unwrap();
+        s.history.insert(ENERGY.into(), vec!["unavailable".into()]);
+        s.current.insert(ENERGY.into(), "unavailable".into());
+        s.current.insert(VOLUME.into(), "unknown".into());
+    }
+    let state = ha.state.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let mut s = state.lock().unwrap();
+        s.current.insert(ENERGY.into(), "320.62".into());
+        s.current.insert(VOLUME.into(), "2482.91".into());
+    });
+    let mut sink = self::sink(&broker, &ha, "2025.11", TOKEN);
+    sink.deliver(&ds).await.unwrap();
+    assert_eq!(
+        changes(&ha, ENERGY).last().map(|(_, sum, _)| sum.clone()),
+        Some("-0.0700".to_owned())
+    );
+    assert_eq!(
+        changes(&ha, VOLUME).last().map(|(_, sum, _)| sum.clone()),
+        Some("-0.1100".to_owned())
+    );
+    sink.shutdown().await;
+
+    // Entities HA has (in its registry) that never get a number (10 s awaited): the newest
+    // imported hour ends at sum 0.
     let ha = FakeHa::start(opts).await;
+    {
+        let mut s = ha.state.lock().unwrap();
+        s.current.insert(ENERGY.into(), "unavailable".into());
+    }
     let mut sink = self::sink(&broker, &ha, "2025.11", TOKEN);
     sink.deliver(&ds).await.unwrap();
     assert_eq!(

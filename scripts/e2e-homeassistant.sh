@@ -540,6 +540,7 @@ token_file = "$W/ha-token"
 $compat_line
 EOT
 T_FIRST=$SECONDS
+FIRST_START=$(date +%s)
 "$KAMSTRUP" -v run --config "$FS/kamstrup.toml" >"$FS/kamstrup.log" 2>&1 &
 FIRST_PID=$!
 track "$FIRST_PID"
@@ -548,14 +549,21 @@ if wait_for "grep -qE 'sum_continues=\"?the entity.s first state' '$FS/kamstrup.
 else
   fail "first start: no import anchored on the entity's first state: $(grep -m3 'imported back-filled\|WARN' "$FS/kamstrup.log" | tr '\n' ' ' | head -c 600)"
 fi
-# The newest record closes the hour the daemon started in: its time falls in that polled hour, so
-# the back-fill leaves it (the poll covers that hour); compare the four before it.
+# Every record the meter had logged when the daemon started is in the back-fill: the hours of the
+# window, and the record at the start of the polled hour the daemon started in (the end of the
+# last missing hour). A record logged since (the meter clock is 7 min behind, so one may appear
+# while this phase runs) is left out of the comparison.
 "$KAMSTRUP" log --port sim:multical-603 --logger hour --format json --last 5 >"$FS/hour-log-5.json" 2>>"$W/log.err" ||
   die "kamstrup log of the 603 failed (see $W/log.err)"
-python3 - "$FS/hour-log-5.json" "$FS/hour-log.json" <<'PY'
+python3 - "$FS/hour-log-5.json" "$FS/hour-log.json" "$FIRST_START" <<'PY'
 import json, sys
+from datetime import datetime, timedelta
 doc = json.load(open(sys.argv[1]))
-doc["records"] = sorted(doc["records"], key=lambda r: r["utc"])[:-1]
+started = datetime.fromtimestamp(int(sys.argv[3]) + 2).astimezone()
+offset = timedelta(seconds=doc.get("meter_clock_offset_s") or 0)
+def taken(r):
+    return datetime.fromisoformat(r["utc"].replace("Z", "+00:00")) - offset
+doc["records"] = sorted((r for r in doc["records"] if taken(r) <= started), key=lambda r: r["utc"])
 json.dump(doc, open(sys.argv[2], "w"))
 PY
 run_checks "first start: imported hours = the logger's counters, on the basis of HA's own first compile" \

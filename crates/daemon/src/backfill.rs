@@ -8,7 +8,8 @@
 //! their growths become counters in `kamstrup_meter::mc66c_logger`.
 //!
 //! Which hours: every UTC hour in the window (`backfill`, bounded by the logger's depth) that holds
-//! no reading of any source. A logged record's moment is the meter's stamp (its zone, standard
+//! no reading of any source, and the record ending the last hour of each gap ([`wanted`]). A
+//! logged record's moment is the meter's stamp (its zone, standard
 //! time) minus the meter clock's offset measured in the same session; its identity in the store
 //! is the uncorrected stamp, so reading it again in a later session is a reported no-op.
 
@@ -55,6 +56,8 @@ pub struct BackfillReport {
     pub implausible: usize,
     /// Records read for hours that already had a reading (not stored).
     pub skipped_covered: usize,
+    /// Missing hours no record was stored for (beyond the logger's depth, or not logged).
+    pub still_missing: usize,
     /// KMP requests in the session (retries included).
     pub requests: u64,
     /// Bytes on the wire, both directions.
@@ -114,8 +117,22 @@ pub fn records_to_store(
     )
 }
 
+/// Whether a record taken at `taken_at` is wanted: it falls in a `missing` hour, or it ends one
+/// — it is the counter at the start of the hour after a gap (within its first half hour: a
+/// record closes the hour before the hour boundary nearest to it). That hour holds polls from
+/// later in it, so without this record the gap's last hour would have no end, and its use would
+/// be booked in the next hour (HA's Energy dashboard, the hourly bars). With a meter clock
+/// behind the host's, the record a gap's last hour needs is always of this kind.
+fn wanted(taken_at: DateTime<Utc>, missing: &BTreeSet<i64>) -> bool {
+    let ms = taken_at.timestamp_millis();
+    let hour = ms.div_euclid(HOUR_MS);
+    let early = ms.rem_euclid(HOUR_MS) < HOUR_MS / 2;
+    missing.contains(&hour) || (early && missing.contains(&(hour - 1)))
+}
+
 /// Turns logged rows into the records to store: each row whose corrected time (stamp minus the
-/// meter clock's offset) falls in a missing hour, with plausibility checked against the
+/// meter clock's offset) falls in a missing hour or ends one ([`wanted`]), one per hour, with
+/// plausibility checked against the
 /// previous value (stored or in this batch). Pure apart from the store reads for the
 /// plausibility baselines.
 #[allow(clippy::too_many_arguments)]
@@ -140,7 +157,7 @@ pub fn rows_to_store(
         let taken_at = stamp - offset;
         let hour = taken_at.timestamp_millis().div_euclid(HOUR_MS);
         // One record per hour (a clock set back could log two in one UTC hour: keep the first).
-        if !missing.contains(&hour) || !seen_hours.insert(hour) {
+        if !wanted(taken_at, missing) || !seen_hours.insert(hour) {
             report.skipped_covered += 1;
             continue;
         }
@@ -349,7 +366,8 @@ pub fn mc66c_batches(read: &Mc66cLogRead) -> Vec<(ReadingSource, Vec<LoggedRow>)
 }
 
 /// Stores batches of logged rows in order, each hour filled once across them: the hours the
-/// first batch holds (stored now or before) are no longer missing for the next.
+/// first batch holds (stored now or before) are no longer missing for the next, nor is an hour
+/// after a gap it ended. Counts the missing hours left unfilled into the report.
 #[allow(clippy::too_many_arguments)]
 pub fn store_batches(
     store: &mut Store,
@@ -361,7 +379,8 @@ pub fn store_batches(
     plausibility: &Plausibility,
     report: &mut BackfillReport,
 ) -> Result<(), StoreError> {
-    let mut missing = missing.clone();
+    let mut left = missing.clone();
+    let mut filled = BTreeSet::new();
     for (source, rows) in batches {
         let records = rows_to_store(
             store,
@@ -370,16 +389,23 @@ pub fn store_batches(
             rows,
             clock_offset_s,
             *source,
-            &missing,
+            &left,
             plausibility,
             report,
         )?;
+        let (records, again): (Vec<_>, Vec<_>) = records.into_iter().partition(|r| {
+            !filled.contains(&r.reading.taken_at.timestamp_millis().div_euclid(HOUR_MS))
+        });
+        report.skipped_covered += again.len();
         let inserted = store.insert_logged(&records)?;
         tally(report, &records, &inserted);
         for r in &records {
-            missing.remove(&r.reading.taken_at.timestamp_millis().div_euclid(HOUR_MS));
+            let hour = r.reading.taken_at.timestamp_millis().div_euclid(HOUR_MS);
+            left.remove(&hour);
+            filled.insert(hour);
         }
     }
+    report.still_missing = left.len();
     Ok(())
 }
 
@@ -568,5 +594,79 @@ mod tests {
         )
         .unwrap();
         assert_eq!((again.stored, again.already_stored), (0, 7), "{again:?}");
+        assert_eq!(report.still_missing, missing.len() - 7);
+    }
+
+    #[test]
+    fn a_record_is_wanted_in_a_missing_hour_or_when_it_ends_one() {
+        let base = t("2026-05-01T00:00:00Z").timestamp() / 3600;
+        let missing: BTreeSet<i64> = [base + 10, base + 11].into();
+        for (at, want) in [
+            ("2026-05-01T09:07:00Z", false), // ends hour 8, polled
+            ("2026-05-01T09:54:00Z", false), // ends hour 9, polled
+            ("2026-05-01T10:00:03Z", true),  // in a missing hour
+            ("2026-05-01T11:54:00Z", true),  // in a missing hour
+            ("2026-05-01T12:07:00Z", true),  // polled hour, ends hour 11 (clock behind)
+            ("2026-05-01T12:29:59Z", true),
+            ("2026-05-01T12:30:00Z", false), // ends hour 12, polled
+            ("2026-05-01T13:00:00Z", false),
+        ] {
+            assert_eq!(wanted(t(at), &missing), want, "{at}");
+        }
+    }
+
+    /// The bridge was off from 09:40 to 13:40: hours 10–12 hold nothing, 13 only the poll at
+    /// 13:40. The record at 13:00 (the counter at the end of hour 12) is stored too; 14:00 (a
+    /// polled hour not after a gap) is not; the hour before the logger's oldest record stays
+    /// missing and is counted.
+    #[test]
+    fn the_record_at_the_start_of_the_hour_after_a_gap_is_stored_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("k.db")).unwrap();
+        let identity = MeterIdentity {
+            protocol: kamstrup_meter::Protocol::Kmp,
+            port: "sim".into(),
+            serial: Some(5_310_017),
+            meter_type: None,
+        };
+        let meter = store
+            .upsert_meter(
+                5_310_017,
+                "heat",
+                identity.protocol,
+                None,
+                "sim",
+                t("2026-05-01T00:00:00Z"),
+            )
+            .unwrap();
+        let rows: Vec<LoggedRow> = (11..=14)
+            .map(|h| LoggedRow {
+                stamp: t("2026-05-01T00:00:00Z") + chrono::Duration::hours(h),
+                values: vec![energy(100 + h)],
+            })
+            .collect();
+        let base = t("2026-05-01T00:00:00Z").timestamp() / 3600;
+        let missing: BTreeSet<i64> = (base + 10..=base + 12).collect();
+        let mut report = BackfillReport::default();
+        store_batches(
+            &mut store,
+            meter,
+            &identity,
+            &[(ReadingSource::HourLog, rows)],
+            Some(0),
+            &missing,
+            &Plausibility::default(),
+            &mut report,
+        )
+        .unwrap();
+        let stored: Vec<String> = store
+            .readings_after(kamstrup_store::ReadingId(0), 100)
+            .unwrap()
+            .iter()
+            .map(|r| r.reading.taken_at.format("%H:%M").to_string())
+            .collect();
+        assert_eq!(stored, ["11:00", "12:00", "13:00"]);
+        assert_eq!((report.stored, report.still_missing), (3, 1), "{report:?}");
+        assert_eq!(report.skipped_covered, 1, "{report:?}");
     }
 }

@@ -660,7 +660,7 @@ async fn backfill_once(
         already_stored = report.already_stored,
         implausible = report.implausible,
         records_read = report.records_read,
-        still_missing = report.missing_hours.saturating_sub(report.stored),
+        still_missing = report.still_missing,
         sessions = 1,
         requests = report.requests,
         pages = report.pages,

@@ -179,6 +179,15 @@ fn check_window(db: &Path, now: DateTime<Utc>) -> usize {
     matched
 }
 
+/// The hours the logged records end (as UTC unix hours): a record is the counter at the hour
+/// boundary nearest to it, the end of the hour before that boundary.
+fn closed_hours(logged: &[StoredReading]) -> BTreeSet<i64> {
+    logged
+        .iter()
+        .map(|r| (r.reading.taken_at.timestamp_millis() + HOUR_MS / 2).div_euclid(HOUR_MS) - 1)
+        .collect()
+}
+
 /// The file sink's lines of logged records: (id, taken_at).
 fn delivered_logged(path: &Path) -> Vec<(i64, DateTime<Utc>)> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -260,9 +269,19 @@ fn the_daemon_fills_every_hour_of_its_window_from_the_hour_logger_once() {
     daemon.terminate();
     let now = Utc::now();
     // Every gap hour filled once (one fewer when an hour began between our count and the
-    // daemon's: its window moved on by one hour).
+    // daemon's: its window moved on by one hour). The simulated 403's clock runs ahead, so the
+    // record ending the gap's last hour lies in that hour: no record in a polled hour.
     let filled = check_window(&db, now);
     assert!(filled == gaps || filled + 1 == gaps, "{filled} of {gaps}");
+    let gap_hours: BTreeSet<i64> = (first..last)
+        .filter(|h| !polled_hours.contains(h))
+        .collect();
+    let closed = closed_hours(&hour_logs(&db));
+    // (The oldest gap hour may have left the daemon's window meanwhile.)
+    assert!(
+        gap_hours.iter().skip(1).all(|h| closed.contains(h)),
+        "every gap hour ends with a logged record: {gap_hours:?} {closed:?}"
+    );
     // The file sink got every back-filled hour once, with its logged time.
     let stored_logs: BTreeSet<(i64, DateTime<Utc>)> = hour_logs(&db)
         .iter()
@@ -539,17 +558,28 @@ fn a_66c_gap_longer_than_backfill_min_gap_is_filled_from_its_hour_logger_once() 
         .iter()
         .filter(|r| r.reading.source.is_logged())
         .collect();
+    // The gap's hours and the record at the start of the first polled hour after it: the
+    // simulated 66C's clock is a second or so behind, so that record (in a polled hour) is what
+    // ends the gap's last hour. One fewer when the window moved on by an hour meanwhile.
+    let first_polled = polls[0].taken_at.timestamp_millis().div_euclid(HOUR_MS);
+    let closed = closed_hours(&logged.iter().map(|r| (*r).clone()).collect::<Vec<_>>());
     assert!(
-        logged.len() == gaps || logged.len() + 1 == gaps,
-        "{} of {gaps}",
+        closed.contains(&(first_polled - 1)),
+        "the gap's last hour is ended: {closed:?}"
+    );
+    assert!(
+        logged.len() == gaps + 1 || logged.len() == gaps,
+        "{} of {gaps} + 1",
         logged.len()
     );
     for r in &logged {
         assert_eq!(r.reading.source.as_str(), "hour_log");
-        assert_eq!(
-            per_hour[&r.reading.taken_at.timestamp_millis().div_euclid(HOUR_MS)].len(),
-            1,
-            "an hour holds a logged record and another reading"
+        // Alone in its hour, or the first reading of the hour after the gap.
+        let hour = &per_hour[&r.reading.taken_at.timestamp_millis().div_euclid(HOUR_MS)];
+        assert!(
+            hour.iter().all(|o| o.id == r.id
+                || (!o.reading.source.is_logged() && o.reading.taken_at > r.reading.taken_at)),
+            "an hour holds a logged record after another reading or two logged records"
         );
         // Stamped at the end of its hour (the meter clock's offset, a second or so, corrected).
         let stamp = DateTime::from_timestamp(
@@ -816,12 +846,15 @@ fn a_kmp_meter_that_answers_again_after_failed_polls_is_back_filled() {
         .iter()
         .map(|r| r.reading.taken_at.timestamp_millis().div_euclid(HOUR_MS))
         .collect();
+    // The simulated 403's clock runs ahead: each hour's record lies in the hour it ends, so
+    // the gap's own hours hold every record needed.
     assert_eq!(
         logged.iter().copied().collect::<BTreeSet<_>>(),
         gap,
         "exactly the missing hours, from the logger"
     );
     assert_eq!(logged.len(), gap.len(), "each once");
+    assert_eq!(closed_hours(&hour_logs(&db)), gap, "each gap hour ended");
     // Every hour of the window holds a reading; each logged one equals `kamstrup log`.
     assert_eq!(check_window(&db, Utc::now()), gap.len());
 }

@@ -2,7 +2,9 @@
 //! meter (in process, no real I/O) read on its schedule, stored first and delivered in order to
 //! an every-reading sink and as the newest to a state sink; a meter that does not answer retried
 //! with growing back-off, each failure recorded with the doctor's verdict; a back-fill window
-//! longer than the hour logger filled from the day logger beyond it.
+//! longer than the hour logger filled from the day logger beyond it; the hours a suspended host
+//! slept through filled from the hour logger when it wakes (that meter, whose clock must sleep
+//! with the host's, is the simulator's answers served on a loopback socket as of the test clock).
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::sync::{Arc, Mutex};
@@ -261,11 +263,18 @@ async fn read_sim_log(
     )
     .await
     .unwrap();
-    let mut meter = kamstrup_meter::KmpMeter::new(
-        link,
-        "sim:multical-403",
-        kamstrup_meter::KmpOptions::default(),
-    );
+    read_log(link, logger, since).await
+}
+
+/// One logger of the MULTICAL 403 at the other end of `link`, read as `kamstrup log` does:
+/// every record since `since`, and the bytes that took.
+async fn read_log(
+    link: Box<dyn kamstrup_optical::Link>,
+    logger: kamstrup_meter::LoggerType,
+    since: DateTime<Utc>,
+) -> (kamstrup_meter::LogRead, u64) {
+    let mut meter =
+        kamstrup_meter::KmpMeter::new(link, "multical-403", kamstrup_meter::KmpOptions::default());
     let before = meter.stats().link;
     let read = meter
         .read_log(
@@ -412,4 +421,292 @@ async fn a_window_beyond_the_hour_logger_is_filled_from_the_day_logger() {
         logged(&stored),
         "a second session stored logged records"
     );
+}
+
+/// A simulated MULTICAL 403 whose time is `clock`'s, served on `link`: the simulator's own
+/// answers (`respond`, a pure function of the time it is given). The in-process `sim:` meter
+/// answers as of the system clock; this one's clock runs on through the test host's suspend, as
+/// a real meter's does. One exception: the KMP driver measures the meter's clock against the
+/// system clock (`Utc::now()`), not the daemon's, so the clock register alone is answered as of
+/// the system clock — the offset the driver sees is then the meter's own drift, as it would be
+/// were the system clock the test's.
+async fn serve_at_clock<L>(link: &mut L, clock: Clock)
+where
+    L: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use kamstrup_kmp::decoder::{Decoder, Event};
+    use kamstrup_kmp::{Direction, RegisterId, Request};
+    use kamstrup_meter::sim::kmp_model::{respond, KmpModel, MeterAction};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut decoder = Decoder::new(Direction::ToMeter);
+    let mut buf = [0u8; 512];
+    loop {
+        let n = match link.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        for &byte in &buf[..n] {
+            let Some(Ok(Event::Frame(frame))) = decoder.feed(byte) else {
+                continue;
+            };
+            let clock_read = matches!(
+                Request::from_frame(&frame),
+                Ok(Request::GetRegister(ids)) if ids == [RegisterId(kamstrup_meter::kmp_logger::DATE_TIME_REGISTER)]
+            );
+            let at = if clock_read { Utc::now() } else { clock.now() };
+            if let MeterAction::Reply(reply) = respond(KmpModel::Multical403, &frame, at) {
+                if link.write_all(&reply).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// [`serve_at_clock`] on a TCP port of this host (the daemon opens meters by port name only).
+async fn meter_on_tcp(clock: Clock) -> PortSpec {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move { serve_at_clock(&mut stream, clock).await });
+        }
+    });
+    format!("tcp://127.0.0.1:{port}").parse().unwrap()
+}
+
+/// What the daemon did around a suspend of the host.
+struct AroundSleep {
+    stored: Vec<kamstrup_store::StoredReading>,
+    delivered: Vec<(i64, DateTime<Utc>)>,
+    clock: Clock,
+    /// Polls that failed (a failure is also a reason to look for gaps).
+    failures: u64,
+}
+
+/// A meter with back-fill on, polled every 15 min: the start-up back-fill, polls at 0 and 15 min
+/// of tokio time; at 20 min, while the poller sleeps, the host sleeps for `suspend` (its wall
+/// clock and the meter's jump on, tokio's monotonic clock does not); the poll at 30 min; stop
+/// at 40 min.
+async fn run_around_a_suspend(suspend: Option<Duration>) -> AroundSleep {
+    let dir = tempfile::tempdir().unwrap();
+    // Near the system clock (the meter's clock register is answered as of it, see
+    // `serve_at_clock`), five minutes into the hour: polls at :05 and :20, the suspend at :25.
+    let now = Utc::now().timestamp();
+    let start = DateTime::from_timestamp(now.div_euclid(3600) * 3600 + 300, 0).unwrap();
+    let (clock, host) = Clock::following_tokio_with_suspend(start);
+    let mut m = meter(meter_on_tcp(clock).await);
+    // The meter is behind a real (loopback) socket: while its reply is on the way, paused tokio
+    // time may jump to the next timer (`pass` steps 1 s); a long first-byte timeout is never hit.
+    m.timeout = Duration::from_secs(30);
+    m.backfill = Backfill {
+        window: Duration::from_secs(2 * 86_400),
+        zone_standard_offset_min: Some(kamstrup_meter::sim::kmp_loggers::ZONE_STANDARD_OFFSET_MIN),
+        ..Backfill::default()
+    };
+    let cfg = config(&dir, m);
+    let (every, every_got) = recording("every", Delivery::Every);
+    let status = StatusHandle::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let t0 = tokio::time::Instant::now();
+    let daemon = tokio::spawn(kamstrup_daemon::run_with_clock(
+        cfg.clone(),
+        vec![every],
+        status.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+        clock,
+    ));
+    let backfilled = || {
+        status
+            .snapshot()
+            .meters
+            .get("heat")
+            .and_then(|m| m.logger.as_ref())
+            .and_then(|l| l.last_backfill)
+    };
+    let mut waited = 0;
+    while backfilled().is_none() {
+        waited += 1;
+        assert!(
+            waited < 600,
+            "no start-up back-fill within 10 min of tokio time"
+        );
+        pass(Duration::from_secs(1)).await;
+    }
+    let minutes = |m: u64| {
+        (t0 + Duration::from_secs(m * 60)).saturating_duration_since(tokio::time::Instant::now())
+    };
+    pass(minutes(20)).await;
+    if let Some(slept) = suspend {
+        host.suspend(slept);
+    }
+    pass(minutes(40)).await;
+    stop.send(()).unwrap();
+    daemon.await.unwrap().unwrap();
+    let store = Store::open(&cfg.store_path).unwrap();
+    let stored = store
+        .readings_after(kamstrup_store::ReadingId(0), 100_000)
+        .unwrap();
+    let delivered = every_got.lock().unwrap().clone();
+    AroundSleep {
+        stored,
+        delivered,
+        clock,
+        failures: status.snapshot().meters["heat"].failures,
+    }
+}
+
+/// The UTC hour (Unix hours) a time falls in.
+fn hour_of(t: DateTime<Utc>) -> i64 {
+    t.timestamp().div_euclid(3600)
+}
+
+/// Issue #12: gaps are also looked for "when a meter wakes up after a sleep". The host slept
+/// for hours between two polls; the poll after it finds the wall clock far ahead of the
+/// monotonic one and back-fills exactly the hours slept from the meter's hour logger.
+#[tokio::test(start_paused = true)]
+async fn the_hours_a_suspended_host_slept_are_filled_from_the_hour_logger() {
+    use kamstrup_reading::ReadingSource;
+    const SLEPT: Duration = Duration::from_secs(5 * 3600);
+    let run = run_around_a_suspend(Some(SLEPT)).await;
+    // Every poll answered: the back-fill after the suspend was not one after failed polls.
+    assert_eq!(run.failures, 0);
+    let polls: Vec<_> = run
+        .stored
+        .iter()
+        .filter(|r| r.reading.source == ReadingSource::Poll)
+        .collect();
+    let first_poll = polls[0].reading.taken_at;
+    // The polls on either side of the suspend: over an hour of wall time apart.
+    let (before, woke) = polls
+        .windows(2)
+        .map(|w| (w[0].reading.taken_at, w[1].reading.taken_at))
+        .find(|(a, b)| *b - *a > chrono::Duration::hours(1))
+        .expect("a poll after the suspend");
+    let slept: Vec<i64> = (hour_of(before) + 1..hour_of(woke)).collect();
+    assert!(slept.len() >= 4, "hours slept without a poll: {slept:?}");
+
+    // Every slept hour holds exactly one reading: a record of the hour logger.
+    for &h in &slept {
+        let in_hour: Vec<_> = run
+            .stored
+            .iter()
+            .filter(|r| hour_of(r.reading.taken_at) == h)
+            .map(|r| (r.reading.source, r.reading.taken_at))
+            .collect();
+        assert_eq!(
+            in_hour.len(),
+            1,
+            "hour {h} (slept through) holds {in_hour:?}"
+        );
+        assert_eq!(in_hour[0].0, ReadingSource::HourLog, "hour {h}");
+    }
+    // At most one logged record in any hour.
+    let mut logged_per_hour = std::collections::BTreeMap::<i64, usize>::new();
+    for r in run.stored.iter().filter(|r| r.reading.source.is_logged()) {
+        *logged_per_hour
+            .entry(hour_of(r.reading.taken_at))
+            .or_default() += 1;
+    }
+    assert!(
+        logged_per_hour.values().all(|&n| n == 1),
+        "an hour back-filled twice: {logged_per_hour:?}"
+    );
+    // After the start-up back-fill, records of the slept hours only (and perhaps the record at
+    // the start of the hour the host woke in, which that hour's poll also covers).
+    let late: Vec<_> = run
+        .stored
+        .iter()
+        .filter(|r| r.reading.source.is_logged() && r.reading.taken_at > first_poll)
+        .collect();
+    for r in &late {
+        let h = hour_of(r.reading.taken_at);
+        assert_eq!(r.reading.source, ReadingSource::HourLog);
+        assert!(
+            slept.contains(&h) || h == hour_of(woke),
+            "a logged record at {} outside the slept hours {slept:?}",
+            r.reading.taken_at
+        );
+    }
+
+    // What the meter's hour logger holds for those hours, read from it directly (the same
+    // simulated meter, at the same virtual time), each stamp corrected by the meter's clock.
+    let (host, mut meter_end) = kamstrup_optical::memory_pair(kamstrup_meter::LineSettings::KMP);
+    let clock = run.clock;
+    tokio::spawn(async move { serve_at_clock(&mut meter_end, clock).await });
+    let since = DateTime::from_timestamp((hour_of(before) - 1) * 3600, 0).unwrap();
+    let (log, _) = read_log(Box::new(host), kamstrup_meter::LoggerType::Hourly, since).await;
+    let offset = chrono::Duration::seconds(log.clock_offset_s.unwrap());
+    for &h in &slept {
+        let want: Vec<_> = log
+            .rows
+            .iter()
+            .filter(|r| hour_of(r.utc.unwrap() - offset) == h)
+            .collect();
+        assert_eq!(want.len(), 1, "the hour logger's records for hour {h}");
+        let want = want[0];
+        let got = late
+            .iter()
+            .find(|r| hour_of(r.reading.taken_at) == h)
+            .unwrap();
+        // The driver's clock offset is read in whole seconds, once per session.
+        let apart = (got.reading.taken_at - (want.utc.unwrap() - offset)).num_seconds();
+        assert!(
+            apart.abs() <= 1,
+            "hour {h}: stored {}, logged {:?}",
+            got.reading.taken_at,
+            want.utc
+        );
+        assert_eq!(
+            values(&got.reading.registers),
+            values(&want.values),
+            "hour {h}"
+        );
+    }
+    println!(
+        "polls before and after the suspend at {before} and {woke}; {} slept hours; {} logged records stored after start-up at {:?}; meter clock offset {} s",
+        slept.len(),
+        late.len(),
+        late.iter().map(|r| r.reading.taken_at.format("%H:%M:%S").to_string()).collect::<Vec<_>>(),
+        offset.num_seconds()
+    );
+    // Plausible, and delivered to the every-reading sink.
+    for r in &late {
+        assert_eq!(r.implausible, None, "{}", r.reading.taken_at);
+        assert!(
+            run.delivered.contains(&(r.id.0, r.reading.taken_at)),
+            "record {} at {} not delivered",
+            r.id.0,
+            r.reading.taken_at
+        );
+    }
+}
+
+/// The control: the same run without the suspend back-fills nothing after start-up (the polls
+/// cover every hour since).
+#[tokio::test(start_paused = true)]
+async fn without_a_suspend_nothing_is_back_filled_after_start_up() {
+    let run = run_around_a_suspend(None).await;
+    assert_eq!(run.failures, 0);
+    let polls: Vec<_> = run
+        .stored
+        .iter()
+        .filter(|r| r.reading.source.is_poll())
+        .map(|r| r.reading.taken_at)
+        .collect();
+    assert_eq!(polls.len(), 3, "polls at 0, 15 and 30 min: {polls:?}");
+    let logged: Vec<_> = run
+        .stored
+        .iter()
+        .filter(|r| r.reading.source.is_logged())
+        .collect();
+    assert!(!logged.is_empty(), "the start-up back-fill stored nothing");
+    let late: Vec<_> = logged
+        .iter()
+        .filter(|r| r.reading.taken_at > polls[0])
+        .map(|r| r.reading.taken_at)
+        .collect();
+    assert!(late.is_empty(), "back-filled after start-up: {late:?}");
 }

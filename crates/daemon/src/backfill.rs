@@ -8,7 +8,7 @@
 //! their growths become counters in `kamstrup_meter::mc66c_logger`.
 //!
 //! Which hours: every UTC hour in the window (`backfill`, bounded by the logger's depth) that holds
-//! no reading of any source, and the record ending the last hour of each gap ([`wanted`]). A
+//! no reading of any source, and the record ending the last hour of each gap (`wanted`). A
 //! logged record's moment is the meter's stamp (its zone, standard
 //! time) minus the meter clock's offset measured in the same session; its identity in the store
 //! is the uncorrected stamp, so reading it again in a later session is a reported no-op.

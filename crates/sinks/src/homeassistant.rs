@@ -559,6 +559,8 @@ pub struct HomeAssistantSink {
     link: MqttLink,
     shared: Arc<Mutex<Published>>,
     meters: Vec<MeterContext>,
+    /// Meters this bridge read before ([`BuildContext::known_serials`]).
+    known_serials: BTreeSet<u64>,
     guard: CounterGuard,
     /// meter name → serial, for every meter that delivered.
     serials: HashMap<String, u64>,
@@ -591,13 +593,14 @@ impl HomeAssistantSink {
     ) -> Result<Self, SinkError> {
         let settings = MqttSettings::resolve(mqtt, ctx)?;
         let stats = cfg.statistics_target(None, ctx)?;
-        Self::start(cfg, &settings, &ctx.meters, stats)
+        Self::start(cfg, &settings, &ctx.meters, &ctx.known_serials, stats)
     }
 
     pub(crate) fn start(
         cfg: &HomeAssistantConfig,
         settings: &MqttSettings,
         meters: &[MeterContext],
+        known_serials: &[u64],
         stats: Option<StatisticsTarget>,
     ) -> Result<Self, SinkError> {
         validate::first(cfg.validate())?;
@@ -632,6 +635,7 @@ impl HomeAssistantSink {
             link,
             shared,
             meters: meters.to_vec(),
+            known_serials: known_serials.iter().copied().collect(),
             guard: CounterGuard::default(),
             serials: HashMap::new(),
             delivered: HashMap::new(),
@@ -965,10 +969,17 @@ impl HomeAssistantSink {
             return Vec::new();
         }
         let wanted = self.wanted(serials, delivered);
+        // Configs of a meter that is no longer configured go only once every configured meter
+        // has shown its serial, and only of meters this bridge read before: on a shared broker
+        // another bridge's meters look just like ours.
         let all_meters_known =
             !self.meters.is_empty() && self.meters.iter().all(|m| serials.contains_key(&m.name));
-        let prefixes: Vec<String> = serials
-            .values()
+        let mut ours: BTreeSet<u64> = serials.values().copied().collect();
+        if all_meters_known {
+            ours.extend(self.known_serials.iter().copied());
+        }
+        let prefixes: Vec<String> = ours
+            .iter()
             .flat_map(|s| {
                 let [a, b] = self.entity_prefixes(*s);
                 [a, b, self.device_topic(*s)]
@@ -977,7 +988,7 @@ impl HomeAssistantSink {
         on_broker
             .iter()
             .filter(|t| !wanted.contains(*t))
-            .filter(|t| all_meters_known || prefixes.iter().any(|p| t.starts_with(p.as_str())))
+            .filter(|t| prefixes.iter().any(|p| t.starts_with(p.as_str())))
             .cloned()
             .collect()
     }

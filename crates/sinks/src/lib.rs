@@ -233,6 +233,10 @@ pub struct BuildContext<'a> {
     pub read_file: &'a (dyn Fn(&Path) -> std::io::Result<String> + Sync),
     /// The configured meters.
     pub meters: Vec<MeterContext>,
+    /// The serials of the meters this bridge has read before (its store's meters), configured
+    /// or not. HA discovery removes retained entities of meters no longer configured only among
+    /// these: another bridge on the same broker (a second head on a second meter) keeps its own.
+    pub known_serials: Vec<u64>,
     /// Built only to check reachability (`kamstrup check`, `setup`): MQTT sinks connect under
     /// their own client id (`…-check`), so a running daemon keeps its broker session, and
     /// publish nothing that changes state (no last will, no "offline" at the end).
@@ -249,6 +253,7 @@ impl<'a> BuildContext<'a> {
             env,
             read_file,
             meters: Vec::new(),
+            known_serials: Vec::new(),
             probe: false,
         }
     }
@@ -262,6 +267,12 @@ impl<'a> BuildContext<'a> {
     /// Adds the configured meters.
     pub fn with_meters(mut self, meters: Vec<MeterContext>) -> Self {
         self.meters = meters;
+        self
+    }
+
+    /// With the serials of the meters this bridge has read before ([`BuildContext::known_serials`]).
+    pub fn with_known_serials(mut self, serials: Vec<u64>) -> Self {
+        self.known_serials = serials;
         self
     }
 }
@@ -376,6 +387,7 @@ pub fn build(
             c,
             &settings,
             &ctx.meters,
+            &ctx.known_serials,
             stats,
         )?));
     }

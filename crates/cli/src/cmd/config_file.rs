@@ -86,6 +86,26 @@ pub(crate) fn build_sinks(
             },
         })
         .collect();
+    if purpose == SinkPurpose::Deliver {
+        ctx.known_serials = known_serials(&config.daemon.store_path);
+    }
     kamstrup_sinks::build(&config.sinks, &ctx)
         .map_err(|e| format!("{}: sinks: {e}", config_path.display()))
+}
+
+/// The serials of the meters this bridge's store has read (none for a new store): HA discovery
+/// clears the entities of a meter no longer configured only if it is one of these. The daemon
+/// opens (and migrates) the same store right after; a store that cannot be read here is
+/// reported there, so this only logs why at DEBUG.
+fn known_serials(store_path: &Path) -> Vec<u64> {
+    if !store_path.exists() {
+        return Vec::new();
+    }
+    match kamstrup_store::Store::open(store_path).and_then(|s| s.meters()) {
+        Ok(meters) => meters.iter().map(|m| m.serial).collect(),
+        Err(e) => {
+            tracing::debug!(store = %store_path.display(), error = %e, "meters of the store not known to the sinks");
+            Vec::new()
+        }
+    }
 }

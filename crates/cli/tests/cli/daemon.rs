@@ -517,3 +517,140 @@ fn run_serves_the_dashboard_api_and_metrics_when_web_is_configured() {
     assert!(page.contains("<html") || page.contains("<!doctype") || page.contains("<!DOCTYPE"));
     assert!(daemon.terminate().success());
 }
+
+// ---- Home Assistant discovery beside another bridge -------------------------------------------
+
+/// Publishes `(topic, payload)` pairs retained, and waits until the broker has taken them.
+fn publish_retained(port: u16, messages: &[(&str, &str)]) {
+    let mut options = rumqttc::MqttOptions::new("seeder", "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut connection) = rumqttc::Client::new(options, 100);
+    for (topic, payload) in messages {
+        client
+            .publish(*topic, rumqttc::QoS::AtLeastOnce, true, payload.as_bytes())
+            .unwrap();
+    }
+    let mut acked = 0;
+    for event in connection.iter() {
+        if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) = event {
+            acked += 1;
+            if acked == messages.len() {
+                break;
+            }
+        }
+    }
+    let _ = client.disconnect();
+}
+
+/// The topics retained under `filter` now (what a new subscriber is sent within a second).
+fn retained_topics(port: u16, filter: &str) -> BTreeSet<String> {
+    static READS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = READS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut options = rumqttc::MqttOptions::new(format!("reader-{n}"), "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(5));
+    // Discovery configs are larger than rumqttc's 10 kB default.
+    options.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut connection) = rumqttc::Client::new(options, 100);
+    client.subscribe(filter, rumqttc::QoS::AtLeastOnce).unwrap();
+    let mut topics = BTreeSet::new();
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        if let Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)))) =
+            connection.recv_timeout(Duration::from_millis(100))
+        {
+            if p.retain && !p.payload.is_empty() {
+                topics.insert(p.topic.clone());
+            }
+        }
+    }
+    let _ = client.disconnect();
+    topics
+}
+
+/// Two bridges on one broker (a head on each of two meters, one Home Assistant): the entities of
+/// a meter dropped from this bridge's config (one its store has read) are cleared; those of the
+/// other bridge's meter, which this bridge never read, are left.
+#[test]
+fn ha_discovery_clears_a_dropped_meter_but_not_another_bridges() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    let db = dir.path().join("k.db");
+    {
+        let mut store = Store::open(&db).unwrap();
+        store
+            .upsert_meter(
+                11_111_111,
+                "old",
+                kamstrup_meter::Protocol::Kmp,
+                None,
+                "/dev/ttyUSB1",
+                chrono::Utc::now() - chrono::Duration::days(30),
+            )
+            .unwrap();
+    }
+    // Both as a bridge publishes them (per-entity discovery, under the same base topic).
+    let config_of = |serial: u64| {
+        format!(
+            r#"{{"name":"Volume","unique_id":"kamstrup_{serial}_volume","state_topic":"kamstrup/{serial}/state","origin":{{"name":"kamstrup-bridge"}}}}"#
+        )
+    };
+    let (dropped, other) = (config_of(11_111_111), config_of(22_222_222));
+    publish_retained(
+        broker.port,
+        &[
+            (
+                "homeassistant/sensor/kamstrup_11111111_volume/config",
+                &dropped,
+            ),
+            (
+                "homeassistant/sensor/kamstrup_22222222_volume/config",
+                &other,
+            ),
+        ],
+    );
+    let config = dir.path().join("kamstrup.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\npath = \"k.db\"\n[[meter]]\nname = \"heat\"\nport = \"sim:multical-403\"\ninterval = \"1s\"\nbackfill = \"0s\"\n\
+             [mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n[homeassistant]\n",
+            broker.port
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("daemon.log");
+    let daemon = Proc(
+        Command::new(BIN)
+            .args(["-v", "run", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let cleared = Instant::now() + Duration::from_secs(30);
+    loop {
+        let topics = retained_topics(broker.port, "homeassistant/#");
+        if !topics.contains("homeassistant/sensor/kamstrup_11111111_volume/config")
+            && topics.contains("homeassistant/device/kamstrup_71234567/config")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < cleared,
+            "the dropped meter's entity was not cleared in 30 s: {topics:?}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(daemon.terminate().success());
+    let topics = retained_topics(broker.port, "homeassistant/#");
+    assert!(
+        topics.contains("homeassistant/sensor/kamstrup_22222222_volume/config"),
+        "another bridge's entity was removed: {topics:?}"
+    );
+    assert!(
+        !topics.contains("homeassistant/sensor/kamstrup_11111111_volume/config"),
+        "{topics:?}"
+    );
+}

@@ -51,6 +51,24 @@ fn sink(
     HomeAssistantSink::new(&cfg, &mqtt, &ctx().with_meters(meters)).unwrap()
 }
 
+/// A sink whose bridge has read the meters `known` before (its store's meters).
+fn sink_knowing(
+    broker: &Broker,
+    client_id: &str,
+    meters: Vec<MeterContext>,
+    known: &[u64],
+) -> HomeAssistantSink {
+    let cfg: HomeAssistantConfig =
+        serde_json::from_value(serde_json::json!({"republish_delay": "0s", "discovery": "entity"}))
+            .unwrap();
+    let mqtt: MqttConfig = serde_json::from_value(
+        serde_json::json!({"url": broker.url(), "timeout": "5s", "client_id": client_id}),
+    )
+    .unwrap();
+    let ctx = ctx().with_meters(meters).with_known_serials(known.to_vec());
+    HomeAssistantSink::new(&cfg, &mqtt, &ctx).unwrap()
+}
+
 fn summary(seen: &std::collections::BTreeMap<String, Seen>) -> String {
     seen.values()
         .map(|s| {
@@ -250,12 +268,31 @@ async fn stale_entities_are_removed_but_nothing_else() {
         .await
         .unwrap();
     first.shutdown().await;
-    // Second run: meter "old" is gone, and "heat" no longer reads t1.
-    let mut second = sink(
+    // Another bridge on the same broker (its own head on its own meter, 333): its entities are
+    // not ours to remove.
+    let mut other = sink_knowing(
         &broker,
-        serde_json::json!({}),
+        "kamstrup-other",
+        vec![meter("flat", &["volume"])],
+        &[333],
+    );
+    other
+        .deliver(&[delivered(
+            1,
+            "flat",
+            333,
+            &reading(1_779_400_000, vec![reg("volume", "9.00", "m³")]),
+        )])
+        .await
+        .unwrap();
+    other.shutdown().await;
+    // Second run: meter "old" is gone, and "heat" no longer reads t1. This bridge's store knows
+    // both meters it read.
+    let mut second = sink_knowing(
+        &broker,
+        "kamstrup",
         vec![meter("heat", &["heat_energy", "volume"])],
-        5,
+        &[111, 222],
     );
     let b = reading(
         1_779_400_900,
@@ -283,6 +320,8 @@ async fn stale_entities_are_removed_but_nothing_else() {
             "homeassistant/sensor/kamstrup_111_heat_energy/config",
             "homeassistant/sensor/kamstrup_111_last_read/config",
             "homeassistant/sensor/kamstrup_111_volume/config",
+            "homeassistant/sensor/kamstrup_333_last_read/config",
+            "homeassistant/sensor/kamstrup_333_volume/config",
             "homeassistant/sensor/zigbee_lamp/config",
         ]
     );

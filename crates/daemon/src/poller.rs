@@ -527,7 +527,8 @@ struct Session {
 }
 
 /// Fills the hours without a reading from the meter's loggers, in this IR session: a KMP
-/// meter's hour logger from the oldest missing hour on; a MULTICAL 66C's `/#7` (and `/#6` for
+/// meter's hour logger from the oldest missing hour it holds on, its day logger for older
+/// midnights still wanted ([`read_kmp`]); a MULTICAL 66C's `/#7` (and `/#6` for
 /// hours beyond it) when a gap is at least `backfill_min_gap` long. Never fails the poll: a
 /// failed back-fill is logged and tried again after the next good poll.
 async fn backfill_once(

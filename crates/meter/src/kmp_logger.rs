@@ -1,5 +1,6 @@
 //! Reads a KMP meter's own loggers (CID 0xB8) in one IR session: configuration, then pages of
-//! records from the newest toward the past until enough are read or the log ends.
+//! records from the newest (or, for a bounded range, from near its end) toward the past until
+//! enough are read or the log ends.
 //! A page the meter cut short (its reply buffer) or the link truncated continues from the last
 //! good record id, so a retry never re-reads or skips a record.
 

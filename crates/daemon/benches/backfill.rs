@@ -3,21 +3,27 @@
 //! into a real SQLite file: IR sessions, requests, bytes, wall time against the wire-time bound,
 //! and the store's insert time — the same functions the poller runs (`daemon::backfill`).
 //!
-//! Run: `cargo bench -p kamstrup-daemon --bench backfill` (about 5 minutes: the wire time of
-//! 30 days at 1200 Bd). `KAMSTRUP_BACKFILL_DAYS=2` for a shorter run. Prints its figures; the
-//! target is one IR session and wall ≤ 1.10 × bound.
+//! Then the day logger for a 70-day window, beyond the hour logger's 58 days: read from the
+//! window's start (as before it was bounded) against the daemon's bounded read of the days
+//! before the hour logger's oldest record (`read_days`, after `oldest_stamp`).
+//!
+//! Run: `cargo bench -p kamstrup-daemon --bench backfill` (about 6 minutes: the wire time of
+//! 30 days at 1200 Bd, and about a minute of day logger). `KAMSTRUP_BACKFILL_DAYS=2` for a
+//! shorter run. Prints its figures; the target is one IR session and wall ≤ 1.10 × bound.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use kamstrup_daemon::backfill::{
-    missing_hours, read_hours, records_to_store, tally, BackfillReport,
+    missing_hours, oldest_stamp, read_days, read_hours, records_to_store, tally, BackfillReport,
 };
 use kamstrup_daemon::Plausibility;
 use kamstrup_meter::sim::kmp_loggers::ZONE_STANDARD_OFFSET_MIN;
 use kamstrup_meter::sim::{self, KmpModel, SimModel, SimOptions};
-use kamstrup_meter::{KmpMeter, KmpOptions, MeterIdentity, Protocol};
+use kamstrup_meter::{
+    KmpMeter, KmpOptions, LogQuery, LoggerType, MeterIdentity, Protocol, Selection,
+};
 use kamstrup_optical::{open_pty, open_serial, LineSettings};
 use kamstrup_store::Store;
 
@@ -138,6 +144,51 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "vs polling every 15 min for those {days} days: {} IR sessions",
         days * 96
+    );
+
+    // The day logger for a 70-day window: the days before the hour logger's oldest record.
+    let cost = |meter: &KmpMeter, before: kamstrup_meter::DriverStats| {
+        let after = meter.stats();
+        (
+            after.requests - before.requests,
+            after.link.bytes_sent + after.link.bytes_received
+                - before.link.bytes_sent
+                - before.link.bytes_received,
+        )
+    };
+    let window_from = Utc::now() - chrono::Duration::days(70);
+    let before = meter.stats();
+    let started = Instant::now();
+    let query = LogQuery {
+        logger: LoggerType::Daily,
+        registers: Vec::new(),
+        selection: Selection::Since(window_from - chrono::Duration::hours(1)),
+        zone_standard_offset_min: ZONE_STANDARD_OFFSET_MIN,
+    };
+    let all = meter.read_log(&query, |_, _| {}).await?;
+    let (requests, bytes) = cost(&meter, before);
+    println!(
+        "day logger, 70-day window, read from the window's start: {} records, requests {requests}, bytes {bytes}, wall {:.1} s",
+        all.rows.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let before = meter.stats();
+    let started = Instant::now();
+    let (floor, ..) =
+        oldest_stamp(&mut meter, LoggerType::Hourly, ZONE_STANDARD_OFFSET_MIN).await?;
+    let floor = floor.ok_or("empty hour logger")?;
+    let (probe_requests, probe_bytes) = cost(&meter, before);
+    let probe_wall = started.elapsed();
+    let before = meter.stats();
+    let started = Instant::now();
+    let (days, ..) = read_days(&mut meter, window_from, floor, ZONE_STANDARD_OFFSET_MIN).await?;
+    let (requests, bytes) = cost(&meter, before);
+    println!(
+        "day logger, bounded by the hour logger's oldest record ({}): {} records, requests {requests}, bytes {bytes}, wall {:.1} s; the hour logger's oldest record (what a restart asks): requests {probe_requests}, bytes {probe_bytes}, wall {:.2} s",
+        floor.format("%Y-%m-%d %H:%M UTC"),
+        days.rows.len(),
+        started.elapsed().as_secs_f64(),
+        probe_wall.as_secs_f64()
     );
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! Back-fill: the hours with no stored reading, read from the meter's own loggers in one IR
 //! session and stored with their own (clock-corrected) time, so a bridge that was off loses nothing.
 //!
-//! A KMP meter's hour logger is read from the oldest missing hour on, and its day logger too
-//! when that hour is older than the hour logger's oldest record (days at their midnights). A
+//! A KMP meter's hour logger is read from the oldest missing hour it still holds on, and its
+//! day logger only for the meter's midnights older than that whose hours hold no reading yet
+//! ([`day_log_midnights`], read bounded by [`Selection::Between`]): a restart over a store a
+//! long window filled reads neither again. A
 //! MULTICAL 66C's loggers are whole data sets (`/#7` ~11 min of IR at 1200 Bd, whatever the
 //! gap), read only when a run of missing hours is at least `backfill_min_gap` ([`plan_66c`]);
 //! their growths become counters in `kamstrup_meter::mc66c_logger`.
@@ -235,20 +237,66 @@ pub async fn read_hours(
     .await
 }
 
-/// Reads the day logger from the oldest missing hour on, in this IR session: for the days
-/// older than the hour logger's oldest record (its rows are then [`day_rows_before`] it).
+/// Reads the day logger's records stamped from `since` (an hour earlier: a meter clock running
+/// ahead) to `until` (both the meter's stamps, UTC by its zone), in this IR session: the days
+/// older than the hour logger's oldest record (its rows are then [`day_rows_before`] it). The
+/// read starts near `until` ([`Selection::Between`]): the newer days, which the hour logger
+/// holds, are not sent at all.
 pub async fn read_days(
     driver: &mut KmpMeter,
-    oldest_missing: DateTime<Utc>,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
     zone_standard_offset_min: i32,
 ) -> Result<(LogRead, Duration, u64), LogError> {
-    read_since(
+    read_selection(
         driver,
         LoggerType::Daily,
-        oldest_missing,
+        Selection::Between {
+            since: since - chrono::Duration::hours(1),
+            until,
+        },
         zone_standard_offset_min,
     )
     .await
+}
+
+/// How far a clock offset may move a day record's hour ([`day_log_midnights`]): beyond it, a
+/// day record lands outside the two hours around its midnight (a clock that far off is
+/// reported at every back-fill, [`CLOCK_WARN`]).
+const MIDNIGHT_BAND_MS: i64 = HOUR_MS / 2;
+
+/// The meter's midnights (00:00 of its standard time, as UTC by `zone_standard_offset_min`)
+/// before `before_hour` whose day-logger record is still wanted: every hour around it that the
+/// record can land in (its stamp corrected by a clock offset within ±30 min) holds no reading.
+/// Only such missing hours can the day logger fill (one record a day, at the meter's midnight);
+/// the other hours of an old day stay missing for good, and a midnight with a reading beside
+/// it was filled already (its record is stored in one of those hours) — so a restart over a
+/// store the day logger filled finds nothing here and does not read it again.
+pub fn day_log_midnights(
+    missing: &BTreeSet<i64>,
+    before_hour: i64,
+    zone_standard_offset_min: i32,
+) -> Vec<DateTime<Utc>> {
+    let Some(&first) = missing.first() else {
+        return Vec::new();
+    };
+    let zone_ms = i64::from(zone_standard_offset_min) * 60_000;
+    const DAY_MS: i64 = 24 * HOUR_MS;
+    // From the meter's midnight at or before the start of the oldest missing hour.
+    let mut midnight = (first * HOUR_MS + zone_ms).div_euclid(DAY_MS) * DAY_MS - zone_ms;
+    let mut out = Vec::new();
+    loop {
+        let band = (midnight - MIDNIGHT_BAND_MS).div_euclid(HOUR_MS)
+            ..=(midnight + MIDNIGHT_BAND_MS).div_euclid(HOUR_MS);
+        if *band.end() >= before_hour {
+            break;
+        }
+        if band.clone().all(|h| missing.contains(&h)) {
+            out.extend(DateTime::from_timestamp_millis(midnight));
+        }
+        midnight += DAY_MS;
+    }
+    out
 }
 
 /// The day logger's rows whose corrected time lies before `hour_floor` (the hour logger's
@@ -273,14 +321,29 @@ async fn read_since(
     oldest_missing: DateTime<Utc>,
     zone_standard_offset_min: i32,
 ) -> Result<(LogRead, Duration, u64), LogError> {
-    let started = Instant::now();
-    let before = driver.stats().link;
     // One hour earlier than the gap: a meter clock running ahead stamps the record that falls
     // into the first missing hour (corrected) with the hour after it.
+    read_selection(
+        driver,
+        logger,
+        Selection::Since(oldest_missing - chrono::Duration::hours(1)),
+        zone_standard_offset_min,
+    )
+    .await
+}
+
+async fn read_selection(
+    driver: &mut KmpMeter,
+    logger: LoggerType,
+    selection: Selection,
+    zone_standard_offset_min: i32,
+) -> Result<(LogRead, Duration, u64), LogError> {
+    let started = Instant::now();
+    let before = driver.stats().link;
     let query = LogQuery {
         logger,
         registers: Vec::new(),
-        selection: Selection::Since(oldest_missing - chrono::Duration::hours(1)),
+        selection,
         zone_standard_offset_min,
     };
     let read = driver.read_log(&query, |_, _| {}).await?;
@@ -288,6 +351,30 @@ async fn read_since(
     let bytes = (after.bytes_sent + after.bytes_received)
         .saturating_sub(before.bytes_sent + before.bytes_received);
     Ok((read, started.elapsed(), bytes))
+}
+
+/// The stamp (the meter's, UTC by its zone, uncorrected) of the oldest record `logger` holds,
+/// in one short request ([`KmpMeter::oldest_log_record`]), with its cost: requests, bytes,
+/// wall. `Ok(None)`: the logger is empty.
+pub async fn oldest_stamp(
+    driver: &mut KmpMeter,
+    logger: LoggerType,
+    zone_standard_offset_min: i32,
+) -> Result<(Option<DateTime<Utc>>, u64, u64, Duration), LogError> {
+    let started = Instant::now();
+    let before = driver.stats();
+    let oldest = driver
+        .oldest_log_record(logger, zone_standard_offset_min)
+        .await?;
+    let after = driver.stats();
+    let bytes = (after.link.bytes_sent + after.link.bytes_received)
+        .saturating_sub(before.link.bytes_sent + before.link.bytes_received);
+    Ok((
+        oldest.and_then(|(row, _)| row.utc),
+        after.requests - before.requests,
+        bytes,
+        started.elapsed(),
+    ))
 }
 
 /// What a MULTICAL 66C back-fill reads, decided from the missing hours before any IR.
@@ -425,6 +512,55 @@ mod tests {
         let covered: BTreeSet<i64> = [base + 10, base + 12].into();
         assert_eq!(missing_hours(from, to, &covered), vec![base + 9, base + 11]);
         assert!(missing_hours(to, from, &covered).is_empty());
+    }
+
+    #[test]
+    fn the_day_logger_is_wanted_for_midnights_whose_hours_all_lack_a_reading() {
+        // CET (UTC+1 standard): the meter's midnights are at 23:00 UTC.
+        let h = |s: &str| t(s).timestamp() / 3600;
+        let from = h("2026-05-01T00:00:00Z");
+        let floor = h("2026-05-05T12:00:00Z");
+        let all: BTreeSet<i64> = (from..floor).collect();
+        let midnights: Vec<String> = day_log_midnights(&all, floor, 60)
+            .iter()
+            .map(|m| m.format("%d %H:%M").to_string())
+            .collect();
+        assert_eq!(midnights, ["01 23:00", "02 23:00", "03 23:00", "04 23:00"]);
+        // The record of 2 May's midnight was stored at 22:51 (a meter clock 9 min ahead), the
+        // one of 3 May's at 23:02: those days are filled; the other hours stay missing for good.
+        let mut after = all.clone();
+        after.remove(&h("2026-05-02T22:00:00Z"));
+        after.remove(&h("2026-05-03T23:00:00Z"));
+        let left: Vec<String> = day_log_midnights(&after, floor, 60)
+            .iter()
+            .map(|m| m.format("%d %H:%M").to_string())
+            .collect();
+        assert_eq!(left, ["01 23:00", "04 23:00"]);
+        // A midnight whose hours reach the hour logger's oldest record is left to it.
+        assert_eq!(
+            day_log_midnights(&all, h("2026-05-04T23:00:00Z"), 60).len(),
+            3
+        );
+        // UTC and a half-hour zone (+05:30: midnight at 18:30 UTC, hours 18 and 19).
+        assert_eq!(
+            day_log_midnights(&all, floor, 0)[0],
+            t("2026-05-02T00:00:00Z")
+        );
+        let india = day_log_midnights(&all, floor, 330);
+        assert_eq!(india[0], t("2026-05-01T18:30:00Z"));
+        let mut half = all.clone();
+        half.remove(&h("2026-05-01T19:00:00Z"));
+        assert_eq!(
+            day_log_midnights(&half, floor, 330)[0],
+            t("2026-05-02T18:30:00Z")
+        );
+        // A midnight at the very start of the missing hours is counted.
+        let from_midnight: BTreeSet<i64> = (h("2026-05-01T22:00:00Z")..floor).collect();
+        assert_eq!(
+            day_log_midnights(&from_midnight, floor, 60)[0],
+            t("2026-05-01T23:00:00Z")
+        );
+        assert!(day_log_midnights(&BTreeSet::new(), floor, 60).is_empty());
     }
 
     #[test]

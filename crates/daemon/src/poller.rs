@@ -6,8 +6,8 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike, Local, TimeZone, Utc};
 use kamstrup_decimal::Decimal;
 use kamstrup_meter::{
-    open_port, KmpMeter, KmpOptions, LogError, Mc66cLogReadError, Mc66cMeter, Mc66cOptions,
-    MeterError, MeterIdentity, OpenError, Reading, RegisterValue, Verdict,
+    open_port, KmpMeter, KmpOptions, LogError, LoggerType, Mc66cLogReadError, Mc66cMeter,
+    Mc66cOptions, MeterError, MeterIdentity, OpenError, Reading, RegisterValue, Verdict,
 };
 use kamstrup_meter::{LineSettings, Timeouts};
 use kamstrup_reading::ReadingSource;
@@ -527,7 +527,8 @@ struct Session {
 }
 
 /// Fills the hours without a reading from the meter's loggers, in this IR session: a KMP
-/// meter's hour logger from the oldest missing hour on; a MULTICAL 66C's `/#7` (and `/#6` for
+/// meter's hour logger from the oldest missing hour it holds on, its day logger for older
+/// midnights still wanted ([`read_kmp`]); a MULTICAL 66C's `/#7` (and `/#6` for
 /// hours beyond it) when a gap is at least `backfill_min_gap` long. Never fails the poll: a
 /// failed back-fill is logged and tried again after the next good poll.
 async fn backfill_once(
@@ -571,10 +572,7 @@ async fn backfill_once(
     let oldest_at = DateTime::from_timestamp(oldest * 3600, 0).unwrap_or(from);
     let zone = meter_zone(meter);
     let read = match &mut c.driver {
-        Driver::Kmp(driver) => {
-            info!(meter = %meter.name, hours = missing.len(), since = %oldest_at.format("%Y-%m-%d %H:%M UTC"), "hours without a reading; reading them from the meter's hour logger");
-            read_kmp(meter, ctx, driver, oldest_at, zone, gaps).await
-        }
+        Driver::Kmp(driver) => read_kmp(meter, ctx, driver, &missing, zone, gaps).await,
         Driver::Mc66c(driver) => {
             read_66c(meter, ctx, driver, &missing, oldest_at, now, zone, gaps).await
         }
@@ -680,7 +678,10 @@ async fn backfill_once(
         l.last_backfill = Some(now);
         l.last_records = report.stored as u64;
         l.records_total += report.stored as u64;
-        l.clock_offset_s = report.clock_offset_s;
+        // A session that read no records (nothing the loggers could fill) measured no clock.
+        if report.clock_offset_s.is_some() {
+            l.clock_offset_s = report.clock_offset_s;
+        }
     });
     if let Some(id) = report.newest_id {
         // Sinks read what lies beyond their cursors; the id only has to be new to wake them.
@@ -688,86 +689,191 @@ async fn backfill_once(
     }
 }
 
-/// A KMP meter's hour logger from the oldest missing hour on. `Ok(None)`: nothing to store
-/// (no logger, or an empty one; said once); `Err(reopen)`: failed, logged.
-async fn read_kmp(
+/// A logger error of a KMP back-fill: `Ok(None)` when there is nothing to store (no logger, or
+/// an empty one; said once), `Err(reopen)` when it failed (logged).
+fn kmp_log_error(
     meter: &MeterSettings,
     ctx: &PollerContext,
-    driver: &mut KmpMeter,
-    oldest_at: DateTime<Utc>,
-    zone: i32,
     gaps: &mut GapState,
+    e: LogError,
 ) -> Result<Option<Session>, bool> {
-    let (read, wall, bytes) = match crate::backfill::read_hours(driver, oldest_at, zone).await {
-        Ok(r) => r,
-        Err(LogError::NoLoggers { .. }) => {
+    match e {
+        LogError::NoLoggers { .. } => {
             info!(meter = %meter.name, "the meter keeps no logger readable over KMP (a MULTICAL 402/602 only answers register reads): no back-fill, polling as usual");
             gaps.loggers = Loggers::None;
             gaps.due = false;
             set_logger_state(ctx, &meter.name, "none");
-            return Ok(None);
+            Ok(None)
         }
-        Err(LogError::Empty { .. }) => {
+        LogError::Empty { .. } => {
             info!(meter = %meter.name, "the meter's hour logger holds no record yet");
             gaps.due = false;
-            return Ok(None);
+            Ok(None)
         }
-        Err(e) => {
+        e => {
             warn!(meter = %meter.name, error = %e, "back-fill from the hour logger failed; trying again after the next good poll");
-            return Err(matches!(&e, LogError::Meter(MeterError::Link(l)) if l.needs_reopen()));
+            Err(matches!(&e, LogError::Meter(MeterError::Link(l)) if l.needs_reopen()))
         }
-    };
-    gaps.loggers = Loggers::Hourly;
-    let offset = chrono::Duration::seconds(read.clock_offset_s.unwrap_or(0));
-    let floor = read
-        .reached_oldest
-        .then(|| read.rows.first().and_then(|r| r.utc).map(|t| t - offset))
-        .flatten();
-    let rows = read
-        .rows
-        .iter()
-        .filter_map(|r| {
-            Some(crate::backfill::LoggedRow {
-                stamp: r.utc?,
-                values: r.values.clone(),
-            })
-        })
-        .collect();
+    }
+}
+
+/// A KMP meter's loggers for the `missing` hours (sorted): the hour logger from the oldest
+/// missing hour it still holds, and the day logger for the meter's midnights older than that
+/// whose hours hold no reading yet. `Ok(None)`: nothing to store (no logger, or an empty one;
+/// said once); `Err(reopen)`: failed, logged.
+async fn read_kmp(
+    meter: &MeterSettings,
+    ctx: &PollerContext,
+    driver: &mut KmpMeter,
+    missing: &[i64],
+    zone: i32,
+    gaps: &mut GapState,
+) -> Result<Option<Session>, bool> {
+    let hour_of = |t: DateTime<Utc>| t.timestamp().div_euclid(3600);
+    let hour_start = |h: i64| DateTime::from_timestamp(h * 3600, 0).unwrap_or_default();
     let mut session = Session {
-        batches: vec![(ReadingSource::HourLog, rows)],
-        clock_offset_s: read.clock_offset_s,
-        requests: read.requests,
-        bytes,
-        pages: read.pages,
-        wall,
-        floor,
-        what: "the hour logger".into(),
+        batches: Vec::new(),
+        clock_offset_s: None,
+        requests: 0,
+        bytes: 0,
+        pages: 0,
+        wall: Duration::ZERO,
+        floor: None,
+        what: "the hour logger's oldest record (nothing the loggers can fill)".into(),
         state: "hour-logger",
     };
-    // Missing hours older than the hour logger's oldest record: its day logger, in the same
-    // session, for the days before that record (stored at the meter's midnights).
-    // (By hours: the oldest record, a few seconds past its hour, fills that hour itself.)
-    let hour_of = |t: DateTime<Utc>| t.timestamp().div_euclid(3600);
-    if let Some(hour_floor) = floor.filter(|f| hour_of(oldest_at) < hour_of(*f)) {
-        info!(meter = %meter.name, since = %oldest_at.format("%Y-%m-%d %H:%M UTC"), hour_logger_from = %hour_floor.format("%Y-%m-%d %H:%M UTC"), "hours older than the hour logger holds; reading the meter's day logger for those days");
-        match crate::backfill::read_days(driver, oldest_at, zone).await {
-            Ok((days, wall, bytes)) => {
-                let rows = crate::backfill::day_rows_before(&days, hour_floor);
-                info!(meter = %meter.name, records = rows.len(), records_read = days.rows.len(), requests = days.requests, pages = days.pages, bytes, wall_ms = wall.as_millis() as u64, "day logger read");
-                session.batches.push((ReadingSource::DayLog, rows));
-                session.requests += days.requests;
+    // How far back the hour logger reaches, unless this poller learnt it (`gaps.floor`; the
+    // missing hours then start there): one short request for its oldest record. Missing hours
+    // older than that record can never come from it, and after a restart over a store a long
+    // window filled there are always some (the hours between the day logger's midnights):
+    // reading "from the oldest missing hour" would read the whole hour logger at every start.
+    let mut reach: Option<DateTime<Utc>> = None;
+    if gaps.floor.is_none() {
+        match crate::backfill::oldest_stamp(driver, LoggerType::Hourly, zone).await {
+            Ok((Some(stamp), requests, bytes, wall)) => {
+                reach = Some(stamp);
+                session.requests += requests;
                 session.bytes += bytes;
-                session.pages += days.pages;
                 session.wall += wall;
-                session.what = "the hour and day loggers".into();
-                // The floor stays the hour logger's oldest record: the hours between the old
-                // midnights are as filled as they can be and are not asked for again.
             }
-            Err(e) => {
-                // The hours are stored; the old days are asked for again after the next poll.
-                warn!(meter = %meter.name, error = %e, "back-fill from the day logger failed; the hour logger's records are stored");
-                session.floor = None;
+            Ok((None, ..)) => {
+                return kmp_log_error(
+                    meter,
+                    ctx,
+                    gaps,
+                    LogError::Empty {
+                        port: meter.port.to_string(),
+                        logger: "hour",
+                    },
+                )
             }
+            Err(e) => return kmp_log_error(meter, ctx, gaps, e),
+        }
+    }
+    gaps.loggers = Loggers::Hourly;
+    // By the stamp's hour (the meter's clock, uncorrected): the oldest record is written seconds
+    // after its hour began, so with a clock up to ~30 min behind it lies in that hour, and a
+    // clock ahead moves it into the hour before, which that record then fills (read below when
+    // any later hour is, as `read_hours` starts an hour early).
+    let reach_hour = reach.map(hour_of);
+    // The hour logger's oldest record in the meter's stamps, when known, and corrected.
+    let mut hour_floor: Option<(DateTime<Utc>, DateTime<Utc>)> = reach.map(|r| (r, r));
+    if let Some(&first) = missing.iter().find(|&&h| reach_hour.is_none_or(|r| h >= r)) {
+        let oldest_at = hour_start(first);
+        info!(meter = %meter.name, hours = missing.len(), since = %oldest_at.format("%Y-%m-%d %H:%M UTC"), "hours without a reading; reading them from the meter's hour logger");
+        let (read, wall, bytes) = match crate::backfill::read_hours(driver, oldest_at, zone).await {
+            Ok(r) => r,
+            Err(e) => return kmp_log_error(meter, ctx, gaps, e),
+        };
+        let offset = chrono::Duration::seconds(read.clock_offset_s.unwrap_or(0));
+        if read.reached_oldest {
+            if let Some(stamp) = read.rows.first().and_then(|r| r.utc) {
+                hour_floor = Some((stamp, stamp - offset));
+            }
+        }
+        let rows = read
+            .rows
+            .iter()
+            .filter_map(|r| {
+                Some(crate::backfill::LoggedRow {
+                    stamp: r.utc?,
+                    values: r.values.clone(),
+                })
+            })
+            .collect();
+        session.batches.push((ReadingSource::HourLog, rows));
+        session.clock_offset_s = read.clock_offset_s;
+        session.requests += read.requests;
+        session.bytes += bytes;
+        session.pages += read.pages;
+        session.wall += wall;
+        session.what = "the hour logger".into();
+    } else {
+        info!(meter = %meter.name, hours = missing.len(), "hours without a reading, none within the hour logger's reach");
+    }
+    // The hours older than the hour logger's reach are as filled as they can be after this
+    // session (the day logger's midnights below): not asked for again by this poller.
+    session.floor = hour_floor.map(|(_, corrected)| corrected);
+    // Missing hours older than the hour logger's oldest record: its day logger, in the same
+    // session, for the meter's midnights there whose hours hold no reading yet (stored there).
+    let Some((floor_stamp, floor_at)) = hour_floor else {
+        return Ok(Some(session));
+    };
+    let missing_set: std::collections::BTreeSet<i64> = missing.iter().copied().collect();
+    let midnights = crate::backfill::day_log_midnights(&missing_set, hour_of(floor_at), zone);
+    let (Some(&first), Some(&last)) = (midnights.first(), midnights.last()) else {
+        return Ok(Some(session));
+    };
+    info!(meter = %meter.name, days = midnights.len(), since = %first.format("%Y-%m-%d %H:%M UTC"), hour_logger_from = %floor_at.format("%Y-%m-%d %H:%M UTC"), "hours older than the hour logger holds; reading the meter's day logger for those days");
+    // The day logger's own reach (one short request): midnights older than its oldest record
+    // (beyond its depth, before the meter was commissioned) stay missing at every start.
+    let day_reach = match crate::backfill::oldest_stamp(driver, LoggerType::Daily, zone).await {
+        Ok((stamp, requests, bytes, wall)) => {
+            session.requests += requests;
+            session.bytes += bytes;
+            session.wall += wall;
+            stamp
+        }
+        Err(e) => {
+            // The hours are stored; the old days are asked for again after the next poll.
+            warn!(meter = %meter.name, error = %e, "back-fill from the day logger failed; the hour logger's records are stored");
+            session.floor = None;
+            return Ok(Some(session));
+        }
+    };
+    // An hour's slack: a day record is stamped seconds after its midnight.
+    let first = match day_reach {
+        Some(oldest) if last + chrono::Duration::hours(1) >= oldest => {
+            first.max(oldest - chrono::Duration::hours(1))
+        }
+        _ => {
+            info!(meter = %meter.name, "the day logger holds none of those days");
+            return Ok(Some(session));
+        }
+    };
+    // Up to the last wanted midnight (its record is stamped seconds after it), and never
+    // past the hour logger's oldest record: the hour record is the one kept where both are.
+    let until = (last + chrono::Duration::hours(1)).min(floor_stamp);
+    match crate::backfill::read_days(driver, first, until, zone).await {
+        Ok((days, wall, bytes)) => {
+            let rows = crate::backfill::day_rows_before(&days, floor_at);
+            info!(meter = %meter.name, records = rows.len(), records_read = days.rows.len(), requests = days.requests, pages = days.pages, bytes, wall_ms = wall.as_millis() as u64, "day logger read");
+            session.batches.push((ReadingSource::DayLog, rows));
+            session.clock_offset_s = session.clock_offset_s.or(days.clock_offset_s);
+            session.requests += days.requests;
+            session.bytes += bytes;
+            session.pages += days.pages;
+            session.wall += wall;
+            session.what = if session.batches.len() > 1 {
+                "the hour and day loggers".into()
+            } else {
+                "the day logger".into()
+            };
+        }
+        Err(e) => {
+            // The hours are stored; the old days are asked for again after the next poll.
+            warn!(meter = %meter.name, error = %e, "back-fill from the day logger failed; the hour logger's records are stored");
+            session.floor = None;
         }
     }
     Ok(Some(session))

@@ -248,24 +248,6 @@ async fn a_configured_model_is_stored_beside_the_reported_type() {
     );
 }
 
-/// One logger of `sim:multical-403`, read as `kamstrup log` does: every record since `since`.
-async fn read_sim_log(
-    logger: kamstrup_meter::LoggerType,
-    since: DateTime<Utc>,
-) -> (kamstrup_meter::LogRead, u64) {
-    let port = PortSpec::Sim {
-        model: "multical-403".into(),
-    };
-    let link = kamstrup_meter::open_port(
-        &port,
-        kamstrup_meter::LineSettings::KMP,
-        Duration::from_secs(2),
-    )
-    .await
-    .unwrap();
-    read_log(link, logger, since).await
-}
-
 /// One logger of the MULTICAL 403 at the other end of `link`, read as `kamstrup log` does:
 /// every record since `since`, and the bytes that took.
 async fn read_log(
@@ -307,6 +289,14 @@ fn values(registers: &[kamstrup_meter::RegisterValue]) -> Vec<(String, String)> 
 /// Runs the daemon (real time for the meter's clock, paused tokio time for its schedule) until
 /// the meter's first back-fill is done; returns every stored reading.
 async fn run_until_backfilled(cfg: &DaemonConfig) -> Vec<kamstrup_store::StoredReading> {
+    run_until_backfilled_at(cfg, Clock::system()).await
+}
+
+/// [`run_until_backfilled`] with the daemon's clock `clock`.
+async fn run_until_backfilled_at(
+    cfg: &DaemonConfig,
+    clock: Clock,
+) -> Vec<kamstrup_store::StoredReading> {
     let status = StatusHandle::default();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let daemon = tokio::spawn(kamstrup_daemon::run_with_clock(
@@ -316,7 +306,7 @@ async fn run_until_backfilled(cfg: &DaemonConfig) -> Vec<kamstrup_store::StoredR
         async move {
             let _ = stopped.await;
         },
-        Clock::system(),
+        clock,
     ));
     let mut waited = 0;
     while status
@@ -339,32 +329,42 @@ async fn run_until_backfilled(cfg: &DaemonConfig) -> Vec<kamstrup_store::StoredR
         .unwrap()
 }
 
+/// A 70-day window on an empty store (the 403's hour logger holds 58 days): the days before the
+/// hour logger's oldest record come from the day logger, which is asked for those days only;
+/// a restart over that store asks the meter for neither logger's records again (the hours of
+/// those old days the day logger cannot fill stay missing for good).
 #[tokio::test(start_paused = true)]
 async fn a_window_beyond_the_hour_logger_is_filled_from_the_day_logger() {
     use kamstrup_meter::LoggerType;
     use kamstrup_reading::ReadingSource;
     const HOUR: i64 = 3600;
     let dir = tempfile::tempdir().unwrap();
-    let mut m = meter(PortSpec::Sim {
-        model: "multical-403".into(),
-    });
+    // The simulated meter served on a socket, to count what it is asked (as of the system
+    // clock, as the in-process `sim:` meter).
+    let (port, asked) = meter_on_tcp(Clock::system()).await;
+    let mut m = meter(port);
+    // A reply on a real socket may take a step of paused time (see `run_around_a_suspend`).
+    m.timeout = Duration::from_secs(30);
     m.backfill = Backfill {
         window: Duration::from_secs(70 * 86_400),
+        zone_standard_offset_min: Some(kamstrup_meter::sim::kmp_loggers::ZONE_STANDARD_OFFSET_MIN),
         ..Backfill::default()
     };
     let cfg = config(&dir, m);
     let window_from = Utc::now() - chrono::Duration::days(70);
     let stored = run_until_backfilled(&cfg).await;
+    let first: Vec<Asked> = std::mem::take(&mut *asked.lock().unwrap());
 
-    // What the meter's loggers hold (the simulator is a pure function of UTC time).
-    let (hours, _) = read_sim_log(LoggerType::Hourly, window_from).await;
+    // What the meter's loggers hold (the simulator is a pure function of UTC time), read as
+    // the daemon did before it bounded its reads: each logger from the window's start.
+    let (hours, hours_asked) = read_served(Clock::system(), LoggerType::Hourly, window_from).await;
     assert!(
         hours.reached_oldest,
         "the hour logger reaches back 70 days?"
     );
     let offset = chrono::Duration::seconds(hours.clock_offset_s.unwrap());
     let hour_floor = hours.rows[0].utc.unwrap() - offset;
-    let (days, day_bytes) = read_sim_log(LoggerType::Daily, window_from).await;
+    let (days, days_asked) = read_served(Clock::system(), LoggerType::Daily, window_from).await;
     let expected_days: Vec<_> = days
         .rows
         .iter()
@@ -403,16 +403,36 @@ async fn a_window_beyond_the_hour_logger_is_filled_from_the_day_logger() {
             .or_default() += 1;
     }
     assert!(per_hour.values().all(|&n| n == 1), "an hour stored twice");
+
+    // The day logger was asked for the days before the hour logger's oldest record only (and
+    // its oldest record, the two newer ones the offset's margin brings, one older to end on):
+    // fewer requests and bytes than the read from the window's start.
+    let (day_requests, day_records, day_bytes) = asked_of(&first, LoggerType::Daily);
+    let (from_start_requests, from_start_records, from_start_bytes) =
+        asked_of(&days_asked, LoggerType::Daily);
+    assert!(
+        day_records <= expected_days.len() + 5,
+        "{day_records} day records sent for {} days",
+        expected_days.len()
+    );
+    assert!(
+        day_requests < from_start_requests && day_bytes < from_start_bytes,
+        "day logger: {day_requests} requests {day_bytes} B; from the window's start {from_start_requests} requests {from_start_bytes} B"
+    );
+    let (hour_requests, hour_records, hour_bytes) = asked_of(&first, LoggerType::Hourly);
+    let (all_hour_requests, all_hour_records, all_hour_bytes) =
+        asked_of(&hours_asked, LoggerType::Hourly);
+    assert!(hour_records >= all_hour_records, "the whole hour logger");
     println!(
-        "day part: {} day records stored; the day logger read since the window's start: {} records, {} requests, {} pages, {day_bytes} bytes",
-        day_logs.len(),
-        days.rows.len(),
-        days.requests,
-        days.pages
+        "first start, logger requests (the clock reads not counted): hour logger {hour_requests} requests {hour_records} records {hour_bytes} B; day logger {day_requests} requests {day_records} records {day_bytes} B for {} days stored. Read from the window's start (before): hour logger {all_hour_requests} requests {all_hour_records} records {all_hour_bytes} B; day logger {from_start_requests} requests {from_start_records} records {from_start_bytes} B",
+        day_logs.len()
     );
 
-    // A second session (a restart) stores no logged record.
+    // A second session (a restart) stores no logged record, and asks the meter for neither
+    // logger again: the hour logger's oldest record (how far it reaches), nothing else — no
+    // hour is missing within its reach, and every day it could fill is filled.
     let again = run_until_backfilled(&cfg).await;
+    let second: Vec<Asked> = std::mem::take(&mut *asked.lock().unwrap());
     let logged = |rs: &[kamstrup_store::StoredReading]| {
         rs.iter().filter(|r| r.reading.source.is_logged()).count()
     };
@@ -420,6 +440,50 @@ async fn a_window_beyond_the_hour_logger_is_filled_from_the_day_logger() {
         logged(&again),
         logged(&stored),
         "a second session stored logged records"
+    );
+    let (requests, records, bytes) = asked_of(&second, LoggerType::Hourly);
+    assert_eq!(
+        (requests, records),
+        (1, 1),
+        "hour logger at the restart: {second:?}"
+    );
+    assert_eq!(
+        asked_of(&second, LoggerType::Daily).0,
+        0,
+        "the day logger read again: {second:?}"
+    );
+    println!(
+        "restart: hour logger {requests} request {records} record {bytes} B, day logger none (before: the whole hour logger and the day logger from the window's start again: {} requests, {} B)",
+        all_hour_requests + from_start_requests,
+        all_hour_bytes + from_start_bytes
+    );
+
+    // A start after 5 hours off: the hours missed since, from the hour logger, and nothing else.
+    let later = Clock::following_tokio(Utc::now() + chrono::Duration::hours(5));
+    let (port, asked) = meter_on_tcp(later).await;
+    let mut cfg = cfg;
+    cfg.meters[0].port = port;
+    let newest_before = stored.iter().map(|r| r.reading.taken_at).max().unwrap();
+    let after_off = run_until_backfilled_at(&cfg, later).await;
+    let third: Vec<Asked> = std::mem::take(&mut *asked.lock().unwrap());
+    let new_hours: Vec<_> = after_off
+        .iter()
+        .filter(|r| {
+            r.reading.source == ReadingSource::HourLog && r.reading.taken_at > newest_before
+        })
+        .map(|r| r.reading.taken_at)
+        .collect();
+    assert!(new_hours.len() >= 4, "the hours while off: {new_hours:?}");
+    let (requests, records, bytes) = asked_of(&third, LoggerType::Hourly);
+    assert!(
+        records <= new_hours.len() + 5,
+        "{records} hour records sent for {} hours missed",
+        new_hours.len()
+    );
+    assert_eq!(asked_of(&third, LoggerType::Daily).0, 0, "{third:?}");
+    println!(
+        "start after 5 h off: {} hours stored from the hour logger: {requests} requests {records} records {bytes} B, day logger none",
+        new_hours.len()
     );
 }
 
@@ -430,49 +494,114 @@ async fn a_window_beyond_the_hour_logger_is_filled_from_the_day_logger() {
 /// system clock (`Utc::now()`), not the daemon's, so the clock register alone is answered as of
 /// the system clock — the offset the driver sees is then the meter's own drift, as it would be
 /// were the system clock the test's.
-async fn serve_at_clock<L>(link: &mut L, clock: Clock)
+async fn serve_at_clock<L>(link: &mut L, clock: Clock, asked: AskLog)
 where
     L: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     use kamstrup_kmp::decoder::{Decoder, Event};
-    use kamstrup_kmp::{Direction, RegisterId, Request};
+    use kamstrup_kmp::{Direction, LoggerReply, RegisterId, Request};
     use kamstrup_meter::sim::kmp_model::{respond, KmpModel, MeterAction};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut decoder = Decoder::new(Direction::ToMeter);
     let mut buf = [0u8; 512];
+    // Bytes of the request being received.
+    let mut fed = 0usize;
     loop {
         let n = match link.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
         for &byte in &buf[..n] {
+            fed += 1;
             let Some(Ok(Event::Frame(frame))) = decoder.feed(byte) else {
                 continue;
             };
+            let request_bytes = std::mem::take(&mut fed);
             let clock_read = matches!(
                 Request::from_frame(&frame),
                 Ok(Request::GetRegister(ids)) if ids == [RegisterId(kamstrup_meter::kmp_logger::DATE_TIME_REGISTER)]
             );
             let at = if clock_read { Utc::now() } else { clock.now() };
-            if let MeterAction::Reply(reply) = respond(KmpModel::Multical403, &frame, at) {
-                if link.write_all(&reply).await.is_err() {
-                    return;
-                }
+            let action = respond(KmpModel::Multical403, &frame, at);
+            let reply = match &action {
+                MeterAction::Reply(reply) => reply.clone(),
+                MeterAction::Silent(_) => Vec::new(),
+            };
+            if let Ok(Request::Logger(request)) = Request::from_frame(&frame) {
+                let records = kamstrup_kmp::Frame::parse(&reply)
+                    .ok()
+                    .and_then(|f| kamstrup_kmp::Response::from_frame(&f).ok())
+                    .map_or(0, |r| match r {
+                        kamstrup_kmp::Response::Logger(LoggerReply::Records(r)) => {
+                            r.valid_records().len()
+                        }
+                        _ => 0,
+                    });
+                asked.lock().unwrap().push(Asked {
+                    logger: request.logger(),
+                    records,
+                    bytes: request_bytes + reply.len(),
+                });
+            }
+            if !reply.is_empty() && link.write_all(&reply).await.is_err() {
+                return;
             }
         }
     }
 }
 
-/// [`serve_at_clock`] on a TCP port of this host (the daemon opens meters by port name only).
-async fn meter_on_tcp(clock: Clock) -> PortSpec {
+/// One logger request a served meter answered: which logger, the records it sent, the bytes
+/// of the request and the reply.
+#[derive(Clone, Debug)]
+struct Asked {
+    logger: kamstrup_meter::LoggerType,
+    records: usize,
+    bytes: usize,
+}
+
+/// The logger requests a served meter answered, in order.
+type AskLog = Arc<Mutex<Vec<Asked>>>;
+
+/// Requests, records and bytes of the logger requests in `asked` for `logger`.
+fn asked_of(asked: &[Asked], logger: kamstrup_meter::LoggerType) -> (usize, usize, usize) {
+    asked
+        .iter()
+        .filter(|a| a.logger == logger)
+        .fold((0, 0, 0), |(n, r, b), a| {
+            (n + 1, r + a.records, b + a.bytes)
+        })
+}
+
+/// [`serve_at_clock`] on a TCP port of this host (the daemon opens meters by port name only),
+/// and what it was asked.
+async fn meter_on_tcp(clock: Clock) -> (PortSpec, AskLog) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    let asked = AskLog::default();
+    let log = asked.clone();
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move { serve_at_clock(&mut stream, clock).await });
+            let log = log.clone();
+            tokio::spawn(async move { serve_at_clock(&mut stream, clock, log).await });
         }
     });
-    format!("tcp://127.0.0.1:{port}").parse().unwrap()
+    (format!("tcp://127.0.0.1:{port}").parse().unwrap(), asked)
+}
+
+/// The MULTICAL 403 at `clock`'s time read through [`serve_at_clock`] as `kamstrup log` does
+/// (every record of `logger` since `since`), and what that asked of the meter.
+async fn read_served(
+    clock: Clock,
+    logger: kamstrup_meter::LoggerType,
+    since: DateTime<Utc>,
+) -> (kamstrup_meter::LogRead, Vec<Asked>) {
+    let (host, mut meter_end) = kamstrup_optical::memory_pair(kamstrup_meter::LineSettings::KMP);
+    let asked = AskLog::default();
+    let log = asked.clone();
+    tokio::spawn(async move { serve_at_clock(&mut meter_end, clock, log).await });
+    let (read, _) = read_log(Box::new(host), logger, since).await;
+    let asked = asked.lock().unwrap().clone();
+    (read, asked)
 }
 
 /// What the daemon did around a suspend of the host.
@@ -495,7 +624,7 @@ async fn run_around_a_suspend(suspend: Option<Duration>) -> AroundSleep {
     let now = Utc::now().timestamp();
     let start = DateTime::from_timestamp(now.div_euclid(3600) * 3600 + 300, 0).unwrap();
     let (clock, host) = Clock::following_tokio_with_suspend(start);
-    let mut m = meter(meter_on_tcp(clock).await);
+    let mut m = meter(meter_on_tcp(clock).await.0);
     // The meter is behind a real (loopback) socket: while its reply is on the way, paused tokio
     // time may jump to the next timer (`pass` steps 1 s); a long first-byte timeout is never hit.
     m.timeout = Duration::from_secs(30);
@@ -635,7 +764,7 @@ async fn the_hours_a_suspended_host_slept_are_filled_from_the_hour_logger() {
     // simulated meter, at the same virtual time), each stamp corrected by the meter's clock.
     let (host, mut meter_end) = kamstrup_optical::memory_pair(kamstrup_meter::LineSettings::KMP);
     let clock = run.clock;
-    tokio::spawn(async move { serve_at_clock(&mut meter_end, clock).await });
+    tokio::spawn(async move { serve_at_clock(&mut meter_end, clock, AskLog::default()).await });
     let since = DateTime::from_timestamp((hour_of(before) - 1) * 3600, 0).unwrap();
     let (log, _) = read_log(Box::new(host), kamstrup_meter::LoggerType::Hourly, since).await;
     let offset = chrono::Duration::seconds(log.clock_offset_s.unwrap());

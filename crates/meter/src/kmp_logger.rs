@@ -1,5 +1,6 @@
 //! Reads a KMP meter's own loggers (CID 0xB8) in one IR session: configuration, then pages of
-//! records from the newest toward the past until enough are read or the log ends.
+//! records from the newest (or, for a bounded range, from near its end) toward the past until
+//! enough are read or the log ends.
 //! A page the meter cut short (its reply buffer) or the link truncated continues from the last
 //! good record id, so a retry never re-reads or skips a record.
 
@@ -30,6 +31,51 @@ pub enum Selection {
     Last(u32),
     /// Every record stamped at or after this moment (UTC, by the meter's clock and zone).
     Since(DateTime<Utc>),
+    /// Every record stamped in `[since, until]` (both by the meter's clock and zone). Paging
+    /// starts near `until` (by offset from the newest record, estimated from the logger's period
+    /// and the meter's clock), so the records newer than `until` are not sent at all.
+    Between {
+        /// The oldest stamp wanted.
+        since: DateTime<Utc>,
+        /// The newest stamp wanted (a record stamped exactly then is kept).
+        until: DateTime<Utc>,
+    },
+}
+
+impl Selection {
+    /// The oldest stamp wanted, if bounded.
+    pub fn since(self) -> Option<DateTime<Utc>> {
+        match self {
+            Selection::Last(_) => None,
+            Selection::Since(t) | Selection::Between { since: t, .. } => Some(t),
+        }
+    }
+
+    /// The newest stamp wanted, if bounded.
+    pub fn until(self) -> Option<DateTime<Utc>> {
+        match self {
+            Selection::Between { until, .. } => Some(until),
+            _ => None,
+        }
+    }
+}
+
+/// Records a [`Selection::Between`] read starts newer than the estimate of the newest record at
+/// or before `until`: the estimate is off by one when the meter writes its record (seconds after
+/// the boundary) and by the clock reading's whole seconds; a second one for safety. The records
+/// newer than `until` that this costs are dropped.
+const UNTIL_MARGIN: u32 = 2;
+
+/// The first-page offset (records before the newest) for a read whose newest wanted record is
+/// stamped at or before `until`, when the meter's clock shows `meter_now` (UTC by its zone)
+/// and the logger writes one record every `period_s` seconds (the longest period, for months
+/// and years: the estimate must never be too deep). `None`: start at the newest.
+fn offset_for_until(meter_now: DateTime<Utc>, until: DateTime<Utc>, period_s: i64) -> Option<u16> {
+    // Whole periods between `until` and the meter's now: at least that many records are newer
+    // than `until` (each boundary in between wrote one), less the margin.
+    let newer = (meter_now - until).num_seconds().max(0) / period_s.max(1);
+    let offset = u32::try_from(newer).ok()?.checked_sub(UNTIL_MARGIN)?;
+    (offset > 0).then(|| u16::try_from(offset).unwrap_or(u16::MAX))
 }
 
 /// A logger read request.
@@ -194,6 +240,45 @@ impl KmpMeter {
         Ok(out)
     }
 
+    /// The oldest record a logger holds, its stamp only, in one short request (B8 sub 07 at
+    /// offset 0xFFFF: "past the start" is answered with the oldest record, as the public
+    /// dumper uses it on real meters), and the newest record's id. `Ok(None)`: the logger is
+    /// empty. Tells how far back a logger reaches without reading it (no configuration, no
+    /// clock: the stamp is the meter's, UTC by `zone_standard_offset_min`, uncorrected).
+    pub async fn oldest_log_record(
+        &mut self,
+        logger: LoggerType,
+        zone_standard_offset_min: i32,
+    ) -> Result<Option<(LogRow, u32)>, LogError> {
+        let request = Request::Logger(LoggerRequest::ByOffset {
+            logger,
+            offset: u16::MAX,
+            count: 1,
+            registers: vec![RegisterId(DATE_TIME_REGISTER)],
+        });
+        let saved = self.options();
+        let mut options = saved;
+        options.timeouts = logger_timeouts(self);
+        self.set_options(options);
+        let result = self.transact(&request).await;
+        self.set_options(saved);
+        match result {
+            Ok(Response::Logger(LoggerReply::Records(r))) if r.logger == logger => Ok(r
+                .valid_records()
+                .last()
+                .map(|record| (log_row(record, zone_standard_offset_min), r.newest_id))),
+            Ok(other) => Err(self.unexpected_reply(&other).into()),
+            Err(MeterError::NoReply { .. } | MeterError::EchoOnly { .. }) => {
+                // Silence to B8 alone means "no loggers"; silence to everything, no meter.
+                self.get_serial().await?;
+                Err(LogError::NoLoggers {
+                    port: self.port().to_string(),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Reads records of one logger in this IR session: the configuration, the meter's clock,
     /// then pages from the newest record toward the past. `progress(done, total)` is called
     /// after every page (`total` is an estimate for [`Selection::Since`]).
@@ -269,24 +354,51 @@ impl KmpMeter {
             }
         };
         let ids: Vec<RegisterId> = wanted.iter().map(|&id| RegisterId(id)).collect();
-        let period_s = match query.logger {
-            LoggerType::Hourly => 3600,
-            LoggerType::Daily => 86_400,
-            LoggerType::Monthly => 31 * 86_400,
-            LoggerType::Yearly => 366 * 86_400,
-            _ => 60,
+        // Seconds per record: the longest a period can be (the offset estimate for `until`
+        // must not land too deep) and the shortest (the record count for a span must not fall
+        // short). Minute loggers: configurable interval, so never estimated by offset.
+        let (period_s, shortest_s) = match query.logger {
+            LoggerType::Hourly => (3600, 3600),
+            LoggerType::Daily => (86_400, 86_400),
+            LoggerType::Monthly => (31 * 86_400, 28 * 86_400),
+            LoggerType::Yearly => (366 * 86_400, 365 * 86_400),
+            _ => (60, 60),
         };
+        let depth = u32::from(config.depth).max(1);
+        let span_records = |from: DateTime<Utc>, to: DateTime<Utc>| {
+            let span = (to - from).num_seconds().max(0) / shortest_s + 2;
+            u32::try_from(span).unwrap_or(u32::MAX).min(depth)
+        };
+        // The meter's "now" in its stamps' frame: the host's now moved by the offset measured
+        // above (the span estimate of `Since` uses the host's now too: same clock).
+        let meter_now = clock_offset_s.map(|off| Utc::now() + chrono::Duration::seconds(off));
         let mut target = match query.selection {
-            Selection::Last(n) => n.min(u32::from(config.depth).max(1)),
+            Selection::Last(n) => n.min(depth),
             Selection::Since(t) => {
                 let span = (Utc::now() - t).num_seconds().max(0) / period_s + 2;
-                u32::try_from(span)
-                    .unwrap_or(u32::MAX)
-                    .min(u32::from(config.depth).max(1))
+                u32::try_from(span).unwrap_or(u32::MAX).min(depth)
             }
+            Selection::Between { since, until } => span_records(since, until),
         };
+        // Where the first page starts: the newest record, or for `Between` (when the meter's
+        // clock was read and the period is regular) a few records newer than the estimated
+        // newest record at or before `until`.
+        let regular = matches!(
+            query.logger,
+            LoggerType::Hourly | LoggerType::Daily | LoggerType::Monthly | LoggerType::Yearly
+        );
+        let mut first_offset = match (query.selection, meter_now) {
+            (Selection::Between { until, .. }, Some(now)) if regular => {
+                offset_for_until(now, until, period_s).unwrap_or(0)
+            }
+            _ => 0,
+        };
+        let until = query.selection.until();
         let mut rows_newest_first: Vec<LogRow> = Vec::new();
         let mut next: Option<u32> = None;
+        // The oldest record id looked at (kept or dropped as newer than `until`): the next page
+        // starts below it.
+        let mut oldest_seen: Option<u32> = None;
         let mut newest_id = 0;
         let mut reached_oldest = false;
         let mut pages = 0u32;
@@ -296,18 +408,21 @@ impl KmpMeter {
             if remaining == 0 {
                 break;
             }
-            let count = u16::try_from(remaining).unwrap_or(u16::MAX);
             let request = match next {
                 None => LoggerRequest::ByOffset {
                     logger: query.logger,
-                    offset: 0,
-                    count,
+                    offset: first_offset,
+                    // The records newer than `until` the offset margin brings are asked too.
+                    count: u16::try_from(
+                        remaining + if first_offset > 0 { UNTIL_MARGIN } else { 0 },
+                    )
+                    .unwrap_or(u16::MAX),
                     registers: ids.clone(),
                 },
                 Some(log_id) => LoggerRequest::ById {
                     logger: query.logger,
                     log_id,
-                    count,
+                    count: u16::try_from(remaining).unwrap_or(u16::MAX),
                     registers: ids.clone(),
                 },
             };
@@ -326,6 +441,23 @@ impl KmpMeter {
                 }
             }
             let records = page.valid_records();
+            if next.is_none() && first_offset > 0 {
+                // The estimate was too deep (a clock far off, a clock set, a meter younger than
+                // the offset) if the page's newest record is already at or before `until` while
+                // newer ones exist: one of those may be wanted too. Start again at the newest.
+                let overshot = records.first().is_some_and(|r| {
+                    r.id < page.newest_id
+                        && log_row(r, query.zone_standard_offset_min)
+                            .utc
+                            .zip(until)
+                            .is_some_and(|(t, u)| t <= u)
+                });
+                if overshot {
+                    debug!(port = %port, offset = first_offset, "the first page started at or before the bound; reading from the newest record");
+                    first_offset = 0;
+                    continue;
+                }
+            }
             if records.is_empty() {
                 // Nothing more (out of range, or the meter gave up on this window).
                 reached_oldest |= page.info.out_of_range();
@@ -339,11 +471,18 @@ impl KmpMeter {
             let mut stop = false;
             for record in records {
                 // Never twice, never newer than what we already have (a page from the last good id).
-                if rows_newest_first.last().is_some_and(|r| r.id <= record.id) {
+                if oldest_seen.is_some_and(|id| id <= record.id) {
                     continue;
                 }
+                oldest_seen = Some(record.id);
                 let row = log_row(record, query.zone_standard_offset_min);
-                if let (Selection::Since(since), Some(utc)) = (query.selection, row.utc) {
+                if let (Some(until), Some(utc)) = (until, row.utc) {
+                    if utc > until {
+                        // Newer than the bound (the offset's margin): not wanted.
+                        continue;
+                    }
+                }
+                if let (Some(since), Some(utc)) = (query.selection.since(), row.utc) {
                     if utc < since {
                         stop = true;
                         break;
@@ -351,7 +490,7 @@ impl KmpMeter {
                 }
                 rows_newest_first.push(row);
             }
-            if let Selection::Since(_) = query.selection {
+            if query.selection.since().is_some() {
                 // The estimate was short (drift, DST): keep going until a record is older.
                 if !stop && rows_newest_first.len() as u32 >= target {
                     target = target.saturating_add(24);
@@ -359,7 +498,7 @@ impl KmpMeter {
             }
             progress(rows_newest_first.len(), target as usize);
             reached_oldest |= page.info.oldest_included();
-            let last = rows_newest_first.last().map_or(0, |r| r.id);
+            let last = oldest_seen.unwrap_or(0);
             if stop || reached_oldest || last <= 1 {
                 break;
             }
@@ -396,5 +535,125 @@ fn log_row(record: &LogRecord, zone_standard_offset_min: i32) -> LogRow {
             .filter(|v| v.id.0 != DATE_TIME_REGISTER)
             .map(register_value)
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::kmp_loggers::ZONE_STANDARD_OFFSET_MIN;
+    use crate::sim::kmp_model::{respond, KmpModel, MeterAction};
+    use crate::KmpOptions;
+    use kamstrup_kmp::decoder::{Decoder, Event};
+    use kamstrup_kmp::Direction;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_first_offset_is_a_margin_short_of_the_whole_periods_to_until() {
+        let now = t("2026-05-10T12:30:00Z");
+        // 10 days (hours 240, 240.5) before now: 240 whole periods, less the margin.
+        assert_eq!(
+            offset_for_until(now, now - chrono::Duration::hours(240), 3600),
+            Some(238)
+        );
+        assert_eq!(
+            offset_for_until(now, t("2026-04-30T12:00:00Z"), 3600),
+            Some(238)
+        );
+        assert_eq!(
+            offset_for_until(now, t("2026-04-30T12:00:00Z"), 86_400),
+            Some(8)
+        );
+        // Within the margin, or after now: from the newest.
+        assert_eq!(
+            offset_for_until(now, now - chrono::Duration::hours(2), 3600),
+            None
+        );
+        assert_eq!(
+            offset_for_until(now, now + chrono::Duration::hours(5), 3600),
+            None
+        );
+        // Far back: capped at the request field's width.
+        assert_eq!(
+            offset_for_until(now, now - chrono::Duration::days(20_000), 3600),
+            Some(u16::MAX)
+        );
+    }
+
+    /// A simulated 403 whose clock register shows `ahead` more than its loggers hold (a clock
+    /// set forward after the records were written): the offset estimate lands too deep.
+    async fn serve_with_clock_ahead(
+        mut link: kamstrup_optical::MemoryLink,
+        ahead: chrono::Duration,
+    ) {
+        let mut decoder = Decoder::new(Direction::ToMeter);
+        let mut buf = [0u8; 512];
+        loop {
+            let n = match link.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            for &byte in &buf[..n] {
+                let Some(Ok(Event::Frame(frame))) = decoder.feed(byte) else {
+                    continue;
+                };
+                let clock_read = matches!(
+                    Request::from_frame(&frame),
+                    Ok(Request::GetRegister(ids)) if ids == [RegisterId(DATE_TIME_REGISTER)]
+                );
+                let at = if clock_read {
+                    Utc::now() + ahead
+                } else {
+                    Utc::now()
+                };
+                if let MeterAction::Reply(reply) = respond(KmpModel::Multical403, &frame, at) {
+                    if link.write_all(&reply).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The first page lands at or before `until` with newer records in the logger: the read
+    /// starts again from the newest record, and no record in the range is missed.
+    #[tokio::test]
+    async fn an_estimate_too_deep_starts_again_from_the_newest() {
+        let (host, meter_end) = kamstrup_optical::memory_pair(crate::LineSettings::KMP);
+        tokio::spawn(serve_with_clock_ahead(meter_end, chrono::Duration::days(3)));
+        let mut m = KmpMeter::new(Box::new(host), "sim", KmpOptions::default());
+        let now = Utc::now();
+        let (since, until) = (
+            now - chrono::Duration::days(8),
+            now - chrono::Duration::days(2),
+        );
+        let query = |selection| LogQuery {
+            logger: LoggerType::Daily,
+            registers: vec![60],
+            selection,
+            zone_standard_offset_min: ZONE_STANDARD_OFFSET_MIN,
+        };
+        let bounded = m
+            .read_log(&query(Selection::Between { since, until }), |_, _| {})
+            .await
+            .unwrap();
+        let all = m
+            .read_log(&query(Selection::Since(since)), |_, _| {})
+            .await
+            .unwrap();
+        let want: Vec<_> = all
+            .rows
+            .iter()
+            .filter(|r| r.utc.is_some_and(|t| t <= until))
+            .cloned()
+            .collect();
+        assert!(want.len() >= 5, "{}", want.len());
+        assert_eq!(bounded.rows, want);
+        // config, clock, the page that overshot, then from the newest.
+        assert!(bounded.pages >= 2, "{}", bounded.pages);
     }
 }

@@ -358,8 +358,9 @@ impl KmpMeter {
                 },
                 usize::try_from(n).unwrap_or(usize::MAX),
             ),
-            // A0 from the time on, then A2 by record id.
-            Selection::Since(t) => (
+            // A0 from the time on, then A2 by record id (`Between`: the same, the records after
+            // its end dropped below; these modules are read by time, not by offset).
+            Selection::Since(t) | Selection::Between { since: t, .. } => (
                 LogSelector::TimePresent {
                     time: log_time(t, zone)
                         .ok_or_else(|| out_of_range(format!("at or after {t}")))?,
@@ -375,7 +376,7 @@ impl KmpMeter {
         loop {
             let remaining = match query.selection {
                 Selection::Last(_) => target.saturating_sub(rows.len()),
-                Selection::Since(_) => usize::from(u8::MAX),
+                Selection::Since(_) | Selection::Between { .. } => usize::from(u8::MAX),
             };
             if remaining == 0 {
                 break;
@@ -425,7 +426,9 @@ impl KmpMeter {
             if page.records.is_empty() {
                 if pages == 1 && page.info.out_of_range() {
                     return Err(out_of_range(match query.selection {
-                        Selection::Since(t) => format!("at or after {t} (by the meter's clock)"),
+                        Selection::Since(t) | Selection::Between { since: t, .. } => {
+                            format!("at or after {t} (by the meter's clock)")
+                        }
                         Selection::Last(_) => "in range".to_string(),
                     }));
                 }
@@ -470,6 +473,9 @@ impl KmpMeter {
             }
         }
         let mut rows: Vec<LogRow> = rows.into_values().collect();
+        if let Some(until) = query.selection.until() {
+            rows.retain(|r| r.utc.is_none_or(|t| t <= until));
+        }
         if let Selection::Last(n) = query.selection {
             let keep = usize::try_from(n).unwrap_or(usize::MAX);
             if rows.len() > keep {

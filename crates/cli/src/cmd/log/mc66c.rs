@@ -84,6 +84,10 @@ pub(super) async fn run(
     let rows: Vec<&Mc66cLogRow> = read.logs.iter().flat_map(|(_, r)| r.iter()).collect();
     let rows: Vec<&Mc66cLogRow> = match selection {
         Selection::Since(t) => rows.into_iter().filter(|r| r.utc >= t).collect(),
+        Selection::Between { since, until } => rows
+            .into_iter()
+            .filter(|r| r.utc >= since && r.utc <= until)
+            .collect(),
         Selection::Last(n) => {
             let skip = rows.len().saturating_sub(n as usize);
             rows.into_iter().skip(skip).collect()

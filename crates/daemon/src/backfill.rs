@@ -628,12 +628,14 @@ mod tests {
         }
     }
 
-    #[test]
-    fn day_and_hour_records_fill_each_hour_once_hour_records_first() {
+    /// A store file with one meter in it, and that meter's identity.
+    fn store_with_meter(
+        protocol: kamstrup_meter::Protocol,
+    ) -> (tempfile::TempDir, Store, MeterIdentity, MeterId) {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("k.db")).unwrap();
         let identity = MeterIdentity {
-            protocol: kamstrup_meter::Protocol::Mc66c,
+            protocol,
             port: "sim".into(),
             serial: Some(5_310_017),
             meter_type: None,
@@ -648,6 +650,12 @@ mod tests {
                 t("2026-05-01T00:00:00Z"),
             )
             .unwrap();
+        (dir, store, identity, meter)
+    }
+
+    #[test]
+    fn day_and_hour_records_fill_each_hour_once_hour_records_first() {
+        let (_dir, mut store, identity, meter) = store_with_meter(kamstrup_meter::Protocol::Mc66c);
         let at = |s: &str| t(s);
         // The day logger: midnights of 2, 3 and 4 May; the hour logger: 3 May 22:00 – 4 May 02:00.
         let row = |stamp: DateTime<Utc>, v: i64| kamstrup_meter::Mc66cLogRow {
@@ -757,24 +765,7 @@ mod tests {
     /// missing and is counted.
     #[test]
     fn the_record_at_the_start_of_the_hour_after_a_gap_is_stored_too() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("k.db")).unwrap();
-        let identity = MeterIdentity {
-            protocol: kamstrup_meter::Protocol::Kmp,
-            port: "sim".into(),
-            serial: Some(5_310_017),
-            meter_type: None,
-        };
-        let meter = store
-            .upsert_meter(
-                5_310_017,
-                "heat",
-                identity.protocol,
-                None,
-                "sim",
-                t("2026-05-01T00:00:00Z"),
-            )
-            .unwrap();
+        let (_dir, mut store, identity, meter) = store_with_meter(kamstrup_meter::Protocol::Kmp);
         let rows: Vec<LoggedRow> = (11..=14)
             .map(|h| LoggedRow {
                 stamp: t("2026-05-01T00:00:00Z") + chrono::Duration::hours(h),

@@ -60,6 +60,20 @@ fn recording(name: &'static str, delivery: Delivery) -> (Box<dyn Sink>, Got) {
     (Box::new(sink), got)
 }
 
+/// A simulated meter behind a loopback socket, back-filled over a window of `days`. While its
+/// reply is on the way, paused tokio time may jump to the next timer, so the first-byte timeout
+/// is long enough never to be hit.
+fn backfilled_over_tcp(port: PortSpec, days: u64) -> MeterSettings {
+    let mut m = meter(port);
+    m.timeout = Duration::from_secs(30);
+    m.backfill = Backfill {
+        window: Duration::from_secs(days * 86_400),
+        zone_standard_offset_min: Some(kamstrup_meter::sim::kmp_loggers::ZONE_STANDARD_OFFSET_MIN),
+        ..Backfill::default()
+    };
+    m
+}
+
 fn meter(port: PortSpec) -> MeterSettings {
     MeterSettings {
         name: "heat".into(),
@@ -342,15 +356,7 @@ async fn a_window_beyond_the_hour_logger_is_filled_from_the_day_logger() {
     // The simulated meter served on a socket, to count what it is asked (as of the system
     // clock, as the in-process `sim:` meter).
     let (port, asked) = meter_on_tcp(Clock::system()).await;
-    let mut m = meter(port);
-    // A reply on a real socket may take a step of paused time (see `run_around_a_suspend`).
-    m.timeout = Duration::from_secs(30);
-    m.backfill = Backfill {
-        window: Duration::from_secs(70 * 86_400),
-        zone_standard_offset_min: Some(kamstrup_meter::sim::kmp_loggers::ZONE_STANDARD_OFFSET_MIN),
-        ..Backfill::default()
-    };
-    let cfg = config(&dir, m);
+    let cfg = config(&dir, backfilled_over_tcp(port, 70));
     let window_from = Utc::now() - chrono::Duration::days(70);
     let stored = run_until_backfilled(&cfg).await;
     let first: Vec<Asked> = std::mem::take(&mut *asked.lock().unwrap());
@@ -624,16 +630,7 @@ async fn run_around_a_suspend(suspend: Option<Duration>) -> AroundSleep {
     let now = Utc::now().timestamp();
     let start = DateTime::from_timestamp(now.div_euclid(3600) * 3600 + 300, 0).unwrap();
     let (clock, host) = Clock::following_tokio_with_suspend(start);
-    let mut m = meter(meter_on_tcp(clock).await.0);
-    // The meter is behind a real (loopback) socket: while its reply is on the way, paused tokio
-    // time may jump to the next timer (`pass` steps 1 s); a long first-byte timeout is never hit.
-    m.timeout = Duration::from_secs(30);
-    m.backfill = Backfill {
-        window: Duration::from_secs(2 * 86_400),
-        zone_standard_offset_min: Some(kamstrup_meter::sim::kmp_loggers::ZONE_STANDARD_OFFSET_MIN),
-        ..Backfill::default()
-    };
-    let cfg = config(&dir, m);
+    let cfg = config(&dir, backfilled_over_tcp(meter_on_tcp(clock).await.0, 2));
     let (every, every_got) = recording("every", Delivery::Every);
     let status = StatusHandle::default();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

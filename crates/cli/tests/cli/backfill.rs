@@ -188,12 +188,17 @@ fn closed_hours(logged: &[StoredReading]) -> BTreeSet<i64> {
         .collect()
 }
 
-/// The file sink's lines of logged records: (id, taken_at).
+/// The file sink's lines of hour-logger records: (id, taken_at).
 fn delivered_logged(path: &Path) -> Vec<(i64, DateTime<Utc>)> {
+    delivered_from(path, "hour_log")
+}
+
+/// The file sink's lines whose source is `source` (`hour_log`, `day_log`): (id, taken_at).
+fn delivered_from(path: &Path, source: &str) -> Vec<(i64, DateTime<Utc>)> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["source"] == "hour_log")
+        .filter(|v| v["source"] == source)
         .map(|v| {
             (
                 v["id"].as_i64().unwrap(),
@@ -420,15 +425,20 @@ fn simulated_66c() -> Sim {
 }
 
 /// A config for the simulated MULTICAL 66C on `port` (its clock runs on UTC: `zone`) with a
-/// file sink.
-fn mc66c_config(dir: &Path, port: &str, min_gap: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+/// file sink, back-filling the last `window` (e.g. `"48h"`).
+fn mc66c_config(
+    dir: &Path,
+    port: &str,
+    window: &str,
+    min_gap: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
     let db = dir.join("kamstrup.db");
     let out = dir.join("readings.jsonl");
     let config = dir.join("kamstrup.toml");
     std::fs::write(
         &config,
         format!(
-            "[storage]\npath = {db:?}\n\n[[meter]]\nname = \"heat\"\nport = \"{port}\"\nprotocol = \"mc66c\"\ninterval = \"1h\"\nbackfill = \"{WINDOW_H}h\"\nbackfill_min_gap = \"{min_gap}\"\nzone = \"+00:00\"\n\n[file]\npath = {out:?}\n"
+            "[storage]\npath = {db:?}\n\n[[meter]]\nname = \"heat\"\nport = \"{port}\"\nprotocol = \"mc66c\"\ninterval = \"1h\"\nbackfill = \"{window}\"\nbackfill_min_gap = \"{min_gap}\"\nzone = \"+00:00\"\n\n[file]\npath = {out:?}\n"
         ),
     )
     .unwrap();
@@ -479,7 +489,7 @@ fn a_66c_gap_longer_than_backfill_min_gap_is_filled_from_its_hour_logger_once() 
     let dir = tempfile::tempdir().unwrap();
     let meter = simulated_66c();
     let port = meter.port.clone();
-    let (config, out) = mc66c_config(dir.path(), &port, "6h");
+    let (config, out) = mc66c_config(dir.path(), &port, &format!("{WINDOW_H}h"), "6h");
     let db = dir.path().join("kamstrup.db");
     let log = dir.path().join("daemon.log");
     let now = Utc::now();
@@ -574,12 +584,19 @@ fn a_66c_gap_longer_than_backfill_min_gap_is_filled_from_its_hour_logger_once() 
     );
     for r in &logged {
         assert_eq!(r.reading.source.as_str(), "hour_log");
-        // Alone in its hour, or the first reading of the hour after the gap.
-        let hour = &per_hour[&r.reading.taken_at.timestamp_millis().div_euclid(HOUR_MS)];
+        // Alone in its hour, or the record ending the gap's last hour, early in the first polled
+        // hour (the seeded polls sit on the quarter hours: the first may be at hh:00:00, at or
+        // a second before that record).
+        let h = r.reading.taken_at.timestamp_millis().div_euclid(HOUR_MS);
+        let hour = &per_hour[&h];
         assert!(
-            hour.iter().all(|o| o.id == r.id
-                || (!o.reading.source.is_logged() && o.reading.taken_at > r.reading.taken_at)),
-            "an hour holds a logged record after another reading or two logged records"
+            hour.iter()
+                .all(|o| o.id == r.id || !o.reading.source.is_logged())
+                && (hour.len() == 1 || h == first_polled),
+            "a logged record shares its hour with another logged record or a polled hour not after the gap: {:?}",
+            hour.iter()
+                .map(|o| (o.id.0, o.reading.source.as_str(), o.reading.taken_at))
+                .collect::<Vec<_>>()
         );
         // Stamped at the end of its hour (the meter clock's offset, a second or so, corrected).
         let stamp = DateTime::from_timestamp(
@@ -672,11 +689,252 @@ fn a_66c_gap_longer_than_backfill_min_gap_is_filled_from_its_hour_logger_once() 
     }
 }
 
+/// The value of `key=` in a log line (tracing's `key=value` fields).
+fn field(line: &str, key: &str) -> Option<i64> {
+    let prefix = format!("{key}=");
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&prefix))
+        .and_then(|v| v.parse().ok())
+}
+
+/// The first line of the daemon's log at `log` that contains `what`.
+fn log_line(log: &Path, what: &str) -> String {
+    let text = std::fs::read_to_string(log).unwrap();
+    text.lines()
+        .find(|l| l.contains(what))
+        .unwrap_or_else(|| panic!("no line with {what:?} in the daemon's log:\n{text}"))
+        .to_owned()
+}
+
+/// The UTC midnights (as unix hours; the simulated 66C's clock runs on UTC) in `hours`.
+fn midnights(hours: std::ops::Range<i64>) -> BTreeSet<i64> {
+    hours.filter(|h| h.rem_euclid(24) == 0).collect()
+}
+
+/// A gap older than the 66C's hour logger (960 h): the store holds an hourly poll for each of
+/// the last 970 hours, the window reaches 55 days back, so the only missing hours are the
+/// oldest ~350 — beyond `/#7`. One session reads `/#D`, `/#5` and the day logger `/#6` (not
+/// `/#7`); its records fill the hours of the meter's midnights, one each, equal to what the
+/// meter's `/#1` said then, and reach the file sink once with their logged times.
+#[test]
+fn a_66c_gap_older_than_its_hour_logger_is_filled_at_its_midnights_from_the_day_logger() {
+    const WINDOW_D: i64 = 55;
+    let dir = tempfile::tempdir().unwrap();
+    let meter = simulated_66c();
+    let (config, out) = mc66c_config(dir.path(), &meter.port, &format!("{WINDOW_D}d"), "6h");
+    let db = dir.path().join("kamstrup.db");
+    let log = dir.path().join("daemon.log");
+    let t0 = Utc::now();
+    let depth = kamstrup_meter::mc66c_logger::HOUR_LOG_DEPTH as u64;
+    // Every hour of the hour logger's reach polled (and ten more), as the simulator answered.
+    let mut polls = mc66c_history(
+        Mc66cModel::default(),
+        "sim:multical-66c",
+        &HistorySpec {
+            end: t0,
+            span: Duration::from_secs((depth + 10) * 3600),
+            step: Duration::from_secs(3600),
+        },
+    )
+    .unwrap();
+    // The gap must not end at a midnight: its record would then end the gap's last hour from
+    // the first polled hour (kept apart here, the hour-logger test covers that case).
+    if polls[0].taken_at.timestamp_millis().div_euclid(HOUR_MS) % 24 == 0 {
+        polls.remove(0);
+    }
+    seed_66c(&db, &polls);
+    let polled: BTreeSet<i64> = polls
+        .iter()
+        .map(|r| r.taken_at.timestamp_millis().div_euclid(HOUR_MS))
+        .collect();
+    let first_polled = *polled.first().unwrap();
+    let t0_hour = t0.timestamp_millis().div_euclid(HOUR_MS);
+    assert_eq!(
+        polled.len() as i64,
+        t0_hour - first_polled + 1,
+        "every hour polled"
+    );
+    assert!(
+        t0_hour - first_polled >= depth as i64,
+        "the hour logger's reach is polled"
+    );
+    let window_start = |t: DateTime<Utc>| {
+        (t - chrono::Duration::days(WINDOW_D))
+            .timestamp_millis()
+            .div_euclid(HOUR_MS)
+    };
+    // The midnights the daemon can fill: those of the missing hours (fewer by one when the
+    // window's start passed a midnight before the daemon looked, or is one: the meter's clock
+    // may put its record a second before it, outside the window).
+    let at_most = midnights(window_start(t0)..first_polled);
+    assert!(at_most.len() >= 13, "{at_most:?}");
+
+    let started = Instant::now();
+    let daemon = start_daemon(&config, &log);
+    wait_for("the 66C back-fill", &log, || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("back-fill from the 66C's loggers")
+    });
+    let t1 = Utc::now();
+    wait_for("the file sink", &log, || {
+        let ids: BTreeSet<i64> = delivered_from(&out, "day_log")
+            .iter()
+            .map(|(id, _)| *id)
+            .collect();
+        // (Stored before the back-fill's line is logged.)
+        hour_logs(&db).iter().all(|r| ids.contains(&r.id.0))
+    });
+    daemon.terminate();
+    let first_run = started.elapsed();
+    let at_least = midnights(window_start(t1) + 1..first_polled);
+
+    // What the meter was asked: the clock, the month ends and the day logger, once each.
+    let asked = meter.requests();
+    for set in ["/#D", "/#5", "/#6"] {
+        assert_eq!(
+            asked.iter().filter(|r| *r == set).count(),
+            1,
+            "{set}: {asked:?}"
+        );
+    }
+    assert!(!asked.iter().any(|r| r == "/#7"), "{asked:?}");
+    // The log: the plan (the day logger only), then what it did and cost.
+    let plan = log_line(&log, "reading them from the MULTICAL 66C's loggers");
+    assert!(plan.contains("loggers=/#6"), "{plan}");
+    let missing = field(&plan, "hours").unwrap();
+    let done = log_line(&log, "back-fill from the 66C's loggers (/#D /#5 /#6)");
+    assert_eq!(field(&done, "sessions"), Some(1), "{done}");
+    assert!(field(&done, "requests").unwrap() >= 3, "{done}");
+    assert!(field(&done, "bytes").unwrap() > 0, "{done}");
+    assert!(field(&done, "wall_ms").is_some(), "{done}");
+    assert_eq!(field(&done, "implausible"), Some(0), "{done}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains("/#7"),
+        "the hour logger is not needed: {text}"
+    );
+
+    // The stored records: day_log, one at each missing midnight, none in a polled hour.
+    let all = stored(&db);
+    let logged: Vec<&StoredReading> = all
+        .iter()
+        .filter(|r| r.reading.source.is_logged())
+        .collect();
+    // A record sits at its midnight, give or take the meter clock's offset (the simulator
+    // unpaced, measured ±1 s): in the midnight's hour, or a second before it in the hour
+    // before. `filled`: the midnights, as the unix hours they begin.
+    let nearest_hour = |t: DateTime<Utc>| (t.timestamp_millis() + HOUR_MS / 2).div_euclid(HOUR_MS);
+    let hours: Vec<i64> = logged
+        .iter()
+        .map(|r| r.reading.taken_at.timestamp_millis().div_euclid(HOUR_MS))
+        .collect();
+    assert_eq!(
+        hours.iter().collect::<BTreeSet<_>>().len(),
+        hours.len(),
+        "an hour filled twice: {hours:?}"
+    );
+    let filled: BTreeSet<i64> = logged
+        .iter()
+        .map(|r| nearest_hour(r.reading.taken_at))
+        .collect();
+    assert!(
+        at_least.is_subset(&filled) && filled.is_subset(&at_most),
+        "the missing midnights {at_least:?} (at most {at_most:?}) were filled: {filled:?}"
+    );
+    assert_eq!(field(&done, "stored"), Some(filled.len() as i64), "{done}");
+    assert_eq!(
+        field(&done, "still_missing"),
+        Some(missing - filled.len() as i64),
+        "{done}"
+    );
+    for r in &logged {
+        assert_eq!(r.reading.source.as_str(), "day_log");
+        let h = r.reading.taken_at.timestamp_millis().div_euclid(HOUR_MS);
+        assert!(!polled.contains(&h), "a day record in a polled hour");
+        assert!(
+            all.iter()
+                .all(|o| o.id == r.id
+                    || o.reading.taken_at.timestamp_millis().div_euclid(HOUR_MS) != h),
+            "an hour with a reading got a day record too"
+        );
+        // At the meter's midnight, its clock's offset (a second or so) corrected.
+        let midnight =
+            DateTime::from_timestamp(nearest_hour(r.reading.taken_at) * 3600, 0).unwrap();
+        assert!(
+            (r.reading.taken_at - midnight).num_seconds().abs() <= 3,
+            "{}",
+            r.reading.taken_at
+        );
+        // The counter equals what the meter's /#1 said at that moment.
+        let [v] = &r.reading.registers[..] else {
+            panic!("{:?}", r.reading.registers)
+        };
+        assert_eq!(v.name, "heat_energy");
+        assert_eq!(
+            v.value.to_string(),
+            mc66c_energy_at(midnight),
+            "at {midnight}"
+        );
+        assert_eq!(v.unit.as_str(), "GJ");
+    }
+    // The file sink got each once, with its logged time; no hour records.
+    let delivered = delivered_from(&out, "day_log");
+    let set: BTreeSet<(i64, DateTime<Utc>)> = delivered.iter().copied().collect();
+    assert_eq!(set.len(), delivered.len(), "a day record delivered twice");
+    let want: BTreeSet<(i64, DateTime<Utc>)> = logged
+        .iter()
+        .map(|r| (r.id.0, r.reading.taken_at))
+        .collect();
+    assert_eq!(set, want);
+    assert!(delivered_logged(&out).is_empty());
+
+    // A restart. The hours between the old midnights still hold no reading, and no logger of
+    // the 66C can fill them; but the daemon keeps "as filled as they can be" (its floor) only
+    // in memory, so today a restart reads /#D /#5 /#6 again (about a minute of IR on a real
+    // meter, at every start while the window reaches beyond /#7) and stores nothing. Asserted
+    // as it is, not as wanted: when that is fixed, this part should assert no logger read.
+    let before = stored(&db).len();
+    let restarted = Instant::now();
+    let daemon = start_daemon(&config, &log);
+    wait_for("the restart's poll and back-fill", &log, || {
+        stored(&db).len() > before
+            && std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("back-fill from the 66C's loggers")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    daemon.terminate();
+    let second_run = restarted.elapsed();
+    let again = log_line(&log, "back-fill from the 66C's loggers (/#D /#5 /#6)");
+    assert_eq!(field(&again, "stored"), Some(0), "{again}");
+    let asked = meter.requests();
+    assert_eq!(asked.iter().filter(|r| *r == "/#6").count(), 2, "{asked:?}");
+    assert!(!asked.iter().any(|r| r == "/#7"), "{asked:?}");
+    assert_eq!(hour_logs(&db).len(), logged.len(), "nothing stored twice");
+    let delivered = delivered_from(&out, "day_log");
+    assert_eq!(
+        delivered.iter().copied().collect::<BTreeSet<_>>(),
+        want,
+        "nothing delivered twice"
+    );
+    eprintln!(
+        "day-logger back-fill: {} midnights stored, requests={:?} bytes={:?} wall_ms={:?} clock_offset_s={:?}; first run {:.1} s, restart {:.1} s",
+        filled.len(),
+        field(&done, "requests"),
+        field(&done, "bytes"),
+        field(&done, "wall_ms"),
+        field(&done, "clock_offset_s"),
+        first_run.as_secs_f64(),
+        second_run.as_secs_f64()
+    );
+}
+
 #[test]
 fn a_66c_gap_shorter_than_backfill_min_gap_is_left_and_said_so() {
     let dir = tempfile::tempdir().unwrap();
     let meter = simulated_66c();
-    let (config, _out) = mc66c_config(dir.path(), &meter.port, "6h");
+    let (config, _out) = mc66c_config(dir.path(), &meter.port, &format!("{WINDOW_H}h"), "6h");
     let db = dir.path().join("kamstrup.db");
     let log = dir.path().join("daemon.log");
     let now = Utc::now();

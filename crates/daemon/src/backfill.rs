@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use kamstrup_decimal::Decimal;
-use kamstrup_meter::mc66c_logger::HOUR_LOG_DEPTH;
+use kamstrup_meter::mc66c_logger::{DAY_LOG_DEPTH, HOUR_LOG_DEPTH};
 use kamstrup_meter::{
     KmpMeter, LogError, LogQuery, LogRead, LoggerType, Mc66cLog, Mc66cLogRead, MeterIdentity,
     Reading, RegisterValue, Selection,
@@ -380,9 +380,10 @@ pub async fn oldest_stamp(
 /// What a MULTICAL 66C back-fill reads, decided from the missing hours before any IR.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Mc66cPlan {
-    /// The longest run of missing hours is shorter than `backfill_min_gap`: nothing is read.
+    /// No run of missing hours a logger would fill is as long as `backfill_min_gap`: nothing
+    /// is read.
     TooShort {
-        /// The longest run, hours.
+        /// The longest such run, hours.
         longest_hours: usize,
     },
     /// Read these loggers, in this order: the hour logger (`/#7`) for missing hours within its
@@ -392,37 +393,88 @@ pub enum Mc66cPlan {
 
 /// The longest run of consecutive hours in `missing` (sorted unix hours).
 pub fn longest_run(missing: &[i64]) -> usize {
-    let (mut best, mut run, mut last) = (0, 0, None::<i64>);
+    runs(missing)
+        .iter()
+        .map(|(a, b)| usize::try_from(b - a + 1).unwrap_or(usize::MAX))
+        .max()
+        .unwrap_or(0)
+}
+
+/// The runs of consecutive hours in `missing` (sorted unix hours): (first, last).
+fn runs(missing: &[i64]) -> Vec<(i64, i64)> {
+    let mut out: Vec<(i64, i64)> = Vec::new();
     for &h in missing {
-        run = if last == Some(h - 1) { run + 1 } else { 1 };
-        best = best.max(run);
-        last = Some(h);
+        match out.last_mut() {
+            Some((_, last)) if *last == h - 1 => *last = h,
+            _ => out.push((h, h)),
+        }
     }
-    best
+    out
+}
+
+/// Whether the run of missing hours `first..=last` holds one of the meter's midnights (its
+/// zone: `zone_standard_offset_min`) not older than `oldest_ms`, with every hour within
+/// [`CLOCK_WARN`] of it: the day logger's record for that midnight would land in one of them.
+/// Once it is stored, one of those hours is no longer missing, so that midnight does not call
+/// for the day logger again.
+fn holds_a_midnight(first: i64, last: i64, zone_standard_offset_min: i32, oldest_ms: i64) -> bool {
+    const DAY_MS: i64 = 86_400_000;
+    let zone_ms = i64::from(zone_standard_offset_min) * 60_000;
+    let slack = i64::try_from(CLOCK_WARN.as_millis()).unwrap_or(0);
+    // The meter's midnight (UTC ms: k · day − zone) at or before the run's first hour began.
+    let mut m = (first * HOUR_MS + zone_ms).div_euclid(DAY_MS) * DAY_MS - zone_ms;
+    while m < (last + 1) * HOUR_MS {
+        if m >= oldest_ms
+            && (m - slack).div_euclid(HOUR_MS) >= first
+            && (m + slack).div_euclid(HOUR_MS) <= last
+        {
+            return true;
+        }
+        m += DAY_MS;
+    }
+    false
 }
 
 /// A 66C's logger data sets come whole (`/#7` ~11 min of IR at 1200 Bd, `/#6` ~42 s), so they
-/// are read only when a run of missing hours is at least `min_gap` long; then every missing hour
-/// they hold is filled. The hour logger reaches back [`HOUR_LOG_DEPTH`] hours from `now`; a
-/// missing hour older than that needs the day logger (its records fill the hours of the
-/// meter's midnights only).
-pub fn plan_66c(missing: &[i64], now: DateTime<Utc>, min_gap: Duration) -> Mc66cPlan {
-    let longest = longest_run(missing);
+/// are read only for a run of at least `min_gap` missing hours that they would fill. The hour
+/// logger reaches back [`HOUR_LOG_DEPTH`] hours from `now`: a run within that. The day logger
+/// ([`DAY_LOG_DEPTH`] days) fills only the hours of the meter's midnights (its zone:
+/// `zone_standard_offset_min`): a run of older hours holding one of them; the older hours
+/// between midnights no logger holds, so they neither count as a gap nor call for a read —
+/// else a store with them (a window beyond `/#7`) would read `/#6` at every start, and `/#7`
+/// too for a missing hour shorter than `min_gap`.
+pub fn plan_66c(
+    missing: &[i64],
+    now: DateTime<Utc>,
+    min_gap: Duration,
+    zone_standard_offset_min: i32,
+) -> Mc66cPlan {
     let need = usize::try_from(min_gap.as_secs().div_ceil(3600).max(1)).unwrap_or(usize::MAX);
-    if longest < need {
-        return Mc66cPlan::TooShort {
-            longest_hours: longest,
-        };
-    }
     let now_hour = now.timestamp_millis().div_euclid(HOUR_MS);
     // The oldest /#7 record ends HOUR_LOG_DEPTH − 1 hours before the current hour began.
     let reach = now_hour - (HOUR_LOG_DEPTH as i64 - 1);
+    // /#6's oldest record ends at the meter's midnight DAY_LOG_DEPTH − 1 days before today's,
+    // at or before this: a midnight not older than this is in it, whatever the zone.
+    let day_reach_ms = (now_hour - (DAY_LOG_DEPTH as i64 - 1) * 24) * HOUR_MS;
+    let (recent, old): (Vec<i64>, Vec<i64>) = missing.iter().partition(|&&h| h >= reach);
+    let recent_longest = longest_run(&recent);
+    let old_longest = runs(&old)
+        .into_iter()
+        .filter(|&(a, b)| holds_a_midnight(a, b, zone_standard_offset_min, day_reach_ms))
+        .map(|(a, b)| usize::try_from(b - a + 1).unwrap_or(usize::MAX))
+        .max()
+        .unwrap_or(0);
     let mut logs = Vec::new();
-    if missing.iter().any(|&h| h >= reach) {
+    if recent_longest >= need {
         logs.push(Mc66cLog::Hour);
     }
-    if missing.iter().any(|&h| h < reach) {
+    if old_longest >= need {
         logs.push(Mc66cLog::Day);
+    }
+    if logs.is_empty() {
+        return Mc66cPlan::TooShort {
+            longest_hours: recent_longest.max(old_longest),
+        };
     }
     Mc66cPlan::Read(logs)
 }
@@ -578,41 +630,106 @@ mod tests {
         // Two short gaps of 5 h: nothing read, however many hours they add up to.
         let short: Vec<i64> = (h - 20..h - 15).chain(h - 10..h - 5).collect();
         assert_eq!(
-            plan_66c(&short, now, six),
+            plan_66c(&short, now, six, 0),
             Mc66cPlan::TooShort { longest_hours: 5 }
         );
         // 6 h in a row: the hour logger.
         let gap: Vec<i64> = (h - 6..h).collect();
         assert_eq!(
-            plan_66c(&gap, now, six),
+            plan_66c(&gap, now, six, 0),
             Mc66cPlan::Read(vec![Mc66cLog::Hour])
         );
         // A threshold that is not whole hours rounds up.
         assert_eq!(
-            plan_66c(&gap, now, Duration::from_secs(5 * 3600 + 1)),
+            plan_66c(&gap, now, Duration::from_secs(5 * 3600 + 1), 0),
             Mc66cPlan::Read(vec![Mc66cLog::Hour])
         );
         assert!(matches!(
-            plan_66c(&gap, now, Duration::from_secs(6 * 3600 + 1)),
+            plan_66c(&gap, now, Duration::from_secs(6 * 3600 + 1), 0),
             Mc66cPlan::TooShort { longest_hours: 6 }
         ));
         // Beyond the hour logger's 960 hours: the day logger too; only beyond: the day logger.
         let deep: Vec<i64> = (h - 1000..h).collect();
         assert_eq!(
-            plan_66c(&deep, now, six),
+            plan_66c(&deep, now, six, 0),
             Mc66cPlan::Read(vec![Mc66cLog::Hour, Mc66cLog::Day])
         );
         let old: Vec<i64> = (h - 1200..h - 1000).collect();
         assert_eq!(
-            plan_66c(&old, now, six),
+            plan_66c(&old, now, six, 0),
             Mc66cPlan::Read(vec![Mc66cLog::Day])
         );
         // The oldest hour /#7 holds is still read from it.
         let edge: Vec<i64> = (h - 959..h - 900).collect();
         assert_eq!(
-            plan_66c(&edge, now, six),
+            plan_66c(&edge, now, six, 0),
             Mc66cPlan::Read(vec![Mc66cLog::Hour])
         );
+    }
+
+    /// After a day-logger back-fill the hours between the meter's old midnights stay missing
+    /// (no logger holds them): they call for no read, at a restart or with a short new gap.
+    #[test]
+    fn a_66c_reads_its_day_logger_only_for_a_missing_midnight() {
+        let now = t("2026-05-10T12:30:00Z");
+        let h = now.timestamp() / 3600;
+        let six = Duration::from_secs(6 * 3600);
+        let midnight = |d: i64| t("2026-05-10T00:00:00Z").timestamp() / 3600 - 24 * d;
+        // 45 to 50 days back, every hour missing: the day logger.
+        let old: Vec<i64> = (midnight(50)..midnight(45)).collect();
+        assert_eq!(
+            plan_66c(&old, now, six, 0),
+            Mc66cPlan::Read(vec![Mc66cLog::Day])
+        );
+        // Its midnights filled (a record at 00:00:01, or at 23:59:58 by a clock ahead): the
+        // hours between them are not a gap to read for, nor with a 1-hour gap now.
+        for ahead in [false, true] {
+            let filled = |x: &i64| (*x - midnight(50)) % 24 == if ahead { 23 } else { 0 };
+            let holes: Vec<i64> = old.iter().copied().filter(|x| !filled(x)).collect();
+            assert_eq!(
+                plan_66c(&holes, now, six, 0),
+                Mc66cPlan::TooShort { longest_hours: 0 }
+            );
+            let with_hour: Vec<i64> = holes.iter().copied().chain([h - 3]).collect();
+            assert_eq!(
+                plan_66c(&with_hour, now, six, 0),
+                Mc66cPlan::TooShort { longest_hours: 1 }
+            );
+            // A gap of 6 h now: the hour logger alone.
+            let with_gap: Vec<i64> = holes.iter().copied().chain(h - 8..h - 2).collect();
+            assert_eq!(
+                plan_66c(&with_gap, now, six, 0),
+                Mc66cPlan::Read(vec![Mc66cLog::Hour])
+            );
+        }
+        // A meter on +01:00: its midnight is 23:00 UTC. Hours 23:00–21:00 UTC hold none (the
+        // record may land in the hour before it: 22:00–23:00 must be missing too).
+        let utc_day: Vec<i64> = (midnight(47) - 1..midnight(47) + 22).collect();
+        assert_eq!(
+            plan_66c(&utc_day, now, six, 0),
+            Mc66cPlan::Read(vec![Mc66cLog::Day])
+        );
+        assert!(matches!(
+            plan_66c(&utc_day, now, six, 60),
+            Mc66cPlan::TooShort { .. }
+        ));
+        let cet: Vec<i64> = (midnight(47) + 20..midnight(47) + 26).collect();
+        assert_eq!(
+            plan_66c(&cet, now, six, 60),
+            Mc66cPlan::Read(vec![Mc66cLog::Day])
+        );
+        // A run of old hours shorter than min_gap across a midnight: nothing.
+        let short: Vec<i64> = (midnight(47) - 2..midnight(47) + 2).collect();
+        assert_eq!(
+            plan_66c(&short, now, six, 0),
+            Mc66cPlan::TooShort { longest_hours: 4 }
+        );
+        // Beyond the day logger's 60 days: no midnight it holds.
+        let ancient: Vec<i64> = (midnight(70)..midnight(62)).collect();
+        assert!(matches!(
+            plan_66c(&ancient, now, six, 0),
+            Mc66cPlan::TooShort { .. }
+        ));
     }
 
     fn energy(v: i64) -> RegisterValue {

@@ -893,7 +893,7 @@ async fn read_66c(
     gaps: &mut GapState,
 ) -> Result<Option<Session>, bool> {
     let min_gap = meter.backfill.min_gap;
-    let logs = match crate::backfill::plan_66c(missing, now, min_gap) {
+    let logs = match crate::backfill::plan_66c(missing, now, min_gap, zone) {
         crate::backfill::Mc66cPlan::TooShort { longest_hours } => {
             info!(meter = %meter.name, hours = missing.len(), longest_gap_h = longest_hours, min_gap_h = min_gap.as_secs_f64() / 3600.0, "hours without a reading, but no gap as long as backfill_min_gap: not reading the MULTICAL 66C's loggers (each is sent whole; the hour logger takes ~11 min of IR); the counters still hold the heat of those hours");
             gaps.due = false;

@@ -715,7 +715,8 @@ fn midnights(hours: std::ops::Range<i64>) -> BTreeSet<i64> {
 /// the last 970 hours, the window reaches 55 days back, so the only missing hours are the
 /// oldest ~350 — beyond `/#7`. One session reads `/#D`, `/#5` and the day logger `/#6` (not
 /// `/#7`); its records fill the hours of the meter's midnights, one each, equal to what the
-/// meter's `/#1` said then, and reach the file sink once with their logged times.
+/// meter's `/#1` said then, and reach the file sink once with their logged times. A restart
+/// reads no logger again: the old hours between midnights are not a gap any logger fills.
 #[test]
 fn a_66c_gap_older_than_its_hour_logger_is_filled_at_its_midnights_from_the_day_logger() {
     const WINDOW_D: i64 = 55;
@@ -889,27 +890,51 @@ fn a_66c_gap_older_than_its_hour_logger_is_filled_at_its_midnights_from_the_day_
     assert_eq!(set, want);
     assert!(delivered_logged(&out).is_empty());
 
-    // A restart. The hours between the old midnights still hold no reading, and no logger of
-    // the 66C can fill them; but the daemon keeps "as filled as they can be" (its floor) only
-    // in memory, so today a restart reads /#D /#5 /#6 again (about a minute of IR on a real
-    // meter, at every start while the window reaches beyond /#7) and stores nothing. Asserted
-    // as it is, not as wanted: when that is fixed, this part should assert no logger read.
+    // A restart, after an hour whose poll failed (an hour without a reading, shorter than
+    // backfill_min_gap). The hours between the old midnights still hold no reading: no logger
+    // of the 66C holds them, so they call for no read — neither /#6 again (a minute of IR at
+    // every start) nor, counted as a gap, /#7 for that one hour (11 min).
+    let lost = Utc::now().timestamp_millis().div_euclid(HOUR_MS) - 3;
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let (from, to) = (lost * HOUR_MS, (lost + 1) * HOUR_MS);
+        conn.execute(
+            "DELETE FROM reading_values WHERE taken_at >= ?1 AND taken_at < ?2",
+            [from, to],
+        )
+        .unwrap();
+        let gone = conn
+            .execute(
+                "DELETE FROM readings WHERE taken_at >= ?1 AND taken_at < ?2",
+                [from, to],
+            )
+            .unwrap();
+        assert_eq!(gone, 1, "one poll in hour {lost}");
+    }
     let before = stored(&db).len();
     let restarted = Instant::now();
     let daemon = start_daemon(&config, &log);
-    wait_for("the restart's poll and back-fill", &log, || {
-        stored(&db).len() > before
-            && std::fs::read_to_string(&log)
-                .unwrap_or_default()
-                .contains("back-fill from the 66C's loggers")
+    wait_for("the restart's back-fill decision", &log, || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains("no gap as long as backfill_min_gap")
+            || text.contains("back-fill from the 66C's loggers")
     });
     std::thread::sleep(Duration::from_millis(300));
     daemon.terminate();
     let second_run = restarted.elapsed();
-    let again = log_line(&log, "back-fill from the 66C's loggers (/#D /#5 /#6)");
-    assert_eq!(field(&again, "stored"), Some(0), "{again}");
+    assert!(stored(&db).len() > before, "the restart polled");
+    let said = log_line(&log, "no gap as long as backfill_min_gap");
+    assert_eq!(field(&said, "longest_gap_h"), Some(1), "{said}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("back-fill from the 66C's loggers"), "{text}");
     let asked = meter.requests();
-    assert_eq!(asked.iter().filter(|r| *r == "/#6").count(), 2, "{asked:?}");
+    for set in ["/#D", "/#5", "/#6"] {
+        assert_eq!(
+            asked.iter().filter(|r| *r == set).count(),
+            1,
+            "{set} again: {asked:?}"
+        );
+    }
     assert!(!asked.iter().any(|r| r == "/#7"), "{asked:?}");
     assert_eq!(hour_logs(&db).len(), logged.len(), "nothing stored twice");
     let delivered = delivered_from(&out, "day_log");

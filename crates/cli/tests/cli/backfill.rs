@@ -188,6 +188,22 @@ fn closed_hours(logged: &[StoredReading]) -> BTreeSet<i64> {
         .collect()
 }
 
+/// Deletes the readings taken in `[from_ms, to_ms)` (and their values) behind the store's back,
+/// standing in for hours that passed unread (a test cannot wait hours); how many went.
+fn forget_readings(db: &Path, from_ms: i64, to_ms: i64) -> usize {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    // A running daemon may be writing.
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let range = "WHERE taken_at >= ?1 AND taken_at < ?2";
+    conn.execute(
+        &format!("DELETE FROM reading_values {range}"),
+        [from_ms, to_ms],
+    )
+    .unwrap();
+    conn.execute(&format!("DELETE FROM readings {range}"), [from_ms, to_ms])
+        .unwrap()
+}
+
 /// The file sink's lines of hour-logger records: (id, taken_at).
 fn delivered_logged(path: &Path) -> Vec<(i64, DateTime<Utc>)> {
     delivered_from(path, "hour_log")
@@ -329,16 +345,8 @@ fn the_daemon_fills_every_hour_of_its_window_from_the_hour_logger_once() {
 
     // A gap while the bridge was off: the last 5 hours' readings are gone.
     let cut = now - chrono::Duration::hours(5);
-    {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        let ms = cut.timestamp_millis();
-        conn.execute("DELETE FROM reading_values WHERE taken_at >= ?1", [ms])
-            .unwrap();
-        let gone = conn
-            .execute("DELETE FROM readings WHERE taken_at >= ?1", [ms])
-            .unwrap();
-        assert!(gone >= 5, "{gone}");
-    }
+    let gone = forget_readings(&db, cut.timestamp_millis(), i64::MAX);
+    assert!(gone >= 5, "{gone}");
     let before: BTreeSet<i64> = stored(&db).iter().map(|r| r.id.0).collect();
     let daemon = start_daemon(&config, &log);
     wait_for("the gap to be filled", &log, || {
@@ -895,22 +903,8 @@ fn a_66c_gap_older_than_its_hour_logger_is_filled_at_its_midnights_from_the_day_
     // of the 66C holds them, so they call for no read — neither /#6 again (a minute of IR at
     // every start) nor, counted as a gap, /#7 for that one hour (11 min).
     let lost = Utc::now().timestamp_millis().div_euclid(HOUR_MS) - 3;
-    {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        let (from, to) = (lost * HOUR_MS, (lost + 1) * HOUR_MS);
-        conn.execute(
-            "DELETE FROM reading_values WHERE taken_at >= ?1 AND taken_at < ?2",
-            [from, to],
-        )
-        .unwrap();
-        let gone = conn
-            .execute(
-                "DELETE FROM readings WHERE taken_at >= ?1 AND taken_at < ?2",
-                [from, to],
-            )
-            .unwrap();
-        assert_eq!(gone, 1, "one poll in hour {lost}");
-    }
+    let gone = forget_readings(&db, lost * HOUR_MS, (lost + 1) * HOUR_MS);
+    assert_eq!(gone, 1, "one poll in hour {lost}");
     let before = stored(&db).len();
     let restarted = Instant::now();
     let daemon = start_daemon(&config, &log);
@@ -1085,23 +1079,8 @@ fn a_kmp_meter_that_answers_again_after_failed_polls_is_back_filled() {
     // Hours 10 … 5 before this one hold no reading now.
     let hour = Utc::now().timestamp_millis().div_euclid(HOUR_MS);
     let gap: BTreeSet<i64> = (hour - 10..hour - 4).collect();
-    {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.busy_timeout(Duration::from_secs(5)).unwrap();
-        let (from, to) = ((hour - 10) * HOUR_MS, (hour - 4) * HOUR_MS);
-        conn.execute(
-            "DELETE FROM reading_values WHERE taken_at >= ?1 AND taken_at < ?2",
-            [from, to],
-        )
-        .unwrap();
-        let gone = conn
-            .execute(
-                "DELETE FROM readings WHERE taken_at >= ?1 AND taken_at < ?2",
-                [from, to],
-            )
-            .unwrap();
-        assert_eq!(gone, 24, "4 polls an hour for 6 hours");
-    }
+    let gone = forget_readings(&db, (hour - 10) * HOUR_MS, (hour - 4) * HOUR_MS);
+    assert_eq!(gone, 24, "4 polls an hour for 6 hours");
     assert!(
         !std::fs::read_to_string(&log)
             .unwrap()

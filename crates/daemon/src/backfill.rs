@@ -10,7 +10,9 @@
 //! their growths become counters in `kamstrup_meter::mc66c_logger`.
 //!
 //! Which hours: every UTC hour in the window (`backfill`, bounded by the logger's depth) that holds
-//! no reading of any source, and the record ending the last hour of each gap (`wanted`). A
+//! no reading of any source, and the record ending the last hour of each gap (`wanted`; when
+//! a KMP meter's clock is behind and that record is not logged yet, the hour logger is read
+//! once more when it is: [`gap_end_follow_up`]). A
 //! logged record's moment is the meter's stamp (its zone, standard
 //! time) minus the meter clock's offset measured in the same session; its identity in the store
 //! is the uncorrected stamp, so reading it again in a later session is a reported no-op.
@@ -130,6 +132,40 @@ fn wanted(taken_at: DateTime<Utc>, missing: &BTreeSet<i64>) -> bool {
     let hour = ms.div_euclid(HOUR_MS);
     let early = ms.rem_euclid(HOUR_MS) < HOUR_MS / 2;
     missing.contains(&hour) || (early && missing.contains(&(hour - 1)))
+}
+
+/// How long after the hour logger's next record is due (its stamp, corrected) the follow-up
+/// read waits: a meter writes a record seconds after its hour begins.
+pub const FOLLOW_UP_DELAY: Duration = Duration::from_secs(2 * 60);
+
+/// When to read the hour logger once more, for the record that ends a gap's last hour but was
+/// not logged yet at this read: the record after `newest_stamp` (the newest the read returned,
+/// the meter's stamp) is due an hour after it, at its corrected time (stamp − offset). With a
+/// meter clock behind the host's, a bridge that comes back within that lag after an hour began
+/// (e.g. 19:03 for a clock 7 min behind) finds the gap's last hour (18:00–19:00) without an end;
+/// without this read the hour's use would be booked in the next hour. `None`: the next record
+/// would not be [`wanted`] (it neither fills nor ends a missing hour), or it is long overdue (the
+/// meter did not log it; a follow-up would not find it either). `Some((at, hour))`: read at
+/// `at`, for the missing `hour` (unix hours) the record fills or ends.
+pub fn gap_end_follow_up(
+    newest_stamp: DateTime<Utc>,
+    clock_offset_s: Option<i64>,
+    missing: &BTreeSet<i64>,
+    now: DateTime<Utc>,
+) -> Option<(DateTime<Utc>, i64)> {
+    let next = newest_stamp + chrono::Duration::hours(1)
+        - chrono::Duration::seconds(clock_offset_s.unwrap_or(0));
+    let delay = chrono::Duration::from_std(FOLLOW_UP_DELAY).ok()?;
+    if !wanted(next, missing) || next + delay <= now {
+        return None;
+    }
+    let hour = next.timestamp_millis().div_euclid(HOUR_MS);
+    let gap_hour = if missing.contains(&hour) {
+        hour
+    } else {
+        hour - 1
+    };
+    Some((next + delay, gap_hour))
 }
 
 /// Turns logged rows into the records to store: each row whose corrected time (stamp minus the
@@ -564,6 +600,54 @@ mod tests {
         let covered: BTreeSet<i64> = [base + 10, base + 12].into();
         assert_eq!(missing_hours(from, to, &covered), vec![base + 9, base + 11]);
         assert!(missing_hours(to, from, &covered).is_empty());
+    }
+
+    #[test]
+    fn a_gap_whose_end_is_not_logged_yet_is_read_again_when_it_is() {
+        let h = |s: &str| t(s).timestamp() / 3600;
+        // 18:00–19:00 UTC is the gap's last hour; the bridge came back at 19:03 (its poll
+        // covers 19:00–20:00).
+        let missing: BTreeSet<i64> =
+            (h("2026-05-01T10:00:00Z")..=h("2026-05-01T18:00:00Z")).collect();
+        let now = t("2026-05-01T19:03:00Z");
+        // A meter 7 min behind: its 19:00 record (the gap's end) comes at 19:07; the newest
+        // it had was 18:00 (at 18:07).
+        assert_eq!(
+            gap_end_follow_up(t("2026-05-01T18:00:02Z"), Some(-420), &missing, now),
+            Some((t("2026-05-01T19:09:02Z"), h("2026-05-01T18:00:00Z")))
+        );
+        // A meter on time, read at 19:00:02 before it wrote its 19:00 record.
+        assert_eq!(
+            gap_end_follow_up(
+                t("2026-05-01T18:00:01Z"),
+                Some(0),
+                &missing,
+                t("2026-05-01T19:00:02Z")
+            ),
+            Some((t("2026-05-01T19:02:01Z"), h("2026-05-01T18:00:00Z")))
+        );
+        // It had the 19:00 record already: the gap has its end, the next record ends a polled hour.
+        assert_eq!(
+            gap_end_follow_up(t("2026-05-01T19:00:02Z"), Some(0), &missing, now),
+            None
+        );
+        // A meter 9 min ahead: its 19:00 record came at 18:51, inside the gap (read already).
+        assert_eq!(
+            gap_end_follow_up(t("2026-05-01T19:00:02Z"), Some(540), &missing, now),
+            None
+        );
+        // The gap ended hours ago and the record after the newest never came: no use asking.
+        let earlier: BTreeSet<i64> =
+            (h("2026-05-01T10:00:00Z")..=h("2026-05-01T12:00:00Z")).collect();
+        assert_eq!(
+            gap_end_follow_up(t("2026-05-01T12:00:02Z"), Some(0), &earlier, now),
+            None
+        );
+        // The gap's last hour is an older one; the next record would end a polled hour.
+        assert_eq!(
+            gap_end_follow_up(t("2026-05-01T18:00:02Z"), Some(0), &earlier, now),
+            None
+        );
     }
 
     #[test]

@@ -132,7 +132,11 @@ pub async fn run_meter(
         ctx.status.meter(&meter.name, |s| {
             s.next_poll = Some(next.with_timezone(&Utc))
         });
-        let wake = next_logger.map_or(next, |l| l.min(next));
+        let follow_up = gaps.follow_up.map(|t| t.with_timezone(&Local));
+        let wake = [next_logger, follow_up]
+            .into_iter()
+            .flatten()
+            .fold(next, |a, b| a.min(b));
         let wait = (wake - ctx.clock.local())
             .to_std()
             .unwrap_or(Duration::ZERO);
@@ -153,6 +157,10 @@ pub async fn run_meter(
             gaps.due = true;
         }
         let started = ctx.clock.local();
+        if follow_up.is_some_and(|f| f <= started) {
+            gaps.follow_up = None;
+            gaps.due = true;
+        }
         if let (Some(due), Some(reads)) = (next_logger, &logger_reads) {
             if due <= started {
                 gaps.due = true;
@@ -160,7 +168,7 @@ pub async fn run_meter(
             }
         }
         if started < next {
-            // Woken for a logger read only: the light poll keeps its own time.
+            // Woken for a logger read (or a gap's end) only: the light poll keeps its own time.
             match poll_once(&meter, &ctx, &mut conn).await {
                 Ok(identity) => {
                     let backfill = backfill_once(&meter, &ctx, &mut conn, &identity, &mut gaps);
@@ -170,7 +178,7 @@ pub async fn run_meter(
                 }
                 // The back-fill stays due: the next good poll does it.
                 Err(e) => {
-                    warn!(meter = %meter.name, error = %e, "logger read: the meter did not answer; trying again at the next poll")
+                    warn!(meter = %meter.name, error = %e, "logger read: the meter did not answer; back-filling after the next good poll")
                 }
             }
             continue;
@@ -484,6 +492,12 @@ struct GapState {
     /// The oldest record the hour logger holds (after a read reached it): older hours are not
     /// asked for again.
     floor: Option<DateTime<Utc>>,
+    /// A KMP hour logger to read again at this time, for the record that ends a gap's last hour
+    /// but was not logged yet ([`crate::backfill::gap_end_follow_up`]).
+    follow_up: Option<DateTime<Utc>>,
+    /// That gap's last hour (a unix hour): missing for the follow-up read, though its own
+    /// record is stored, so the record that ends it is wanted. Asked once.
+    gap_end: Option<i64>,
 }
 
 /// The meter's zone: configured, or the simulator's CET for `sim:` ports, or this host's.
@@ -524,6 +538,9 @@ struct Session {
     what: String,
     /// For the dashboard: `hour-logger`, `day-logger`.
     state: &'static str,
+    /// The newest record the hour logger read returned (the meter's stamp), when the read
+    /// reaches the newest and a later read would cost little (KMP): see `follow_up`.
+    newest_hour_stamp: Option<DateTime<Utc>>,
 }
 
 /// Fills the hours without a reading from the meter's loggers, in this IR session: a KMP
@@ -563,7 +580,15 @@ async fn backfill_once(
             return;
         }
     };
-    let missing = crate::backfill::missing_hours(from, now, &covered);
+    let mut missing = crate::backfill::missing_hours(from, now, &covered);
+    // A follow-up for a gap's end: its last hour holds its own logged record, but the record
+    // that ends it is wanted now.
+    let follow_up_of = gaps.gap_end.take();
+    if let Some(hour) = follow_up_of {
+        if let Err(at) = missing.binary_search(&hour) {
+            missing.insert(at, hour);
+        }
+    }
     let Some(&oldest) = missing.first() else {
         debug!(meter = %meter.name, "back-fill: no gaps");
         gaps.due = false;
@@ -584,6 +609,8 @@ async fn backfill_once(
             if reopen {
                 *conn = None;
             }
+            // Tried again after the next good poll, for the same gap's end.
+            gaps.gap_end = follow_up_of;
             return;
         }
     };
@@ -597,6 +624,12 @@ async fn backfill_once(
         gaps.floor = session.floor;
     }
     let missing: std::collections::BTreeSet<i64> = missing.into_iter().collect();
+    // The record that ends the gap's last hour may not be logged yet (a meter clock behind the
+    // host's): read it once when it is. A 66C's hour logger is not read again for it (its /#7
+    // takes ~11 min of IR): that hour's end comes with its next back-fill, if any.
+    let follow_up = session.newest_hour_stamp.and_then(|newest| {
+        crate::backfill::gap_end_follow_up(newest, session.clock_offset_s, &missing, now)
+    });
     let plausibility = ctx.plausibility;
     let identity = identity.clone();
     let records_read = session.batches.iter().map(|(_, rows)| rows.len()).sum();
@@ -638,10 +671,19 @@ async fn backfill_once(
         Ok(r) => r,
         Err(e) => {
             warn!(meter = %meter.name, error = %e, "back-fill: storing the logged records failed; trying again after the next good poll");
+            gaps.gap_end = follow_up_of;
             return;
         }
     };
     gaps.due = false;
+    if let Some((at, ends)) = follow_up {
+        // Only for a gap that was not itself a follow-up's: asked once.
+        if follow_up_of.is_none() {
+            info!(meter = %meter.name, at = %at.format("%H:%M:%S UTC"), "the record that ends the gap's last hour is not logged yet (the meter's clock is behind); reading the hour logger again then");
+            gaps.follow_up = Some(at);
+            gaps.gap_end = Some(ends);
+        }
+    }
     let span = report
         .span
         .map(|(a, b)| {
@@ -741,6 +783,7 @@ async fn read_kmp(
         floor: None,
         what: "the hour logger's oldest record (nothing the loggers can fill)".into(),
         state: "hour-logger",
+        newest_hour_stamp: None,
     };
     // How far back the hour logger reaches, unless this poller learnt it (`gaps.floor`; the
     // missing hours then start there): one short request for its oldest record. Missing hours
@@ -802,6 +845,8 @@ async fn read_kmp(
             })
             .collect();
         session.batches.push((ReadingSource::HourLog, rows));
+        // A read since a time runs to the newest record.
+        session.newest_hour_stamp = read.rows.last().and_then(|r| r.utc);
         session.clock_offset_s = read.clock_offset_s;
         session.requests += read.requests;
         session.bytes += bytes;
@@ -938,6 +983,8 @@ async fn read_66c(
         floor,
         what: format!("the 66C's loggers ({})", read.data_sets.join(" ")),
         state,
+        // /#7 is not read again for one record (see `backfill_once`).
+        newest_hour_stamp: None,
     }))
 }
 

@@ -504,9 +504,23 @@ async fn serve_at_clock<L>(link: &mut L, clock: Clock, asked: AskLog)
 where
     L: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    let model = kamstrup_meter::sim::kmp_model::KmpModel::Multical403;
+    serve_model_at_clock(link, model, clock, asked).await;
+}
+
+/// [`serve_at_clock`] for a simulated `model` (their clocks drift apart: the 403's runs ahead of
+/// the host's, the 603's behind).
+async fn serve_model_at_clock<L>(
+    link: &mut L,
+    model: kamstrup_meter::sim::kmp_model::KmpModel,
+    clock: Clock,
+    asked: AskLog,
+) where
+    L: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     use kamstrup_kmp::decoder::{Decoder, Event};
     use kamstrup_kmp::{Direction, LoggerReply, RegisterId, Request};
-    use kamstrup_meter::sim::kmp_model::{respond, KmpModel, MeterAction};
+    use kamstrup_meter::sim::kmp_model::{respond, MeterAction};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut decoder = Decoder::new(Direction::ToMeter);
     let mut buf = [0u8; 512];
@@ -528,7 +542,7 @@ where
                 Ok(Request::GetRegister(ids)) if ids == [RegisterId(kamstrup_meter::kmp_logger::DATE_TIME_REGISTER)]
             );
             let at = if clock_read { Utc::now() } else { clock.now() };
-            let action = respond(KmpModel::Multical403, &frame, at);
+            let action = respond(model, &frame, at);
             let reply = match &action {
                 MeterAction::Reply(reply) => reply.clone(),
                 MeterAction::Silent(_) => Vec::new(),
@@ -581,6 +595,14 @@ fn asked_of(asked: &[Asked], logger: kamstrup_meter::LoggerType) -> (usize, usiz
 /// [`serve_at_clock`] on a TCP port of this host (the daemon opens meters by port name only),
 /// and what it was asked.
 async fn meter_on_tcp(clock: Clock) -> (PortSpec, AskLog) {
+    meter_model_on_tcp(kamstrup_meter::sim::kmp_model::KmpModel::Multical403, clock).await
+}
+
+/// [`meter_on_tcp`] for a simulated `model`.
+async fn meter_model_on_tcp(
+    model: kamstrup_meter::sim::kmp_model::KmpModel,
+    clock: Clock,
+) -> (PortSpec, AskLog) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let asked = AskLog::default();
@@ -588,7 +610,7 @@ async fn meter_on_tcp(clock: Clock) -> (PortSpec, AskLog) {
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             let log = log.clone();
-            tokio::spawn(async move { serve_at_clock(&mut stream, clock, log).await });
+            tokio::spawn(async move { serve_model_at_clock(&mut stream, model, clock, log).await });
         }
     });
     (format!("tcp://127.0.0.1:{port}").parse().unwrap(), asked)
@@ -835,4 +857,117 @@ async fn without_a_suspend_nothing_is_back_filled_after_start_up() {
         .map(|r| r.reading.taken_at)
         .collect();
     assert!(late.is_empty(), "back-filled after start-up: {late:?}");
+}
+
+/// Issue #12, the hour the bridge came back: a meter whose clock is behind the host's (the
+/// simulated 603, ~7 min) logs the record that ends an hour minutes after the host's hour began.
+/// A bridge back two minutes into an hour finds the gap's last hour without that record; it
+/// reads the hour logger once more when the record is due, and stores it once.
+#[tokio::test(start_paused = true)]
+async fn the_record_ending_a_gap_is_read_when_a_meter_behind_the_host_logs_it() {
+    use kamstrup_meter::sim::kmp_model::KmpModel;
+    use kamstrup_reading::ReadingSource;
+    let dir = tempfile::tempdir().unwrap();
+    // Two minutes into an hour of the system clock (the meter's clock register is answered as
+    // of it, see `serve_at_clock`).
+    let now = Utc::now().timestamp();
+    let back = DateTime::from_timestamp(now.div_euclid(3600) * 3600 + 120, 0).unwrap();
+    let clock = Clock::following_tokio(back);
+    let (port, asked) = meter_model_on_tcp(KmpModel::Multical603, clock).await;
+    let cfg = config(&dir, backfilled_over_tcp(port, 1));
+    let (every, every_got) = recording("every", Delivery::Every);
+    let status = StatusHandle::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let daemon = tokio::spawn(kamstrup_daemon::run_with_clock(
+        cfg.clone(),
+        vec![every],
+        status.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+        clock,
+    ));
+    // Polls at :02 and :17; the record is due at ~:07.
+    pass(Duration::from_secs(25 * 60)).await;
+    stop.send(()).unwrap();
+    daemon.await.unwrap().unwrap();
+    let stored = Store::open(&cfg.store_path)
+        .unwrap()
+        .readings_after(kamstrup_store::ReadingId(0), 100_000)
+        .unwrap();
+    assert_eq!(status.snapshot().meters["heat"].failures, 0);
+
+    // What the meter's hour logger holds (read directly at the end), corrected by its clock.
+    let (host, mut meter_end) = kamstrup_optical::memory_pair(kamstrup_meter::LineSettings::KMP);
+    tokio::spawn(async move {
+        serve_model_at_clock(
+            &mut meter_end,
+            KmpModel::Multical603,
+            clock,
+            AskLog::default(),
+        )
+        .await
+    });
+    let back_hour = hour_of(back);
+    let since = DateTime::from_timestamp((back_hour - 3) * 3600, 0).unwrap();
+    let (log, _) = read_log(Box::new(host), kamstrup_meter::LoggerType::Hourly, since).await;
+    let offset = chrono::Duration::seconds(log.clock_offset_s.unwrap());
+    assert!(
+        offset < -chrono::Duration::minutes(3) && offset > -chrono::Duration::minutes(28),
+        "the simulated 603 runs minutes behind: {offset}"
+    );
+    let gap_end = log
+        .rows
+        .iter()
+        .find(|r| hour_of(r.utc.unwrap() - offset) == back_hour)
+        .expect("the 603 logged the record of the hour the bridge came back in");
+
+    // The gap's last hour holds its own record, and the record that ends it is stored once:
+    // at its corrected time, with the logger's values, delivered.
+    let logged_in = |h: i64| -> Vec<&kamstrup_store::StoredReading> {
+        stored
+            .iter()
+            .filter(|r| r.reading.source == ReadingSource::HourLog)
+            .filter(|r| hour_of(r.reading.taken_at) == h)
+            .collect()
+    };
+    assert_eq!(logged_in(back_hour - 1).len(), 1, "the gap's last hour");
+    let ends = logged_in(back_hour);
+    assert_eq!(
+        ends.len(),
+        1,
+        "the record ending the gap's last hour (due {}), stored: {:?}",
+        gap_end.utc.unwrap() - offset,
+        stored
+            .iter()
+            .map(|r| (r.reading.source, r.reading.taken_at))
+            .collect::<Vec<_>>()
+    );
+    let got = ends[0];
+    let apart = (got.reading.taken_at - (gap_end.utc.unwrap() - offset)).num_seconds();
+    assert!(apart.abs() <= 1, "stored at {}", got.reading.taken_at);
+    assert_eq!(values(&got.reading.registers), values(&gap_end.values));
+    assert_eq!(got.implausible, None);
+    assert!(every_got
+        .lock()
+        .unwrap()
+        .contains(&(got.id.0, got.reading.taken_at)));
+    // Every hour of the window once, no more.
+    let mut per_hour = std::collections::BTreeMap::<i64, usize>::new();
+    for r in stored.iter().filter(|r| r.reading.source.is_logged()) {
+        *per_hour.entry(hour_of(r.reading.taken_at)).or_default() += 1;
+    }
+    assert!(per_hour.values().all(|&n| n == 1), "{per_hour:?}");
+    assert_eq!(
+        per_hour.len(),
+        25,
+        "24 window hours and the gap's end: {per_hour:?}"
+    );
+    let (requests, records, bytes) =
+        asked_of(&asked.lock().unwrap(), kamstrup_meter::LoggerType::Hourly);
+    println!(
+        "meter clock {} s; hour logger: {requests} requests, {records} records, {bytes} B (start-up and the follow-up); the gap's end stored at {}",
+        offset.num_seconds(),
+        got.reading.taken_at
+    );
 }

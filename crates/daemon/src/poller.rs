@@ -626,7 +626,7 @@ async fn backfill_once(
     let missing: std::collections::BTreeSet<i64> = missing.into_iter().collect();
     // The record that ends the gap's last hour may not be logged yet (a meter clock behind the
     // host's): read it once when it is. A 66C's hour logger is not read again for it (its /#7
-    // takes ~11 min of IR): that hour's end comes with its next back-fill, if any.
+    // takes ~11 min of IR): that hour's use then shows in the next hour.
     let follow_up = session.newest_hour_stamp.and_then(|newest| {
         crate::backfill::gap_end_follow_up(newest, session.clock_offset_s, &missing, now)
     });

@@ -23,7 +23,9 @@ use crate::{Format, PortArgs};
 pub(crate) const HELP: &str = "\
 Reads the history the meter keeps itself (MULTICAL 303/403/603: the logger command 0xB8) in one
 IR session: first the logger's configuration and the meter's clock, then pages of records from
-the newest toward the past until --last N records (or every record since --since) are read. The
+the newest toward the past until --last N records (or every record since --since) are read;
+--since with --until reads a range, starting near its end (by offset from the newest record), so
+the records newer than --until are not sent at all. The
 meter sends only as many records per reply as fit its buffer; a page it cuts short, or one the
 link damages, is continued from the last good record id.
 
@@ -54,6 +56,7 @@ a --since after the newest record 6. Nothing that changes the meter (0x9C) is ev
 Examples:
   kamstrup log --port sim:multical-403 --logger hour --last 24
   kamstrup log --port /dev/ttyUSB0 --logger day --since 2026-11-01 --format csv
+  kamstrup log --port /dev/ttyUSB0 --logger hour --since 2026-10-01 --until \"2026-10-02 06:00\"
   kamstrup log --port /dev/ttyUSB0 --logger month --registers heat_energy,volume --format json
   kamstrup log --port sim:multical-601 --address 0x7F --logger hour --last 24";
 
@@ -112,6 +115,10 @@ pub(crate) struct LogArgs {
     /// Every record from this time on: 2026-11-01, "2026-11-01 06:00" (UTC) or RFC 3339.
     #[arg(long, value_name = "TIME", value_parser = parse_since, conflicts_with = "last")]
     since: Option<DateTime<Utc>>,
+
+    /// With --since: only the records up to this time (its record included), same forms.
+    #[arg(long, value_name = "TIME", value_parser = parse_since, requires = "since")]
+    until: Option<DateTime<Utc>>,
 
     /// The newest N records (default: 24 hours, 31 days, 12 months, 20 years).
     #[arg(long, value_name = "N")]
@@ -241,11 +248,26 @@ pub(crate) async fn run(args: LogArgs) -> ExitCode {
     } else {
         host_standard_offset_min()
     });
-    let selection = match (args.since, args.last) {
-        (Some(t), _) => Selection::Since(t),
-        (None, Some(0)) => return fail(format, "usage", "--last must be at least 1", EXIT_USAGE),
-        (None, Some(n)) => Selection::Last(n),
-        (None, None) => Selection::Last(args.logger.default_last()),
+    let selection = match (args.since, args.until, args.last) {
+        (Some(since), Some(until), _) if until < since => {
+            return fail(
+                format,
+                "usage",
+                format!(
+                    "--until {} is before --since {}: give the older time to --since",
+                    until.format("%Y-%m-%d %H:%M"),
+                    since.format("%Y-%m-%d %H:%M")
+                ),
+                EXIT_USAGE,
+            )
+        }
+        (Some(since), Some(until), _) => Selection::Between { since, until },
+        (Some(t), None, _) => Selection::Since(t),
+        (None, _, Some(0)) => {
+            return fail(format, "usage", "--last must be at least 1", EXIT_USAGE)
+        }
+        (None, _, Some(n)) => Selection::Last(n),
+        (None, _, None) => Selection::Last(args.logger.default_last()),
     };
     if args.port.destination != DESTINATION_HEAT_METER {
         return module::run(&args, registers, zone, selection).await;

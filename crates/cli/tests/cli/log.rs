@@ -240,3 +240,77 @@ fn decode_shows_logger_frames() {
         "{text}"
     );
 }
+
+/// `--since` with `--until`: only the records of the range, read from near its end — a range a
+/// month back costs a few requests, where `--since` alone pages through every newer record.
+#[test]
+fn a_range_is_read_from_near_its_end_only() {
+    let sim = spawn_sim("pty", "multical-403", &[]);
+    let hour = chrono::Utc::now().timestamp().div_euclid(3600) * 3600;
+    let at = |h: i64| {
+        chrono::DateTime::from_timestamp(hour + h * 3600, 0)
+            .unwrap()
+            .format("%Y-%m-%d %H:%M")
+            .to_string()
+    };
+    let (since, until) = (at(-30 * 24), at(-30 * 24 + 5));
+    let read = |extra: &[&str]| {
+        let out = kamstrup(
+            &[
+                &[
+                    "log", "--port", &sim.port, "--logger", "hour", "--zone", "+01:00",
+                ][..],
+                &["--format", "json", "--since", &since],
+                extra,
+            ]
+            .concat(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json(&out)
+    };
+    let range = read(&["--until", &until]);
+    let all = read(&[]);
+    let records = range["records"].as_array().unwrap();
+    // Stamped seconds after each hour: the hours since..until, the record at `until` not yet.
+    assert_eq!(records.len(), 5, "{range}");
+    let stamp = |r: &Value| r["utc"].as_str().unwrap().to_string();
+    let (lo, hi) = (since.replace(' ', "T"), until.replace(' ', "T"));
+    for r in records {
+        assert!(
+            stamp(r) >= lo && stamp(r) <= hi,
+            "{r} outside {since} – {until}"
+        );
+    }
+    // The same records as the open-ended read holds for the range, value for value.
+    let first = all["records"].as_array().unwrap();
+    assert_eq!(
+        records[..],
+        first[..5],
+        "the range read and the --since read"
+    );
+    let requests = |d: &Value| d["requests"].as_u64().unwrap();
+    assert!(
+        requests(&range) * 10 < requests(&all),
+        "range: {} requests, since: {} requests",
+        requests(&range),
+        requests(&all)
+    );
+
+    // Mistakes: a range that ends before it starts, --until alone.
+    let out = kamstrup(&[
+        "log", "--port", &sim.port, "--logger", "hour", "--since", &until, "--until", &since,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is before --since"), "{err}");
+    let out = kamstrup(&[
+        "log", "--port", &sim.port, "--logger", "hour", "--until", &until,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--since"), "{err}");
+}

@@ -91,7 +91,7 @@ pub(super) async fn run(
         })
         .await;
     bar.finish_and_clear();
-    let read = match result {
+    let mut read = match result {
         Ok(r) => r,
         Err(e) => {
             let code = match &e {
@@ -104,6 +104,10 @@ pub(super) async fn run(
             return fail(format, e.kind(), e.to_string(), code);
         }
     };
+    // A module's log is read by record id up to the newest: the range's end is cut here.
+    if let Some(until) = selection.until() {
+        read.rows.retain(|r| r.utc.is_none_or(|t| t <= until));
+    }
     if let Err(e) = print(&read, &args.port.port, zone, format) {
         eprintln!("error: cannot write output: {e}");
         return ExitCode::from(EXIT_FAILED);

@@ -5,7 +5,7 @@
 //!
 //! Then the day logger for a 70-day window, beyond the hour logger's 58 days: read from the
 //! window's start (as before it was bounded) against the daemon's bounded read of the days
-//! before the hour logger's oldest record (`read_days`, after `oldest_stamp`).
+//! before the hour logger's oldest record (`read_periods` of the day logger, after `oldest_stamp`).
 //!
 //! Run: `cargo bench -p kamstrup-daemon --bench backfill` (about 6 minutes: the wire time of
 //! 30 days at 1200 Bd, and about a minute of day logger). `KAMSTRUP_BACKFILL_DAYS=2` for a
@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use kamstrup_daemon::backfill::{
-    missing_hours, oldest_stamp, read_days, read_hours, records_to_store, tally, BackfillReport,
+    missing_hours, oldest_stamp, read_hours, read_periods, records_to_store, tally, BackfillReport,
+    LogPeriod,
 };
 use kamstrup_daemon::Plausibility;
 use kamstrup_meter::sim::kmp_loggers::ZONE_STANDARD_OFFSET_MIN;
@@ -181,7 +182,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let probe_wall = started.elapsed();
     let before = meter.stats();
     let started = Instant::now();
-    let (days, ..) = read_days(&mut meter, window_from, floor, ZONE_STANDARD_OFFSET_MIN).await?;
+    let (days, ..) = read_periods(
+        &mut meter,
+        LogPeriod::Day,
+        window_from,
+        floor,
+        ZONE_STANDARD_OFFSET_MIN,
+    )
+    .await?;
     let (requests, bytes) = cost(&meter, before);
     println!(
         "day logger, bounded by the hour logger's oldest record ({}): {} records, requests {requests}, bytes {bytes}, wall {:.1} s; the hour logger's oldest record (what a restart asks): requests {probe_requests}, bytes {probe_bytes}, wall {:.2} s",

@@ -273,20 +273,129 @@ pub async fn read_hours(
     .await
 }
 
-/// Reads the day logger's records stamped from `since` (an hour earlier: a meter clock running
-/// ahead) to `until` (both the meter's stamps, UTC by its zone), in this IR session: the days
-/// older than the hour logger's oldest record (its rows are then [`day_rows_before`] it). The
-/// read starts near `until` ([`Selection::Between`]): the newer days, which the hour logger
-/// holds, are not sent at all.
-pub async fn read_days(
+/// How far a clock offset may move a period record's hour ([`period_starts`]): beyond it, a
+/// record lands outside the two hours around its boundary (a clock that far off is reported at
+/// every back-fill, [`CLOCK_WARN`]).
+const BOUNDARY_BAND_MS: i64 = HOUR_MS / 2;
+
+/// The period of a KMP logger coarser than the hour logger: one record at the start of each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogPeriod {
+    /// The day logger: the meter's midnights.
+    Day,
+    /// The month logger: 00:00 of the 1st of each month.
+    Month,
+    /// The year logger: 00:00 of 1 January.
+    Year,
+}
+
+impl LogPeriod {
+    /// The KMP logger holding one record per period.
+    pub fn logger(self) -> LoggerType {
+        match self {
+            LogPeriod::Day => LoggerType::Daily,
+            LogPeriod::Month => LoggerType::Monthly,
+            LogPeriod::Year => LoggerType::Yearly,
+        }
+    }
+
+    /// Where its records are stored.
+    pub fn source(self) -> ReadingSource {
+        match self {
+            LogPeriod::Day => ReadingSource::DayLog,
+            LogPeriod::Month => ReadingSource::MonthLog,
+            LogPeriod::Year => ReadingSource::YearLog,
+        }
+    }
+
+    /// `day`, `month`, `year`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogPeriod::Day => "day",
+            LogPeriod::Month => "month",
+            LogPeriod::Year => "year",
+        }
+    }
+
+    /// The start of the period holding `local` (the meter's standard time).
+    fn start_of(self, local: chrono::NaiveDateTime) -> Option<chrono::NaiveDateTime> {
+        use chrono::Datelike;
+        let date = local.date();
+        let first = match self {
+            LogPeriod::Day => date,
+            LogPeriod::Month => date.with_day(1)?,
+            LogPeriod::Year => date.with_day(1)?.with_month(1)?,
+        };
+        first.and_hms_opt(0, 0, 0)
+    }
+
+    /// The start of the next period after `start`, calendar-correct.
+    fn next(self, start: chrono::NaiveDateTime) -> Option<chrono::NaiveDateTime> {
+        match self {
+            LogPeriod::Day => start.checked_add_days(chrono::Days::new(1)),
+            LogPeriod::Month => start.checked_add_months(chrono::Months::new(1)),
+            LogPeriod::Year => start.checked_add_months(chrono::Months::new(12)),
+        }
+    }
+}
+
+/// The starts of the meter's `period`s (00:00 of its standard time — a day, the 1st of a
+/// month, 1 January — as UTC by `zone_standard_offset_min`) before `before_hour` whose logger
+/// record is still wanted: every hour around it that the record can land in (its stamp
+/// corrected by a clock offset within ±30 min) holds no reading. Only such missing hours can
+/// that logger fill (one record a period, at its start); the other hours of an old period stay
+/// missing for good, and a start with a reading beside it was filled already (its record, or a
+/// finer logger's, is stored in one of those hours) — so a restart over a store the loggers
+/// filled finds nothing here and reads none of them again. A month or year start is also a
+/// midnight: where none is wanted for the day logger, none is for the coarser ones.
+pub fn period_starts(
+    period: LogPeriod,
+    missing: &BTreeSet<i64>,
+    before_hour: i64,
+    zone_standard_offset_min: i32,
+) -> Vec<DateTime<Utc>> {
+    let Some(&first) = missing.first() else {
+        return Vec::new();
+    };
+    let zone = chrono::Duration::minutes(i64::from(zone_standard_offset_min));
+    // From the meter's period start at or before the start of the oldest missing hour.
+    let Some(local) = DateTime::from_timestamp(first * 3600, 0).map(|t| (t + zone).naive_utc())
+    else {
+        return Vec::new();
+    };
+    let mut start = period.start_of(local);
+    let mut out = Vec::new();
+    while let Some(local) = start {
+        let at = local.and_utc() - zone;
+        let ms = at.timestamp_millis();
+        let band = (ms - BOUNDARY_BAND_MS).div_euclid(HOUR_MS)
+            ..=(ms + BOUNDARY_BAND_MS).div_euclid(HOUR_MS);
+        if *band.end() >= before_hour {
+            break;
+        }
+        if band.clone().all(|h| missing.contains(&h)) {
+            out.push(at);
+        }
+        start = period.next(local);
+    }
+    out
+}
+
+/// Reads `period`'s logger for the records stamped from `since` (an hour earlier: a meter
+/// clock running ahead) to `until` (both the meter's stamps, UTC by its zone), in this IR
+/// session, starting near `until` ([`Selection::Between`]): the newer periods, which a finer
+/// logger holds, are not sent at all. Its rows are then [`rows_before`] the finer logger's
+/// oldest record.
+pub async fn read_periods(
     driver: &mut KmpMeter,
+    period: LogPeriod,
     since: DateTime<Utc>,
     until: DateTime<Utc>,
     zone_standard_offset_min: i32,
 ) -> Result<(LogRead, Duration, u64), LogError> {
     read_selection(
         driver,
-        LoggerType::Daily,
+        period.logger(),
         Selection::Between {
             since: since - chrono::Duration::hours(1),
             until,
@@ -296,54 +405,15 @@ pub async fn read_days(
     .await
 }
 
-/// How far a clock offset may move a day record's hour ([`day_log_midnights`]): beyond it, a
-/// day record lands outside the two hours around its midnight (a clock that far off is
-/// reported at every back-fill, [`CLOCK_WARN`]).
-const MIDNIGHT_BAND_MS: i64 = HOUR_MS / 2;
-
-/// The meter's midnights (00:00 of its standard time, as UTC by `zone_standard_offset_min`)
-/// before `before_hour` whose day-logger record is still wanted: every hour around it that the
-/// record can land in (its stamp corrected by a clock offset within ±30 min) holds no reading.
-/// Only such missing hours can the day logger fill (one record a day, at the meter's midnight);
-/// the other hours of an old day stay missing for good, and a midnight with a reading beside
-/// it was filled already (its record is stored in one of those hours) — so a restart over a
-/// store the day logger filled finds nothing here and does not read it again.
-pub fn day_log_midnights(
-    missing: &BTreeSet<i64>,
-    before_hour: i64,
-    zone_standard_offset_min: i32,
-) -> Vec<DateTime<Utc>> {
-    let Some(&first) = missing.first() else {
-        return Vec::new();
-    };
-    let zone_ms = i64::from(zone_standard_offset_min) * 60_000;
-    const DAY_MS: i64 = 24 * HOUR_MS;
-    // From the meter's midnight at or before the start of the oldest missing hour.
-    let mut midnight = (first * HOUR_MS + zone_ms).div_euclid(DAY_MS) * DAY_MS - zone_ms;
-    let mut out = Vec::new();
-    loop {
-        let band = (midnight - MIDNIGHT_BAND_MS).div_euclid(HOUR_MS)
-            ..=(midnight + MIDNIGHT_BAND_MS).div_euclid(HOUR_MS);
-        if *band.end() >= before_hour {
-            break;
-        }
-        if band.clone().all(|h| missing.contains(&h)) {
-            out.extend(DateTime::from_timestamp_millis(midnight));
-        }
-        midnight += DAY_MS;
-    }
-    out
-}
-
-/// The day logger's rows whose corrected time lies before `hour_floor` (the hour logger's
-/// oldest record, corrected): where both loggers hold a time, the hour record is the one kept.
-pub fn day_rows_before(read: &LogRead, hour_floor: DateTime<Utc>) -> Vec<LoggedRow> {
+/// A coarser logger's rows whose corrected time lies before `floor` (the next finer logger's
+/// oldest record, corrected): where two loggers hold a time, the finer one's record is kept.
+pub fn rows_before(read: &LogRead, floor: DateTime<Utc>) -> Vec<LoggedRow> {
     let offset = chrono::Duration::seconds(read.clock_offset_s.unwrap_or(0));
     read.rows
         .iter()
         .filter_map(|r| {
             let stamp = r.utc?;
-            (stamp - offset < hour_floor).then(|| LoggedRow {
+            (stamp - offset < floor).then(|| LoggedRow {
                 stamp,
                 values: r.values.clone(),
             })
@@ -602,6 +672,11 @@ mod tests {
         assert!(missing_hours(to, from, &covered).is_empty());
     }
 
+    /// The day logger's case of [`period_starts`].
+    fn day_log_midnights(missing: &BTreeSet<i64>, before: i64, zone: i32) -> Vec<DateTime<Utc>> {
+        period_starts(LogPeriod::Day, missing, before, zone)
+    }
+
     #[test]
     fn a_gap_whose_end_is_not_logged_yet_is_read_again_when_it_is() {
         let h = |s: &str| t(s).timestamp() / 3600;
@@ -697,6 +772,74 @@ mod tests {
             t("2026-05-01T23:00:00Z")
         );
         assert!(day_log_midnights(&BTreeSet::new(), floor, 60).is_empty());
+    }
+
+    #[test]
+    fn month_and_year_starts_are_calendar_correct_in_the_meters_zone() {
+        let h = |s: &str| t(s).timestamp() / 3600;
+        let fmt = |v: Vec<DateTime<Utc>>| -> Vec<String> {
+            v.iter().map(|m| m.format("%Y-%m-%d %H:%M").to_string()).collect()
+        };
+        // Every hour from mid-November 2023 to March 2025 missing; CET (+1): the meter's month
+        // starts at 23:00 UTC of the day before the 1st, whatever the month's length (30, 31,
+        // 29 in the leap February of 2024, 28 in 2025), and its year starts on 31 Dec 23:00.
+        let from = h("2023-11-15T00:00:00Z");
+        let floor = h("2025-03-10T00:00:00Z");
+        let all: BTreeSet<i64> = (from..floor).collect();
+        let months = fmt(period_starts(LogPeriod::Month, &all, floor, 60));
+        assert_eq!(months.len(), 16, "{months:?}");
+        assert_eq!(months[0], "2023-11-30 23:00");
+        assert_eq!(months[1], "2023-12-31 23:00");
+        assert_eq!(months[2], "2024-01-31 23:00");
+        assert_eq!(months[3], "2024-02-29 23:00");
+        assert_eq!(months[4], "2024-03-31 23:00");
+        assert_eq!(months[15], "2025-02-28 23:00");
+        assert_eq!(
+            fmt(period_starts(LogPeriod::Year, &all, floor, 60)),
+            ["2023-12-31 23:00", "2024-12-31 23:00"]
+        );
+        // UTC and a zone west of it (-05:00: 05:00 UTC on the 1st).
+        assert_eq!(
+            fmt(period_starts(LogPeriod::Month, &all, floor, 0))[0],
+            "2023-12-01 00:00"
+        );
+        assert_eq!(
+            fmt(period_starts(LogPeriod::Year, &all, floor, -300)),
+            ["2024-01-01 05:00", "2025-01-01 05:00"]
+        );
+        // The oldest missing hour just after a month start: that start is not wanted (its hours
+        // are not all missing), the next is.
+        let late: BTreeSet<i64> = (h("2024-01-31T23:00:00Z")..floor).collect();
+        assert_eq!(
+            fmt(period_starts(LogPeriod::Month, &late, floor, 60))[0],
+            "2024-02-29 23:00"
+        );
+        // The band rule: a start whose hour before or after holds a reading (its record, or a
+        // finer logger's, stored with a clock up to 30 min off) is filled; a start whose
+        // hours reach the finer logger's oldest record is left to that logger.
+        let mut filled = all.clone();
+        filled.remove(&h("2024-02-29T22:00:00Z"));
+        filled.remove(&h("2024-12-31T23:00:00Z"));
+        let months = fmt(period_starts(LogPeriod::Month, &filled, floor, 60));
+        assert_eq!(months.len(), 14, "{months:?}");
+        assert!(!months.contains(&"2024-02-29 23:00".to_string()));
+        assert!(!months.contains(&"2024-12-31 23:00".to_string()));
+        assert_eq!(
+            fmt(period_starts(LogPeriod::Year, &filled, floor, 60)),
+            ["2023-12-31 23:00"]
+        );
+        assert_eq!(
+            fmt(period_starts(LogPeriod::Year, &all, h("2024-12-31T23:00:00Z"), 60)),
+            ["2023-12-31 23:00"]
+        );
+        assert!(period_starts(LogPeriod::Year, &BTreeSet::new(), floor, 60).is_empty());
+        // A month or year start is a midnight: each is among the day logger's wanted ones.
+        let days = day_log_midnights(&filled, floor, 60);
+        for p in [LogPeriod::Month, LogPeriod::Year] {
+            assert!(period_starts(p, &filled, floor, 60)
+                .iter()
+                .all(|m| days.contains(m)));
+        }
     }
 
     #[test]

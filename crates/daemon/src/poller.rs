@@ -760,8 +760,8 @@ fn kmp_log_error(
 }
 
 /// A KMP meter's loggers for the `missing` hours (sorted): the hour logger from the oldest
-/// missing hour it still holds, and the day logger for the meter's midnights older than that
-/// whose hours hold no reading yet. `Ok(None)`: nothing to store (no logger, or an empty one;
+/// missing hour it still holds, and the day, month and year loggers for the meter's period
+/// starts older than that whose hours hold no reading yet ([`read_period_loggers`]). `Ok(None)`: nothing to store (no logger, or an empty one;
 /// said once); `Err(reopen)`: failed, logged.
 async fn read_kmp(
     meter: &MeterSettings,
@@ -859,69 +859,108 @@ async fn read_kmp(
     // The hours older than the hour logger's reach are as filled as they can be after this
     // session (the day logger's midnights below): not asked for again by this poller.
     session.floor = hour_floor.map(|(_, corrected)| corrected);
-    // Missing hours older than the hour logger's oldest record: its day logger, in the same
-    // session, for the meter's midnights there whose hours hold no reading yet (stored there).
-    let Some((floor_stamp, floor_at)) = hour_floor else {
-        return Ok(Some(session));
-    };
-    let missing_set: std::collections::BTreeSet<i64> = missing.iter().copied().collect();
-    let midnights = crate::backfill::day_log_midnights(&missing_set, hour_of(floor_at), zone);
-    let (Some(&first), Some(&last)) = (midnights.first(), midnights.last()) else {
-        return Ok(Some(session));
-    };
-    info!(meter = %meter.name, days = midnights.len(), since = %first.format("%Y-%m-%d %H:%M UTC"), hour_logger_from = %floor_at.format("%Y-%m-%d %H:%M UTC"), "hours older than the hour logger holds; reading the meter's day logger for those days");
-    // The day logger's own reach (one short request): midnights older than its oldest record
-    // (beyond its depth, before the meter was commissioned) stay missing at every start.
-    let day_reach = match crate::backfill::oldest_stamp(driver, LoggerType::Daily, zone).await {
-        Ok((stamp, requests, bytes, wall)) => {
-            session.requests += requests;
-            session.bytes += bytes;
-            session.wall += wall;
-            stamp
-        }
-        Err(e) => {
-            // The hours are stored; the old days are asked for again after the next poll.
-            warn!(meter = %meter.name, error = %e, "back-fill from the day logger failed; the hour logger's records are stored");
-            session.floor = None;
-            return Ok(Some(session));
-        }
-    };
-    // An hour's slack: a day record is stamped seconds after its midnight.
-    let first = match day_reach {
-        Some(oldest) if last + chrono::Duration::hours(1) >= oldest => {
-            first.max(oldest - chrono::Duration::hours(1))
-        }
-        _ => {
-            info!(meter = %meter.name, "the day logger holds none of those days");
-            return Ok(Some(session));
-        }
-    };
-    // Up to the last wanted midnight (its record is stamped seconds after it), and never
-    // past the hour logger's oldest record: the hour record is the one kept where both are.
-    let until = (last + chrono::Duration::hours(1)).min(floor_stamp);
-    match crate::backfill::read_days(driver, first, until, zone).await {
-        Ok((days, wall, bytes)) => {
-            let rows = crate::backfill::day_rows_before(&days, floor_at);
-            info!(meter = %meter.name, records = rows.len(), records_read = days.rows.len(), requests = days.requests, pages = days.pages, bytes, wall_ms = wall.as_millis() as u64, "day logger read");
-            session.batches.push((ReadingSource::DayLog, rows));
-            session.clock_offset_s = session.clock_offset_s.or(days.clock_offset_s);
-            session.requests += days.requests;
-            session.bytes += bytes;
-            session.pages += days.pages;
-            session.wall += wall;
-            session.what = if session.batches.len() > 1 {
-                "the hour and day loggers".into()
-            } else {
-                "the day logger".into()
-            };
-        }
-        Err(e) => {
-            // The hours are stored; the old days are asked for again after the next poll.
-            warn!(meter = %meter.name, error = %e, "back-fill from the day logger failed; the hour logger's records are stored");
-            session.floor = None;
-        }
+    // Missing hours older than the hour logger's oldest record: its day, month and year
+    // loggers, in the same session, for the period starts there whose hours hold no reading.
+    if let Some(floor) = hour_floor {
+        read_period_loggers(meter, driver, missing, zone, floor, &mut session).await;
     }
     Ok(Some(session))
+}
+
+/// The day, month and year loggers of a KMP meter, in this IR session, for the `missing` hours
+/// older than the hour logger's oldest record (`floor`: its stamp and its corrected time): each
+/// for the starts of its periods older than the next finer logger's oldest record whose hours
+/// hold no reading yet ([`crate::backfill::period_starts`]), read bounded to those, its records
+/// after the finer ones' in `session`. A logger the meter does not keep, or an empty one, is
+/// passed over; one that fails ends the reads (the finer loggers' records are stored, the
+/// older hours asked for again after the next poll).
+async fn read_period_loggers(
+    meter: &MeterSettings,
+    driver: &mut KmpMeter,
+    missing: &[i64],
+    zone: i32,
+    floor: (DateTime<Utc>, DateTime<Utc>),
+    session: &mut Session,
+) {
+    use crate::backfill::LogPeriod;
+    let hour_of = |t: DateTime<Utc>| t.timestamp().div_euclid(3600);
+    let missing_set: std::collections::BTreeSet<i64> = missing.iter().copied().collect();
+    // The finer logger's oldest record: its stamp (the meter's) and corrected time.
+    let (mut floor_stamp, mut floor_at) = floor;
+    let mut names: Vec<&str> = Vec::new();
+    if session.batches.iter().any(|(s, _)| *s == ReadingSource::HourLog) {
+        names.push("hour");
+    }
+    for period in [LogPeriod::Day, LogPeriod::Month, LogPeriod::Year] {
+        let name = period.name();
+        // A month or year start is a midnight: none wanted here, none for the coarser ones.
+        let starts = crate::backfill::period_starts(period, &missing_set, hour_of(floor_at), zone);
+        let (Some(&first), Some(&last)) = (starts.first(), starts.last()) else {
+            break;
+        };
+        info!(meter = %meter.name, periods = starts.len(), since = %first.format("%Y-%m-%d %H:%M UTC"), older_than = %floor_at.format("%Y-%m-%d %H:%M UTC"), "hours older than the finer loggers hold; reading the meter's {name} logger for those {name}s");
+        // The logger's own reach (one short request): starts older than its oldest record
+        // (beyond its depth, before the meter was commissioned) it cannot fill.
+        let oldest = match crate::backfill::oldest_stamp(driver, period.logger(), zone).await {
+            Ok((stamp, requests, bytes, wall)) => {
+                session.requests += requests;
+                session.bytes += bytes;
+                session.wall += wall;
+                stamp
+            }
+            Err(LogError::NoLoggers { .. }) => {
+                info!(meter = %meter.name, "the meter keeps no {name} logger");
+                continue;
+            }
+            Err(e) => {
+                // The finer records are stored; the old hours are asked for again after the
+                // next poll.
+                warn!(meter = %meter.name, error = %e, "back-fill from the {name} logger failed; the finer loggers' records are stored");
+                session.floor = None;
+                break;
+            }
+        };
+        let Some(oldest) = oldest else {
+            info!(meter = %meter.name, "the meter's {name} logger holds no record yet");
+            continue;
+        };
+        // An hour's slack: a record is stamped seconds after its period began.
+        if last + chrono::Duration::hours(1) >= oldest {
+            let since = first.max(oldest - chrono::Duration::hours(1));
+            // Up to the last wanted start (its record is stamped seconds after it), and never
+            // past the finer logger's oldest record: its record is the one kept where both are.
+            let until = (last + chrono::Duration::hours(1)).min(floor_stamp);
+            match crate::backfill::read_periods(driver, period, since, until, zone).await {
+                Ok((read, wall, bytes)) => {
+                    let rows = crate::backfill::rows_before(&read, floor_at);
+                    info!(meter = %meter.name, records = rows.len(), records_read = read.rows.len(), requests = read.requests, pages = read.pages, bytes, wall_ms = wall.as_millis() as u64, "{name} logger read");
+                    session.batches.push((period.source(), rows));
+                    session.clock_offset_s = session.clock_offset_s.or(read.clock_offset_s);
+                    session.requests += read.requests;
+                    session.bytes += bytes;
+                    session.pages += read.pages;
+                    session.wall += wall;
+                    names.push(name);
+                    session.what = match names.as_slice() {
+                        [one] => format!("the {one} logger"),
+                        [init @ .., end] => format!("the {} and {end} loggers", init.join(", ")),
+                        [] => String::new(),
+                    };
+                }
+                Err(e) => {
+                    warn!(meter = %meter.name, error = %e, "back-fill from the {name} logger failed; the finer loggers' records are stored");
+                    session.floor = None;
+                    break;
+                }
+            }
+        } else {
+            info!(meter = %meter.name, "the {name} logger holds none of those {name}s");
+        }
+        // Older starts only from the coarser loggers.
+        let offset = chrono::Duration::seconds(session.clock_offset_s.unwrap_or(0));
+        floor_stamp = oldest;
+        floor_at = oldest - offset;
+    }
 }
 
 /// A MULTICAL 66C's loggers, when a run of missing hours is at least `backfill_min_gap`: `/#D`

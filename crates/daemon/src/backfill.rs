@@ -778,7 +778,9 @@ mod tests {
     fn month_and_year_starts_are_calendar_correct_in_the_meters_zone() {
         let h = |s: &str| t(s).timestamp() / 3600;
         let fmt = |v: Vec<DateTime<Utc>>| -> Vec<String> {
-            v.iter().map(|m| m.format("%Y-%m-%d %H:%M").to_string()).collect()
+            v.iter()
+                .map(|m| m.format("%Y-%m-%d %H:%M").to_string())
+                .collect()
         };
         // Every hour from mid-November 2023 to March 2025 missing; CET (+1): the meter's month
         // starts at 23:00 UTC of the day before the 1st, whatever the month's length (30, 31,
@@ -829,7 +831,12 @@ mod tests {
             ["2023-12-31 23:00"]
         );
         assert_eq!(
-            fmt(period_starts(LogPeriod::Year, &all, h("2024-12-31T23:00:00Z"), 60)),
+            fmt(period_starts(
+                LogPeriod::Year,
+                &all,
+                h("2024-12-31T23:00:00Z"),
+                60
+            )),
             ["2023-12-31 23:00"]
         );
         assert!(period_starts(LogPeriod::Year, &BTreeSet::new(), floor, 60).is_empty());

@@ -888,7 +888,11 @@ async fn read_period_loggers(
     // The finer logger's oldest record: its stamp (the meter's) and corrected time.
     let (mut floor_stamp, mut floor_at) = floor;
     let mut names: Vec<&str> = Vec::new();
-    if session.batches.iter().any(|(s, _)| *s == ReadingSource::HourLog) {
+    if session
+        .batches
+        .iter()
+        .any(|(s, _)| *s == ReadingSource::HourLog)
+    {
         names.push("hour");
     }
     for period in [LogPeriod::Day, LogPeriod::Month, LogPeriod::Year] {

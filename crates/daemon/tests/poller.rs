@@ -493,6 +493,192 @@ async fn a_window_beyond_the_hour_logger_is_filled_from_the_day_logger() {
     );
 }
 
+/// A window of 3 years (no upper limit) over a store that holds the polls of the last 420 days:
+/// the older days the day logger still holds come from it, and the meter's month starts older
+/// than the day logger's oldest record from the month logger (its year starts older than the
+/// month logger's, from the year logger), each read bounded to what is wanted; a restart asks
+/// the month and year loggers nothing.
+#[tokio::test(start_paused = true)]
+async fn a_window_beyond_the_day_logger_is_filled_from_the_month_and_year_loggers() {
+    use kamstrup_meter::sim::history::{kmp_history, HistorySpec};
+    use kamstrup_meter::sim::KmpModel;
+    use kamstrup_meter::LoggerType;
+    use kamstrup_reading::ReadingSource;
+    const HOUR: i64 = 3600;
+    let dir = tempfile::tempdir().unwrap();
+    let (port, asked) = meter_on_tcp(Clock::system()).await;
+    let cfg = config(&dir, backfilled_over_tcp(port, 3 * 365));
+    let now = Utc::now();
+    let window_from = now - chrono::Duration::days(3 * 365);
+    // The recent hours are in the store: the polls of the last 420 days, one an hour, as the
+    // simulator answered them (the day logger reaches ~460 days back).
+    let model = KmpModel::Multical403;
+    let polls = kmp_history(
+        model,
+        &[60, 68, 86, 87, 80, 74, 1004, 99],
+        "sim:multical-403",
+        &HistorySpec {
+            end: now,
+            span: Duration::from_secs(420 * 86_400),
+            step: Duration::from_secs(3600),
+        },
+    )
+    .unwrap();
+    {
+        let mut store = Store::open(&cfg.store_path).unwrap();
+        let heat = store
+            .upsert_meter(
+                u64::from(model.serial()),
+                "heat",
+                kamstrup_meter::Protocol::Kmp,
+                None,
+                "sim:multical-403",
+                polls[0].taken_at,
+            )
+            .unwrap();
+        let items: Vec<_> = polls.iter().map(|r| (heat, r.clone(), None)).collect();
+        store.insert_readings(&items).unwrap();
+    }
+    let stored = run_until_backfilled(&cfg).await;
+    let first: Vec<Asked> = std::mem::take(&mut *asked.lock().unwrap());
+
+    // What the meter's loggers hold: the oldest day record, and the month and year loggers
+    // read whole from the window's start, as `kamstrup log` does.
+    let (months, _) = read_served(Clock::system(), LoggerType::Monthly, window_from).await;
+    let (years, _) = read_served(Clock::system(), LoggerType::Yearly, window_from).await;
+    let offset = chrono::Duration::seconds(months.clock_offset_s.unwrap());
+    let day_floor = oldest_served(LoggerType::Daily).await - offset;
+    let month_floor = months.rows[0].utc.unwrap() - offset;
+    let expected = |read: &kamstrup_meter::LogRead, floor: DateTime<Utc>| -> Vec<_> {
+        read.rows
+            .iter()
+            .filter(|r| r.utc.unwrap() - offset < floor && r.utc.unwrap() - offset >= window_from)
+            .map(|r| (r.utc.unwrap() - offset, values(&r.values)))
+            .collect()
+    };
+    let expected_months = expected(&months, day_floor);
+    let expected_years = if months.reached_oldest {
+        expected(&years, month_floor)
+    } else {
+        Vec::new()
+    };
+    // The simulated meter was commissioned on 2025-06-01: its month logger holds the month
+    // starts from July 2025 on, and the day logger's 460 days leave at least two older.
+    assert!(
+        expected_months.len() >= 2,
+        "month starts older than the day logger's oldest record {day_floor}: {expected_months:?}"
+    );
+    let of = |source: ReadingSource| -> Vec<_> {
+        stored
+            .iter()
+            .filter(|r| r.reading.source == source)
+            .map(|r| (r.reading.taken_at, values(&r.reading.registers)))
+            .collect()
+    };
+    // Each month start older than the day logger's reach: exactly one month record, at its
+    // corrected stamp, with the month logger's values; the year starts likewise.
+    assert_eq!(
+        of(ReadingSource::MonthLog),
+        expected_months,
+        "month records"
+    );
+    assert_eq!(of(ReadingSource::YearLog), expected_years, "year records");
+    // The days the day logger holds before the polls: day records, none older than its
+    // oldest record, no month record among them.
+    let days = of(ReadingSource::DayLog);
+    assert!(days.len() >= 30, "{} day records", days.len());
+    assert!(days.iter().all(|(at, _)| *at >= day_floor));
+    assert!(
+        of(ReadingSource::HourLog).is_empty(),
+        "the polls cover the hour logger"
+    );
+    // No hour holds two logged records, nor a logged record and a poll.
+    let hour = |r: &&kamstrup_store::StoredReading| r.reading.taken_at.timestamp().div_euclid(HOUR);
+    let polled: std::collections::BTreeSet<i64> = stored
+        .iter()
+        .filter(|r| !r.reading.source.is_logged())
+        .map(|r| hour(&r))
+        .collect();
+    let mut per_hour = std::collections::BTreeMap::<i64, usize>::new();
+    for r in stored.iter().filter(|r| r.reading.source.is_logged()) {
+        assert!(
+            !polled.contains(&hour(&r)),
+            "{:?} in a polled hour",
+            r.reading
+        );
+        *per_hour.entry(hour(&r)).or_default() += 1;
+    }
+    assert!(per_hour.values().all(|&n| n == 1), "an hour stored twice");
+
+    // The month logger was asked for the wanted months only (its oldest record, the read from
+    // near the newest wanted one, the offset estimate's margin); the year logger's oldest
+    // record tells whether any wanted year start is in it.
+    let (month_requests, month_records, month_bytes) = asked_of(&first, LoggerType::Monthly);
+    let (year_requests, year_records, year_bytes) = asked_of(&first, LoggerType::Yearly);
+    assert!(
+        month_records <= expected_months.len() + 5,
+        "{month_records} month records sent for {} months",
+        expected_months.len()
+    );
+    assert!(year_records <= expected_years.len() + 5);
+    let (day_requests, day_records, day_bytes) = asked_of(&first, LoggerType::Daily);
+    println!(
+        "3-year window over 420 days of polls: {} day, {} month, {} year records stored; day logger {day_requests} requests {day_records} records {day_bytes} B; month logger {month_requests} requests {month_records} records {month_bytes} B; year logger {year_requests} requests {year_records} records {year_bytes} B",
+        days.len(),
+        expected_months.len(),
+        expected_years.len()
+    );
+
+    // A restart stores nothing and reads no record of the day, month or year logger: every
+    // start they could fill is filled. The month starts before the meter was commissioned stay
+    // missing, so each logger's oldest record is asked again (one short request each) to tell
+    // that none of them is in it.
+    let again = run_until_backfilled(&cfg).await;
+    let second: Vec<Asked> = std::mem::take(&mut *asked.lock().unwrap());
+    let logged = |rs: &[kamstrup_store::StoredReading]| {
+        rs.iter().filter(|r| r.reading.source.is_logged()).count()
+    };
+    assert_eq!(
+        logged(&again),
+        logged(&stored),
+        "a second session stored logged records"
+    );
+    for logger in [
+        LoggerType::Hourly,
+        LoggerType::Daily,
+        LoggerType::Monthly,
+        LoggerType::Yearly,
+    ] {
+        let (requests, records, _) = asked_of(&second, logger);
+        assert!(requests <= 1 && records <= 1, "{logger:?}: {second:?}");
+    }
+    let (requests, bytes) = second.iter().fold((0, 0), |(n, b), a| (n + 1, b + a.bytes));
+    println!("restart: {requests} logger requests (each logger's oldest record), {bytes} B");
+}
+
+/// The stamp of the oldest record `logger` of the MULTICAL 403 (served as of the system clock)
+/// holds.
+async fn oldest_served(logger: kamstrup_meter::LoggerType) -> DateTime<Utc> {
+    let (host, mut meter_end) = kamstrup_optical::memory_pair(kamstrup_meter::LineSettings::KMP);
+    tokio::spawn(async move {
+        serve_at_clock(&mut meter_end, Clock::system(), AskLog::default()).await
+    });
+    let mut meter = kamstrup_meter::KmpMeter::new(
+        Box::new(host),
+        "multical-403",
+        kamstrup_meter::KmpOptions::default(),
+    );
+    let (row, _) = meter
+        .oldest_log_record(
+            logger,
+            kamstrup_meter::sim::kmp_loggers::ZONE_STANDARD_OFFSET_MIN,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    row.utc.unwrap()
+}
+
 /// A simulated MULTICAL 403 whose time is `clock`'s, served on `link`: the simulator's own
 /// answers (`respond`, a pure function of the time it is given). The in-process `sim:` meter
 /// answers as of the system clock; this one's clock runs on through the test host's suspend, as

@@ -238,16 +238,17 @@ async fn a_state_sink_gets_only_the_newest_reading_of_each_meter() {
     run.task.await.unwrap();
 }
 
-/// The store of [`store`] plus, back-filled after it, two hour-log records of "heat" older than
-/// its polls; returns their ids.
-async fn with_backfill(db: &Db) -> Vec<ReadingId> {
-    db.call(|s| {
+/// The store of [`store`] plus, back-filled after it, two logged records of "heat" (of these
+/// sources) older than its polls; returns their ids.
+async fn with_backfill(db: &Db, sources: [ReadingSource; 2]) -> Vec<ReadingId> {
+    db.call(move |s| {
         let heat = s.meter_by_serial(1)?.map(|m| m.id).unwrap();
         let records: Vec<LoggedRecord> = [(1_779_390_000, "84.700"), (1_779_393_600, "84.750")]
             .into_iter()
-            .map(|(at, energy)| {
+            .zip(sources)
+            .map(|((at, energy), source)| {
                 let mut reading = reading(at, energy);
-                reading.source = ReadingSource::HourLog;
+                reading.source = source;
                 LoggedRecord {
                     meter: heat,
                     logged_at: reading.taken_at,
@@ -267,9 +268,20 @@ async fn with_backfill(db: &Db) -> Vec<ReadingId> {
 
 #[tokio::test(start_paused = true)]
 async fn back_filled_records_reach_every_sinks_in_order_and_state_sinks_only_if_they_ask() {
+    back_filled_records_reach_the_sinks([ReadingSource::HourLog, ReadingSource::HourLog]).await;
+}
+
+/// Records of the month and year loggers (a window beyond the day logger) go where hour and day
+/// records go: to history sinks with their own time, never to a state sink as the newest.
+#[tokio::test(start_paused = true)]
+async fn month_and_year_records_reach_the_sinks_as_hour_records_do() {
+    back_filled_records_reach_the_sinks([ReadingSource::MonthLog, ReadingSource::YearLog]).await;
+}
+
+async fn back_filled_records_reach_the_sinks(sources: [ReadingSource; 2]) {
     let dir = tempfile::tempdir().unwrap();
     let (db, ids) = store(&dir);
-    let logged = with_backfill(&db).await;
+    let logged = with_backfill(&db, sources).await;
     let every = start_sink(&db, Delivery::Every, false, 0);
     let latest = start_sink(&db, Delivery::Latest, false, 0);
     let history = start_sink(&db, Delivery::Latest, true, 0);
@@ -282,7 +294,7 @@ async fn back_filled_records_reach_every_sinks_in_order_and_state_sinks_only_if_
         order,
         vec![ids[0].0, ids[1].0, ids[3].0, logged[0].0, logged[1].0]
     );
-    assert_eq!(got[3].1, ReadingSource::HourLog);
+    assert_eq!((got[3].1, got[4].1), (sources[0], sources[1]));
     assert_eq!(got[3].2.timestamp(), 1_779_390_000);
 
     // A state sink that does not take history: only the newest polled reading per meter, and

@@ -691,6 +691,33 @@ mod tests {
         assert_eq!(s[1].points.len(), 3);
     }
 
+    /// Day, month and year records are no hourly statistics rows: only the hour logger's are.
+    #[test]
+    fn no_series_of_day_month_or_year_logs() {
+        let logged: Vec<_> = [
+            ReadingSource::DayLog,
+            ReadingSource::MonthLog,
+            ReadingSource::YearLog,
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(k, source)| {
+            let mut r = reading_with(vec![
+                reg("heat_energy", "E1", &format!("1.{k}0"), "GJ"),
+                reg("volume", "V1", &format!("5.{k}00"), "m³"),
+            ]);
+            r.source = source;
+            r.taken_at = t(&format!("2026-11-{:02}T23:00:00Z", 10 + k));
+            r
+        })
+        .collect();
+        let batch: Vec<Delivered<'_>> = logged
+            .iter()
+            .map(crate::testutil::delivered_fixture)
+            .collect();
+        assert!(series_of(&batch, HaVersion::DEFAULT, VolumeClass::Water, &[]).is_empty());
+    }
+
     fn series(points: &[(&str, &str)]) -> Series {
         Series {
             unique_id: "kamstrup_1_heat_energy".into(),

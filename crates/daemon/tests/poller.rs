@@ -2,7 +2,8 @@
 //! meter (in process, no real I/O) read on its schedule, stored first and delivered in order to
 //! an every-reading sink and as the newest to a state sink; a meter that does not answer retried
 //! with growing back-off, each failure recorded with the doctor's verdict; a back-fill window
-//! longer than the hour logger filled from the day logger beyond it; the hours a suspended host
+//! longer than the hour logger filled from the day logger beyond it, and one beyond the day logger
+//! from the month and year loggers; the hours a suspended host
 //! slept through filled from the hour logger when it wakes (that meter, whose clock must sleep
 //! with the host's, is the simulator's answers served on a loopback socket as of the test clock).
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
@@ -500,8 +501,6 @@ async fn a_window_beyond_the_hour_logger_is_filled_from_the_day_logger() {
 /// the month and year loggers nothing.
 #[tokio::test(start_paused = true)]
 async fn a_window_beyond_the_day_logger_is_filled_from_the_month_and_year_loggers() {
-    use kamstrup_meter::sim::history::{kmp_history, HistorySpec};
-    use kamstrup_meter::sim::KmpModel;
     use kamstrup_meter::LoggerType;
     use kamstrup_reading::ReadingSource;
     const HOUR: i64 = 3600;
@@ -512,33 +511,7 @@ async fn a_window_beyond_the_day_logger_is_filled_from_the_month_and_year_logger
     let window_from = now - chrono::Duration::days(3 * 365);
     // The recent hours are in the store: the polls of the last 420 days, one an hour, as the
     // simulator answered them (the day logger reaches ~460 days back).
-    let model = KmpModel::Multical403;
-    let polls = kmp_history(
-        model,
-        &[60, 68, 86, 87, 80, 74, 1004, 99],
-        "sim:multical-403",
-        &HistorySpec {
-            end: now,
-            span: Duration::from_secs(420 * 86_400),
-            step: Duration::from_secs(3600),
-        },
-    )
-    .unwrap();
-    {
-        let mut store = Store::open(&cfg.store_path).unwrap();
-        let heat = store
-            .upsert_meter(
-                u64::from(model.serial()),
-                "heat",
-                kamstrup_meter::Protocol::Kmp,
-                None,
-                "sim:multical-403",
-                polls[0].taken_at,
-            )
-            .unwrap();
-        let items: Vec<_> = polls.iter().map(|r| (heat, r.clone(), None)).collect();
-        store.insert_readings(&items).unwrap();
-    }
+    seed_polls(&cfg, now, 420);
     let stored = run_until_backfilled(&cfg).await;
     let first: Vec<Asked> = std::mem::take(&mut *asked.lock().unwrap());
 
@@ -656,6 +629,106 @@ async fn a_window_beyond_the_day_logger_is_filled_from_the_month_and_year_logger
     println!("restart: {requests} logger requests (each logger's oldest record), {bytes} B");
 }
 
+/// Hourly polls of the last `days` before `now` in the store of `cfg`, exactly as the simulated
+/// MULTICAL 403 answered them.
+fn seed_polls(cfg: &DaemonConfig, now: DateTime<Utc>, days: u64) {
+    use kamstrup_meter::sim::history::{kmp_history, HistorySpec};
+    let model = kamstrup_meter::sim::KmpModel::Multical403;
+    let polls = kmp_history(
+        model,
+        &[60, 68, 86, 87, 80, 74, 1004, 99],
+        "sim:multical-403",
+        &HistorySpec {
+            end: now,
+            span: Duration::from_secs(days * 86_400),
+            step: Duration::from_secs(3600),
+        },
+    )
+    .unwrap();
+    let mut store = Store::open(&cfg.store_path).unwrap();
+    let heat = store
+        .upsert_meter(
+            u64::from(model.serial()),
+            "heat",
+            kamstrup_meter::Protocol::Kmp,
+            None,
+            "sim:multical-403",
+            polls[0].taken_at,
+        )
+        .unwrap();
+    let items: Vec<_> = polls.iter().map(|r| (heat, r.clone(), None)).collect();
+    store.insert_readings(&items).unwrap();
+}
+
+/// A meter that keeps an hour and a year logger but no day or month logger (silent to B8 for
+/// them, as the simulator is for a logger a model does not keep; what a real meter answers is
+/// not known): a 3-year window over the polls of the last 60 days passes over the two and
+/// fills the year starts older than the hour logger's oldest record that its year logger
+/// holds (the simulated meter's history starts on 2025-06-01, so the 403's own month logger
+/// leaves no year start to its year logger); a restart reads no year record again.
+#[tokio::test(start_paused = true)]
+async fn a_meter_without_day_and_month_loggers_fills_year_starts_from_its_year_logger() {
+    use kamstrup_meter::LoggerType;
+    use kamstrup_reading::ReadingSource;
+    let dir = tempfile::tempdir().unwrap();
+    let (port, asked) = meter_on_tcp_without(
+        kamstrup_meter::sim::kmp_model::KmpModel::Multical403,
+        Clock::system(),
+        &[LoggerType::Daily, LoggerType::Monthly],
+    )
+    .await;
+    let cfg = config(&dir, backfilled_over_tcp(port, 3 * 365));
+    let now = Utc::now();
+    let window_from = now - chrono::Duration::days(3 * 365);
+    seed_polls(&cfg, now, 60);
+    let stored = run_until_backfilled(&cfg).await;
+    let first: Vec<Asked> = std::mem::take(&mut *asked.lock().unwrap());
+
+    let (years, _) = read_served(Clock::system(), LoggerType::Yearly, window_from).await;
+    let offset = chrono::Duration::seconds(years.clock_offset_s.unwrap());
+    let hour_floor = oldest_served(LoggerType::Hourly).await - offset;
+    let expected: Vec<_> = years
+        .rows
+        .iter()
+        .map(|r| (r.utc.unwrap() - offset, values(&r.values)))
+        .filter(|(at, _)| *at < hour_floor && *at >= window_from)
+        .collect();
+    assert!(
+        !expected.is_empty(),
+        "no year start in the year logger before {hour_floor}"
+    );
+    let of = |source: ReadingSource| -> Vec<_> {
+        stored
+            .iter()
+            .filter(|r| r.reading.source == source)
+            .map(|r| (r.reading.taken_at, values(&r.reading.registers)))
+            .collect()
+    };
+    assert_eq!(of(ReadingSource::YearLog), expected, "year records");
+    for source in [
+        ReadingSource::HourLog,
+        ReadingSource::DayLog,
+        ReadingSource::MonthLog,
+    ] {
+        assert!(of(source).is_empty(), "{source:?}");
+    }
+    let (requests, records, bytes) = asked_of(&first, LoggerType::Yearly);
+    assert!(records <= expected.len() + 5, "{first:?}");
+    println!(
+        "no day or month logger: {} year records stored; year logger {requests} requests {records} records {bytes} B",
+        expected.len()
+    );
+
+    let again = run_until_backfilled(&cfg).await;
+    let second: Vec<Asked> = std::mem::take(&mut *asked.lock().unwrap());
+    let logged = |rs: &[kamstrup_store::StoredReading]| {
+        rs.iter().filter(|r| r.reading.source.is_logged()).count()
+    };
+    assert_eq!(logged(&again), logged(&stored));
+    let (requests, records, _) = asked_of(&second, LoggerType::Yearly);
+    assert!(requests <= 1 && records <= 1, "{second:?}");
+}
+
 /// The stamp of the oldest record `logger` of the MULTICAL 403 (served as of the system clock)
 /// holds.
 async fn oldest_served(logger: kamstrup_meter::LoggerType) -> DateTime<Utc> {
@@ -704,6 +777,20 @@ async fn serve_model_at_clock<L>(
 ) where
     L: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    serve_without(link, model, clock, asked, &[]).await;
+}
+
+/// [`serve_model_at_clock`], silent to B8 requests for the `silent` loggers (as the simulator
+/// is for a logger a model does not keep).
+async fn serve_without<L>(
+    link: &mut L,
+    model: kamstrup_meter::sim::kmp_model::KmpModel,
+    clock: Clock,
+    asked: AskLog,
+    silent: &'static [kamstrup_meter::LoggerType],
+) where
+    L: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     use kamstrup_kmp::decoder::{Decoder, Event};
     use kamstrup_kmp::{Direction, LoggerReply, RegisterId, Request};
     use kamstrup_meter::sim::kmp_model::{respond, MeterAction};
@@ -730,6 +817,9 @@ async fn serve_model_at_clock<L>(
             let at = if clock_read { Utc::now() } else { clock.now() };
             let action = respond(model, &frame, at);
             let reply = match &action {
+                MeterAction::Reply(_) if matches!(Request::from_frame(&frame), Ok(Request::Logger(r)) if silent.contains(&r.logger())) => {
+                    Vec::new()
+                }
                 MeterAction::Reply(reply) => reply.clone(),
                 MeterAction::Silent(_) => Vec::new(),
             };
@@ -789,6 +879,15 @@ async fn meter_model_on_tcp(
     model: kamstrup_meter::sim::kmp_model::KmpModel,
     clock: Clock,
 ) -> (PortSpec, AskLog) {
+    meter_on_tcp_without(model, clock, &[]).await
+}
+
+/// [`meter_model_on_tcp`], silent to the `silent` loggers ([`serve_without`]).
+async fn meter_on_tcp_without(
+    model: kamstrup_meter::sim::kmp_model::KmpModel,
+    clock: Clock,
+    silent: &'static [kamstrup_meter::LoggerType],
+) -> (PortSpec, AskLog) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let asked = AskLog::default();
@@ -796,7 +895,9 @@ async fn meter_model_on_tcp(
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             let log = log.clone();
-            tokio::spawn(async move { serve_model_at_clock(&mut stream, model, clock, log).await });
+            tokio::spawn(
+                async move { serve_without(&mut stream, model, clock, log, silent).await },
+            );
         }
     });
     (format!("tcp://127.0.0.1:{port}").parse().unwrap(), asked)

@@ -1,10 +1,11 @@
 //! Back-fill: the hours with no stored reading, read from the meter's own loggers in one IR
 //! session and stored with their own (clock-corrected) time, so a bridge that was off loses nothing.
 //!
-//! A KMP meter's hour logger is read from the oldest missing hour it still holds on, and its
-//! day logger only for the meter's midnights older than that whose hours hold no reading yet
-//! ([`day_log_midnights`], read bounded by [`Selection::Between`]): a restart over a store a
-//! long window filled reads neither again. A
+//! A KMP meter's hour logger is read from the oldest missing hour it still holds on; beyond
+//! it, its day logger for the meter's midnights whose hours hold no reading yet, beyond that
+//! its month logger for such month starts and beyond that its year logger for year starts
+//! ([`period_starts`], each read bounded by [`Selection::Between`]): a restart over a store a
+//! long window filled reads none of them again. A
 //! MULTICAL 66C's loggers are whole data sets (`/#7` ~11 min of IR at 1200 Bd, whatever the
 //! gap), read only when a run of missing hours is at least `backfill_min_gap` ([`plan_66c`]);
 //! their growths become counters in `kamstrup_meter::mc66c_logger`.

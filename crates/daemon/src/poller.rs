@@ -857,7 +857,7 @@ async fn read_kmp(
         info!(meter = %meter.name, hours = missing.len(), "hours without a reading, none within the hour logger's reach");
     }
     // The hours older than the hour logger's reach are as filled as they can be after this
-    // session (the day logger's midnights below): not asked for again by this poller.
+    // session (the day, month and year loggers' period starts below): not asked for again by this poller.
     session.floor = hour_floor.map(|(_, corrected)| corrected);
     // Missing hours older than the hour logger's oldest record: its day, month and year
     // loggers, in the same session, for the period starts there whose hours hold no reading.
@@ -960,10 +960,13 @@ async fn read_period_loggers(
         } else {
             info!(meter = %meter.name, "the {name} logger holds none of those {name}s");
         }
-        // Older starts only from the coarser loggers.
+        // Older starts only from the coarser loggers (never newer than the finer logger's
+        // floor: a logger younger than a finer one leaves nothing new to the coarser ones).
         let offset = chrono::Duration::seconds(session.clock_offset_s.unwrap_or(0));
-        floor_stamp = oldest;
-        floor_at = oldest - offset;
+        if oldest - offset < floor_at {
+            floor_stamp = oldest;
+            floor_at = oldest - offset;
+        }
     }
 }
 

@@ -761,8 +761,9 @@ fn kmp_log_error(
 
 /// A KMP meter's loggers for the `missing` hours (sorted): the hour logger from the oldest
 /// missing hour it still holds, and the day, month and year loggers for the meter's period
-/// starts older than that whose hours hold no reading yet ([`read_period_loggers`]). `Ok(None)`: nothing to store (no logger, or an empty one;
-/// said once); `Err(reopen)`: failed, logged.
+/// starts older than that whose hours hold no reading yet ([`read_period_loggers`]).
+/// `Ok(None)`: nothing to store (no logger, or an empty one; said once); `Err(reopen)`: failed,
+/// logged.
 async fn read_kmp(
     meter: &MeterSettings,
     ctx: &PollerContext,
@@ -857,7 +858,8 @@ async fn read_kmp(
         info!(meter = %meter.name, hours = missing.len(), "hours without a reading, none within the hour logger's reach");
     }
     // The hours older than the hour logger's reach are as filled as they can be after this
-    // session (the day, month and year loggers' period starts below): not asked for again by this poller.
+    // session (the day, month and year loggers' period starts below): not asked for again by
+    // this poller.
     session.floor = hour_floor.map(|(_, corrected)| corrected);
     // Missing hours older than the hour logger's oldest record: its day, month and year
     // loggers, in the same session, for the period starts there whose hours hold no reading.

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use kamstrup_decimal::Decimal;
-use kamstrup_meter::mc66c_logger::{DAY_LOG_DEPTH, HOUR_LOG_DEPTH};
+use kamstrup_meter::mc66c_logger::{DAY_LOG_DEPTH, HOUR_LOG_DEPTH, MONTH_END_DEPTH};
 use kamstrup_meter::{
     KmpMeter, LogError, LogQuery, LogRead, LoggerType, Mc66cLog, Mc66cLogRead, MeterIdentity,
     Reading, RegisterValue, Selection,
@@ -519,27 +519,49 @@ fn runs(missing: &[i64]) -> Vec<(i64, i64)> {
     out
 }
 
-/// Whether the run of missing hours `first..=last` holds one of the meter's midnights (its
-/// zone: `zone_standard_offset_min`) not older than `oldest_ms`, with every hour within
-/// [`CLOCK_WARN`] of it: the day logger's record for that midnight would land in one of them.
-/// Once it is stored, one of those hours is no longer missing, so that midnight does not call
-/// for the day logger again.
-fn holds_a_midnight(first: i64, last: i64, zone_standard_offset_min: i32, oldest_ms: i64) -> bool {
-    const DAY_MS: i64 = 86_400_000;
-    let zone_ms = i64::from(zone_standard_offset_min) * 60_000;
+/// Whether the run of missing hours `first..=last` holds the start of one of the meter's
+/// `period`s (its zone: `zone_standard_offset_min`) within `reach` (UTC ms), with every hour
+/// within [`CLOCK_WARN`] of it: that logger's record for it would land in one of them. Once it
+/// is stored, one of those hours is no longer missing, so that start does not call for the
+/// logger again.
+fn holds_a_start(
+    period: LogPeriod,
+    (first, last): (i64, i64),
+    zone_standard_offset_min: i32,
+    reach: std::ops::Range<i64>,
+) -> bool {
+    let zone = chrono::Duration::minutes(i64::from(zone_standard_offset_min));
     let slack = i64::try_from(CLOCK_WARN.as_millis()).unwrap_or(0);
-    // The meter's midnight (UTC ms: k · day − zone) at or before the run's first hour began.
-    let mut m = (first * HOUR_MS + zone_ms).div_euclid(DAY_MS) * DAY_MS - zone_ms;
-    while m < (last + 1) * HOUR_MS {
-        if m >= oldest_ms
+    // From the meter's period start at or before the run's first hour began.
+    let Some(local) = DateTime::from_timestamp(first * 3600, 0).map(|t| (t + zone).naive_utc())
+    else {
+        return false;
+    };
+    let mut start = period.start_of(local);
+    while let Some(local) = start {
+        let m = (local.and_utc() - zone).timestamp_millis();
+        if m >= (last + 1) * HOUR_MS {
+            break;
+        }
+        if reach.contains(&m)
             && (m - slack).div_euclid(HOUR_MS) >= first
             && (m + slack).div_euclid(HOUR_MS) <= last
         {
             return true;
         }
-        m += DAY_MS;
+        start = period.next(local);
     }
     false
+}
+
+/// The oldest month start `/#5` holds a record for: its 32 lines are the ends of the months
+/// before the meter's current one (UTC ms; its zone: `zone_standard_offset_min`).
+fn month_end_reach_ms(now: DateTime<Utc>, zone_standard_offset_min: i32) -> i64 {
+    let zone = chrono::Duration::minutes(i64::from(zone_standard_offset_min));
+    LogPeriod::Month
+        .start_of((now + zone).naive_utc())
+        .and_then(|m| m.checked_sub_months(chrono::Months::new(MONTH_END_DEPTH as u32 - 1)))
+        .map_or(i64::MAX, |m| (m.and_utc() - zone).timestamp_millis())
 }
 
 /// A 66C's logger data sets come whole (`/#7` ~11 min of IR at 1200 Bd, `/#6` ~42 s), so they
@@ -549,7 +571,9 @@ fn holds_a_midnight(first: i64, last: i64, zone_standard_offset_min: i32, oldest
 /// `zone_standard_offset_min`): a run of older hours holding one of them; the older hours
 /// between midnights no logger holds, so they neither count as a gap nor call for a read —
 /// else a store with them (a window beyond `/#7`) would read `/#6` at every start, and `/#7`
-/// too for a missing hour shorter than `min_gap`.
+/// too for a missing hour shorter than `min_gap`. Beyond `/#6`, the month-end counters of
+/// `/#5` ([`MONTH_END_DEPTH`] months, read in every session anyway: no further data set) fill
+/// the meter's month starts: a run of older hours holding one.
 pub fn plan_66c(
     missing: &[i64],
     now: DateTime<Utc>,
@@ -565,12 +589,18 @@ pub fn plan_66c(
     let day_reach_ms = (now_hour - (DAY_LOG_DEPTH as i64 - 1) * 24) * HOUR_MS;
     let (recent, old): (Vec<i64>, Vec<i64>) = missing.iter().partition(|&&h| h >= reach);
     let recent_longest = longest_run(&recent);
-    let old_longest = runs(&old)
-        .into_iter()
-        .filter(|&(a, b)| holds_a_midnight(a, b, zone_standard_offset_min, day_reach_ms))
-        .map(|(a, b)| usize::try_from(b - a + 1).unwrap_or(usize::MAX))
-        .max()
-        .unwrap_or(0);
+    let old_runs = runs(&old);
+    let longest_holding = |period: LogPeriod, reach: std::ops::Range<i64>| {
+        old_runs
+            .iter()
+            .filter(|&&run| holds_a_start(period, run, zone_standard_offset_min, reach.clone()))
+            .map(|(a, b)| usize::try_from(b - a + 1).unwrap_or(usize::MAX))
+            .max()
+            .unwrap_or(0)
+    };
+    let old_longest = longest_holding(LogPeriod::Day, day_reach_ms..i64::MAX);
+    let month_reach_ms = month_end_reach_ms(now, zone_standard_offset_min);
+    let months_longest = longest_holding(LogPeriod::Month, month_reach_ms..day_reach_ms);
     let mut logs = Vec::new();
     if recent_longest >= need {
         logs.push(Mc66cLog::Hour);
@@ -578,16 +608,19 @@ pub fn plan_66c(
     if old_longest >= need {
         logs.push(Mc66cLog::Day);
     }
+    if months_longest >= need {
+        logs.push(Mc66cLog::Month);
+    }
     if logs.is_empty() {
         return Mc66cPlan::TooShort {
-            longest_hours: recent_longest.max(old_longest),
+            longest_hours: recent_longest.max(old_longest).max(months_longest),
         };
     }
     Mc66cPlan::Read(logs)
 }
 
-/// The 66C's counter rows as logged rows to store, per source (hour logger first: where both
-/// hold an hour, the hour record is the one kept).
+/// The 66C's counter rows as logged rows to store, per source, finest first (hour, day, month
+/// ends: where two hold an hour, the finer record is the one kept).
 pub fn mc66c_batches(read: &Mc66cLogRead) -> Vec<(ReadingSource, Vec<LoggedRow>)> {
     let mut out: Vec<(ReadingSource, Vec<LoggedRow>)> = read
         .logs
@@ -596,6 +629,7 @@ pub fn mc66c_batches(read: &Mc66cLogRead) -> Vec<(ReadingSource, Vec<LoggedRow>)
             let source = match log {
                 Mc66cLog::Hour => ReadingSource::HourLog,
                 Mc66cLog::Day => ReadingSource::DayLog,
+                Mc66cLog::Month => ReadingSource::MonthLog,
             };
             let rows = rows
                 .iter()
@@ -607,7 +641,8 @@ pub fn mc66c_batches(read: &Mc66cLogRead) -> Vec<(ReadingSource, Vec<LoggedRow>)
             (source, rows)
         })
         .collect();
-    out.sort_by_key(|(source, _)| *source != ReadingSource::HourLog);
+    // `ALL` is in that order (poll, hour, day, month, year).
+    out.sort_by_key(|(source, _)| ReadingSource::ALL.iter().position(|s| s == source));
     out
 }
 
@@ -963,6 +998,57 @@ mod tests {
         let ancient: Vec<i64> = (midnight(70)..midnight(62)).collect();
         assert!(matches!(
             plan_66c(&ancient, now, six, 0),
+            Mc66cPlan::TooShort { .. }
+        ));
+    }
+
+    /// Beyond `/#6`'s 60 days, the month ends of `/#5` (read in every session) fill the meter's
+    /// month starts: a run holding one calls for `/#5` alone; once filled, nothing.
+    #[test]
+    fn a_66c_reads_its_month_ends_for_a_missing_month_start_beyond_the_day_logger() {
+        let now = t("2026-05-10T12:30:00Z");
+        let six = Duration::from_secs(6 * 3600);
+        let hour = |s: &str| t(s).timestamp() / 3600;
+        // 2026-02-20 to 2026-03-05: 1 March is beyond /#6 (60 days: from 11 March).
+        let old: Vec<i64> = (hour("2026-02-20T00:00:00Z")..hour("2026-03-05T00:00:00Z")).collect();
+        assert_eq!(
+            plan_66c(&old, now, six, 0),
+            Mc66cPlan::Read(vec![Mc66cLog::Month])
+        );
+        // Its month start filled (a record at 00:00:02, or 23:59:58 by a clock ahead): nothing.
+        for filled in [hour("2026-03-01T00:00:00Z"), hour("2026-02-28T23:00:00Z")] {
+            let holes: Vec<i64> = old.iter().copied().filter(|h| *h != filled).collect();
+            assert!(
+                matches!(plan_66c(&holes, now, six, 0), Mc66cPlan::TooShort { .. }),
+                "{filled}"
+            );
+        }
+        // The meter's zone: on +01:00 its 1 March is 28 Feb 23:00 UTC.
+        let cet: Vec<i64> = (hour("2026-02-28T20:00:00Z")..hour("2026-03-01T02:00:00Z")).collect();
+        assert_eq!(
+            plan_66c(&cet, now, six, 60),
+            Mc66cPlan::Read(vec![Mc66cLog::Month])
+        );
+        // A month start /#6 still holds (and /#7 no longer: 40 days) is the day logger's, a
+        // midnight like any other.
+        let later = t("2026-05-20T12:30:00Z");
+        let recent: Vec<i64> =
+            (hour("2026-03-30T00:00:00Z")..hour("2026-04-02T00:00:00Z")).collect();
+        assert_eq!(
+            plan_66c(&recent, later, six, 0),
+            Mc66cPlan::Read(vec![Mc66cLog::Day])
+        );
+        // /#5 holds the 32 month ends before May 2026: back to the end of September 2023 =
+        // 1 October 2023. 1 September 2023 is beyond it.
+        let edge: Vec<i64> = (hour("2023-09-30T12:00:00Z")..hour("2023-10-01T12:00:00Z")).collect();
+        assert_eq!(
+            plan_66c(&edge, now, six, 0),
+            Mc66cPlan::Read(vec![Mc66cLog::Month])
+        );
+        let beyond: Vec<i64> =
+            (hour("2023-08-31T12:00:00Z")..hour("2023-09-01T12:00:00Z")).collect();
+        assert!(matches!(
+            plan_66c(&beyond, now, six, 0),
             Mc66cPlan::TooShort { .. }
         ));
     }

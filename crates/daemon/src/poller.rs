@@ -973,7 +973,8 @@ async fn read_period_loggers(
 }
 
 /// A MULTICAL 66C's loggers, when a run of missing hours is at least `backfill_min_gap`: `/#D`
-/// (its clock), `/#5` (month-end counters), `/#7` and/or `/#6`, each whole.
+/// (its clock), `/#5` (month-end counters, themselves records of the month starts), `/#7`
+/// and/or `/#6`, each whole.
 #[allow(clippy::too_many_arguments)]
 async fn read_66c(
     meter: &MeterSettings,
@@ -1017,8 +1018,10 @@ async fn read_66c(
         .min();
     let state = if logs.contains(&kamstrup_meter::Mc66cLog::Hour) {
         "hour-logger"
-    } else {
+    } else if logs.contains(&kamstrup_meter::Mc66cLog::Day) {
         "day-logger"
+    } else {
+        "month-logger"
     };
     let batches = crate::backfill::mc66c_batches(&read);
     Ok(Some(Session {

@@ -52,7 +52,8 @@ pub struct MeterStatus {
 /// What the daemon knows of a meter's loggers (back-fill).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct LoggerStatus {
-    /// `hour-logger`, `day-logger` (a 66C gap beyond its hour logger), `reading` (a 66C's
+    /// `hour-logger`, `day-logger` (a 66C gap beyond its hour logger), `month-logger` (a 66C
+    /// gap beyond its day logger: the month ends of `/#5`), `reading` (a 66C's
     /// loggers are being read: minutes of IR), `failed` (the last 66C logger read failed),
     /// `none` (the meter keeps no logger readable over KMP), `off` (`backfill = "0s"`).
     pub state: String,

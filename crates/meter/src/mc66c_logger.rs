@@ -1,5 +1,6 @@
 //! A MULTICAL 66C's hour (`/#7`) and day (`/#6`) loggers as counter records for back-fill: their
-//! lines hold each period's growth, so counters come from the month-end counters of `/#5`.
+//! lines hold each period's growth, so counters come from the month-end counters of `/#5` —
+//! which are records themselves, at the meter's month starts, 32 months deep (`Mc66cLog::Month`).
 //!
 //! What is documented and what is our reading (`kmp-loggers.md` §6, TD 5511-634): the lines come
 //! newest first, one per period; a `/#7` line carries only its date, so its hour is found by
@@ -26,6 +27,8 @@ use crate::reading::RegisterValue;
 pub const HOUR_LOG_DEPTH: usize = 960;
 /// `/#6`'s depth in lines (days) by the TD.
 pub const DAY_LOG_DEPTH: usize = 60;
+/// `/#5`'s depth in lines (month ends) by the TD.
+pub const MONTH_END_DEPTH: usize = 32;
 
 /// The 66C's counters are 7 digits and roll over past them.
 const COUNTER_LIMIT: i64 = 10_000_000;
@@ -37,6 +40,9 @@ pub enum Mc66cLog {
     Hour,
     /// `/#6`, one line per day.
     Day,
+    /// `/#5`, the counters at each month's end (energy and volume): read in every session
+    /// anyway, to anchor the other loggers, so asking for it costs no further data set.
+    Month,
 }
 
 impl Mc66cLog {
@@ -44,6 +50,7 @@ impl Mc66cLog {
         match self {
             Mc66cLog::Hour => DataSet::HourlyLog,
             Mc66cLog::Day => DataSet::DailyLog,
+            Mc66cLog::Month => DataSet::Monthly,
         }
     }
 
@@ -52,6 +59,7 @@ impl Mc66cLog {
         match self {
             Mc66cLog::Hour => "/#7",
             Mc66cLog::Day => "/#6",
+            Mc66cLog::Month => "/#5",
         }
     }
 }
@@ -63,7 +71,8 @@ pub struct Mc66cLogRow {
     pub meter_time: NaiveDateTime,
     /// The same moment in UTC by the given zone (the meter clock's offset not corrected).
     pub utc: DateTime<Utc>,
-    /// `heat_energy` (KMP id 60, as `/#1` names it), exact at the meter's resolution.
+    /// `heat_energy` (KMP id 60, as `/#1` names it), exact at the meter's resolution; for
+    /// `/#5` also `volume` (68).
     pub values: Vec<RegisterValue>,
 }
 
@@ -117,6 +126,8 @@ fn periods(
     }
     let mut out = Vec::with_capacity(dated.len());
     match log {
+        // Counters, not growths: see `month_rows`.
+        Mc66cLog::Month => return Err(inconsistent("/#5 holds counters, not growths".into())),
         Mc66cLog::Day => {
             for (date, growth) in dated {
                 let start = date.and_time(chrono::NaiveTime::MIN);
@@ -256,6 +267,59 @@ pub fn counter_rows(
     Ok(rows)
 }
 
+/// The month-end counters of `/#5` as counter records (oldest first): each line's energy and
+/// volume V1 are the registers at the end of its date, the month's last day, so the record is
+/// stamped at the meter's midnight that starts the next month. Never-written lines are left out.
+pub fn month_rows(
+    months: &MonthlyData,
+    scaling: &Scaling,
+    zone_standard_offset_min: i32,
+) -> Result<Vec<Mc66cLogRow>, Mc66cLogError> {
+    let request = Mc66cLog::Month.request();
+    let zone = chrono::Duration::minutes(i64::from(zone_standard_offset_min));
+    let mut rows = Vec::with_capacity(months.records.len());
+    for m in &months.records {
+        let Some(end) = m
+            .date
+            .and_then(naive)
+            .and_then(|d| d.succ_opt())
+            .map(|d| d.and_time(chrono::NaiveTime::MIN))
+        else {
+            continue;
+        };
+        let inconsistent = |e: kamstrup_mc66c::Error| Mc66cLogError::Inconsistent {
+            request,
+            what: e.to_string(),
+        };
+        let energy = scaling.energy("energy", m.energy).map_err(inconsistent)?;
+        let volume = scaling.volume("volume", m.volume).map_err(inconsistent)?;
+        let value =
+            |(id, name, short): (u16, &str, &str), v: kamstrup_mc66c::Value| RegisterValue {
+                id,
+                name: name.into(),
+                short: short.into(),
+                value: v.value,
+                unit: v.unit.map_or(crate::reading::ValueUnit::None, |u| {
+                    crate::units::mc66c_unit(u).into()
+                }),
+                unit_code: None,
+                text: None,
+                derived: false,
+            };
+        rows.push(Mc66cLogRow {
+            meter_time: end,
+            utc: (end - zone).and_utc(),
+            values: vec![
+                value((60, "heat_energy", "E1"), energy),
+                value((68, "volume", "V1"), volume),
+            ],
+        });
+    }
+    rows.sort_by_key(|r| r.meter_time);
+    rows.dedup_by_key(|r| r.meter_time);
+    Ok(rows)
+}
+
 /// What one back-fill session with a 66C read: the meter clock, and each logger asked.
 #[derive(Clone, Debug, Default)]
 pub struct Mc66cLogRead {
@@ -350,6 +414,17 @@ impl Mc66cMeter {
         self.set_options(once);
         let mut result: Result<(), Mc66cLogReadError> = Ok(());
         for &log in logs {
+            if log == Mc66cLog::Month {
+                // Read above already.
+                match month_rows(&months, &scaling, zone_standard_offset_min) {
+                    Ok(rows) => out.logs.push((log, rows)),
+                    Err(e) => {
+                        result = Err(e.into());
+                        break;
+                    }
+                }
+                continue;
+            }
             out.data_sets.push(log.request());
             match self.read_data_set(log.data_set()).await {
                 Ok(reply) => match reply.reply {
@@ -417,6 +492,40 @@ mod tests {
             .respond_at(Request::Data(log.data_set()), now)
             .unwrap();
         Logger::parse(log.data_set(), &bytes).unwrap()
+    }
+
+    #[test]
+    fn every_month_end_of_5_is_the_counters_at_the_next_months_start() {
+        let model = Mc66cModel::default();
+        let now = t("2026-03-09T14:37:00Z");
+        let rows = month_rows(&months(&model, now), &model.scaling(), 0).unwrap();
+        assert_eq!(rows.len(), MONTH_END_DEPTH);
+        // The newest: the end of February = 1 March 00:00; the oldest 32 months before.
+        assert_eq!(rows.last().unwrap().utc, t("2026-03-01T00:00:00Z"));
+        assert_eq!(rows[0].utc, t("2023-08-01T00:00:00Z"));
+        for r in &rows {
+            let bytes = model
+                .respond_at(Request::Data(DataSet::Standard1), r.utc)
+                .unwrap();
+            let Reply::Standard1(d) = Reply::parse(DataSet::Standard1, &bytes).unwrap() else {
+                panic!("not /#1")
+            };
+            let at = standard_registers(&d, &model.scaling()).unwrap();
+            let want: Vec<_> = at
+                .iter()
+                .filter(|v| v.id == 60 || v.id == 68)
+                .map(|v| (v.name.clone(), v.value, v.unit.clone()))
+                .collect();
+            let got: Vec<_> = r
+                .values
+                .iter()
+                .map(|v| (v.name.clone(), v.value, v.unit.clone()))
+                .collect();
+            assert_eq!(got, want, "{}", r.meter_time);
+        }
+        // By the zone: CET's midnight is 23:00 UTC the day before.
+        let cet = month_rows(&months(&model, now), &model.scaling(), 60).unwrap();
+        assert_eq!(cet.last().unwrap().utc, t("2026-02-28T23:00:00Z"));
     }
 
     #[test]

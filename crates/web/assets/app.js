@@ -557,7 +557,8 @@ function loggerText(status) {
   if (l.state === "off") return "back-fill off";
   if (l.state === "reading") return "reading the meter's loggers (66C: minutes of IR)";
   if (l.state === "failed") return "logger read failed; tried again after the next good poll";
-  const name = l.state === "day-logger" ? "day logger" : "hour logger";
+  // hour-logger, day-logger, month-logger: the finest logger the last back-fill read.
+  const name = /^(hour|day|month|year)-logger$/.test(l.state) ? l.state.replace("-", " ") : "hour logger";
   if (!l.last_backfill) return name;
   const clock = l.clock_offset_s === null || l.clock_offset_s === undefined
     ? ""

@@ -41,8 +41,10 @@ logger exits 5.
 A MULTICAL 66C (--protocol mc66c) sends its hour (/#7, 960 hours, ~11 min at 1200 Bd) and day
 (/#6, 60 days, ~1 min) loggers only whole; their lines hold each period's growth, so /#5 (the
 month-end counters) is read too and each record printed as the heat energy at its period's end,
-with /#D for the meter's clock (--zone default: this host's; UTC for sim:multical-66c). These are
-the records the daemon's back-fill stores.
+with /#D for the meter's clock (--zone default: this host's; UTC for sim:multical-66c). Its
+--logger month is /#5 itself: the heat energy and volume at each of the last 32 month ends (a
+record at the meter's midnight that starts the next month). These are the records the daemon's
+back-fill stores.
 
 A MULTICAL 601 logger module (67-0B top module: --address 0x7F; 67-00-22 base module: 0xBF) or a
 MULTICAL 801 (0x7F) keeps its log behind the commands A0–A3 instead, and is read only when

@@ -473,6 +473,11 @@ fn seed_66c(db: &Path, polls: &[kamstrup_meter::Reading]) {
 /// `/#1`'s heat energy of the simulated 66C at `at`, as its driver reads it: what the meter's
 /// counter said at that moment (the simulator is a pure function of UTC time).
 fn mc66c_energy_at(at: DateTime<Utc>) -> String {
+    mc66c_value_at(at, "heat_energy")
+}
+
+/// `/#1`'s register `name` of the simulated 66C at `at` ([`mc66c_energy_at`]).
+fn mc66c_value_at(at: DateTime<Utc>, name: &str) -> String {
     let r = mc66c_history(
         Mc66cModel::default(),
         "sim:multical-66c",
@@ -484,11 +489,7 @@ fn mc66c_energy_at(at: DateTime<Utc>) -> String {
     )
     .unwrap();
     assert_eq!(r[0].taken_at, at);
-    let v = r[0]
-        .registers
-        .iter()
-        .find(|v| v.name == "heat_energy")
-        .unwrap();
+    let v = r[0].registers.iter().find(|v| v.name == name).unwrap();
     v.value.to_string()
 }
 
@@ -946,6 +947,206 @@ fn a_66c_gap_older_than_its_hour_logger_is_filled_at_its_midnights_from_the_day_
         field(&done, "clock_offset_s"),
         first_run.as_secs_f64(),
         second_run.as_secs_f64()
+    );
+}
+
+/// A gap older than the 66C's day logger (60 days): the store holds an hourly poll for each of
+/// the last 62 days, the window reaches 150 days back. One session reads `/#D` and `/#5` only —
+/// the month-end counters, 32 months deep, which every 66C session reads anyway — and stores a
+/// `month_log` record at each of the meter's month starts in the gap: heat energy and volume,
+/// equal to what the meter's `/#1` said then, delivered once. A restart reads no logger again.
+#[test]
+fn a_66c_gap_older_than_its_day_logger_is_filled_at_its_month_starts_from_5() {
+    const WINDOW_D: i64 = 150;
+    const POLLED_D: u64 = 62;
+    let dir = tempfile::tempdir().unwrap();
+    let meter = simulated_66c();
+    let (config, out) = mc66c_config(dir.path(), &meter.port, &format!("{WINDOW_D}d"), "6h");
+    let db = dir.path().join("kamstrup.db");
+    let log = dir.path().join("daemon.log");
+    let t0 = Utc::now();
+    let polls = mc66c_history(
+        Mc66cModel::default(),
+        "sim:multical-66c",
+        &HistorySpec {
+            end: t0,
+            span: Duration::from_secs(POLLED_D * 86_400),
+            step: Duration::from_secs(3600),
+        },
+    )
+    .unwrap();
+    seed_66c(&db, &polls);
+    let first_polled = polls[0].taken_at.timestamp_millis().div_euclid(HOUR_MS);
+    // The meter's month starts (UTC: the simulator's zone) in the missing hours.
+    let month_starts = |from_hour: i64| -> BTreeSet<i64> {
+        (from_hour..first_polled)
+            .filter(|h| {
+                let t = DateTime::from_timestamp(h * 3600, 0).unwrap();
+                t.format("%d %H").to_string() == "01 00"
+            })
+            .collect()
+    };
+    let window_start = |t: DateTime<Utc>| {
+        (t - chrono::Duration::days(WINDOW_D))
+            .timestamp_millis()
+            .div_euclid(HOUR_MS)
+    };
+    let want = month_starts(window_start(t0));
+    assert!(want.len() >= 2, "{want:?}");
+
+    let started = Instant::now();
+    let daemon = start_daemon(&config, &log);
+    wait_for("the 66C back-fill", &log, || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("back-fill from the 66C's loggers")
+    });
+    wait_for("the file sink", &log, || {
+        delivered_from(&out, "month_log").len() >= hour_logs(&db).len()
+            && !hour_logs(&db).is_empty()
+    });
+    daemon.terminate();
+    let first_run = started.elapsed();
+
+    // Asked: the clock and the month ends, once each; neither the hour nor the day logger.
+    let asked = meter.requests();
+    for set in ["/#D", "/#5"] {
+        assert_eq!(
+            asked.iter().filter(|r| *r == set).count(),
+            1,
+            "{set}: {asked:?}"
+        );
+    }
+    assert!(!asked.iter().any(|r| r == "/#7" || r == "/#6"), "{asked:?}");
+    let plan = log_line(&log, "reading them from the MULTICAL 66C's loggers");
+    assert!(plan.contains("loggers=/#5"), "{plan}");
+    let done = log_line(&log, "back-fill from the 66C's loggers (/#D /#5)");
+    assert_eq!(field(&done, "implausible"), Some(0), "{done}");
+
+    // One month_log record at each month start in the gap, with the meter's /#1 values then.
+    let logged = hour_logs(&db);
+    let nearest_hour = |t: DateTime<Utc>| (t.timestamp_millis() + HOUR_MS / 2).div_euclid(HOUR_MS);
+    let filled: BTreeSet<i64> = logged
+        .iter()
+        .map(|r| nearest_hour(r.reading.taken_at))
+        .collect();
+    assert_eq!(filled.len(), logged.len(), "a month start filled twice");
+    // (The window's start may pass a month start while the daemon starts.)
+    let at_least = month_starts(window_start(Utc::now()) + 1);
+    assert!(
+        at_least.is_subset(&filled) && filled.is_subset(&want),
+        "month starts {want:?} filled as {filled:?}"
+    );
+    for r in &logged {
+        assert_eq!(r.reading.source.as_str(), "month_log");
+        let at = DateTime::from_timestamp(nearest_hour(r.reading.taken_at) * 3600, 0).unwrap();
+        assert!(
+            (r.reading.taken_at - at).num_seconds().abs() <= 3,
+            "{}",
+            r.reading.taken_at
+        );
+        let got: Vec<(String, String)> = r
+            .reading
+            .registers
+            .iter()
+            .map(|v| (v.name.clone(), v.value.to_string()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("heat_energy".to_string(), mc66c_value_at(at, "heat_energy")),
+                ("volume".to_string(), mc66c_value_at(at, "volume")),
+            ],
+            "at {at}"
+        );
+    }
+    // The file sink: each once, at its logged time.
+    let delivered = delivered_from(&out, "month_log");
+    let set: BTreeSet<(i64, DateTime<Utc>)> = delivered.iter().copied().collect();
+    assert_eq!(set.len(), delivered.len(), "a month record delivered twice");
+    let want_delivered: BTreeSet<(i64, DateTime<Utc>)> = logged
+        .iter()
+        .map(|r| (r.id.0, r.reading.taken_at))
+        .collect();
+    assert_eq!(set, want_delivered);
+
+    // A restart after an hour whose poll failed: nothing calls for a logger again.
+    let lost = Utc::now().timestamp_millis().div_euclid(HOUR_MS) - 3;
+    assert_eq!(
+        forget_readings(&db, lost * HOUR_MS, (lost + 1) * HOUR_MS),
+        1
+    );
+    let daemon = start_daemon(&config, &log);
+    wait_for("the restart's back-fill decision", &log, || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains("no gap as long as backfill_min_gap")
+            || text.matches("back-fill from the 66C's loggers").count() > 1
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    daemon.terminate();
+    let said = log_line(&log, "no gap as long as backfill_min_gap");
+    assert_eq!(field(&said, "longest_gap_h"), Some(1), "{said}");
+    let asked = meter.requests();
+    assert_eq!(asked.iter().filter(|r| *r == "/#5").count(), 1, "{asked:?}");
+    assert_eq!(hour_logs(&db).len(), logged.len(), "nothing stored twice");
+    // `kamstrup log --logger month` prints the same /#5 records, value for value.
+    let out = Command::new(BIN)
+        .args(["log", "--port", &meter.port, "--protocol", "mc66c"])
+        .args([
+            "--program",
+            "4-2-119",
+            "--logger",
+            "month",
+            "--zone",
+            "+00:00",
+        ])
+        .args(["--since", "2000-01-01", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["data_sets"], serde_json::json!(["/#D", "/#5"]));
+    let printed: BTreeMap<DateTime<Utc>, Vec<(String, String)>> = doc["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let values = r["registers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| {
+                    (
+                        v["name"].as_str().unwrap().to_owned(),
+                        v["value"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect();
+            (r["utc"].as_str().unwrap().parse().unwrap(), values)
+        })
+        .collect();
+    assert_eq!(printed.len(), kamstrup_meter::mc66c_logger::MONTH_END_DEPTH);
+    for r in &logged {
+        let at = DateTime::from_timestamp(nearest_hour(r.reading.taken_at) * 3600, 0).unwrap();
+        let stored: Vec<(String, String)> = r
+            .reading
+            .registers
+            .iter()
+            .map(|v| (v.name.clone(), v.value.to_string()))
+            .collect();
+        assert_eq!(printed.get(&at), Some(&stored), "kamstrup log at {at}");
+    }
+    eprintln!(
+        "month-start back-fill from /#5: {} month starts stored, requests={:?} bytes={:?} wall_ms={:?}; first run {:.1} s",
+        filled.len(),
+        field(&done, "requests"),
+        field(&done, "bytes"),
+        field(&done, "wall_ms"),
+        first_run.as_secs_f64()
     );
 }
 

@@ -1,5 +1,6 @@
 //! `kamstrup log` for a MULTICAL 66C: its hour (`/#7`) or day (`/#6`) logger, read whole, as
-//! heat-energy counter records — the same session and records the daemon's back-fill stores.
+//! heat-energy counter records, or its month-end counters (`/#5`) — the same session and
+//! records the daemon's back-fill stores.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -44,11 +45,12 @@ pub(super) async fn run(
     let log = match args.logger {
         LoggerArg::Hour => Mc66cLog::Hour,
         LoggerArg::Day => Mc66cLog::Day,
-        LoggerArg::Month | LoggerArg::Year => {
+        LoggerArg::Month => Mc66cLog::Month,
+        LoggerArg::Year => {
             return fail(
                 format,
                 "usage",
-                "a 66C's month and year loggers (/#8, /#9) are not read as records; `kamstrup scan --protocol mc66c` shows them",
+                "a 66C's year logger (/#9) is not read as records (--logger month gives the counters at each of the last 32 month ends, /#5); `kamstrup scan --protocol mc66c` shows it",
                 EXIT_USAGE,
             )
         }
@@ -62,14 +64,18 @@ pub(super) async fn run(
         );
     }
     if format == Format::Table {
-        eprintln!(
-            "reading the 66C's {} whole (with /#D and /#5): {} at 1200 Bd",
-            log.request(),
-            match log {
-                Mc66cLog::Hour => "about 11 min",
-                Mc66cLog::Day => "about 1 min",
-            }
-        );
+        match log {
+            Mc66cLog::Month => eprintln!("reading the 66C's month-end counters (/#5, with /#D)"),
+            Mc66cLog::Hour | Mc66cLog::Day => eprintln!(
+                "reading the 66C's {} whole (with /#D and /#5): {} at 1200 Bd",
+                log.request(),
+                if log == Mc66cLog::Hour {
+                    "about 11 min"
+                } else {
+                    "about 1 min"
+                }
+            ),
+        }
     }
     let read = match meter.read_counter_logs(&[log], zone).await {
         Ok(r) => r,
@@ -113,6 +119,7 @@ fn print(
     let name = match log {
         Mc66cLog::Hour => "hour",
         Mc66cLog::Day => "day",
+        Mc66cLog::Month => "month",
     };
     let meter_time = |r: &Mc66cLogRow| r.meter_time.format("%Y-%m-%d %H:%M").to_string();
     let utc = |t: DateTime<Utc>| utc_text(Some(t));
@@ -157,9 +164,14 @@ fn print(
         Format::Table => {
             writeln!(
                 out,
-                "{name} logger ({}) of the 66C on {port}: {} records (the heat energy at each period's end)",
+                "{name} logger ({}) of the 66C on {port}: {} records ({} at each period's end)",
                 log.request(),
-                rows.len()
+                rows.len(),
+                if log == Mc66cLog::Month {
+                    "the heat energy and volume"
+                } else {
+                    "the heat energy"
+                }
             )?;
             if let Some(off) = read.clock_offset_s {
                 let side = if off >= 0 { "ahead of" } else { "behind" };
@@ -174,16 +186,33 @@ fn print(
                     read.wall.as_secs_f64()
                 )?;
             }
-            writeln!(out, "{:<16}  {:<20}  heat_energy", "meter time", "UTC")?;
+            let names: Vec<&str> = rows
+                .first()
+                .map(|r| r.values.iter().map(|v| v.name.as_str()).collect())
+                .unwrap_or_else(|| vec!["heat_energy"]);
+            writeln!(
+                out,
+                "{:<16}  {:<20}  {}",
+                "meter time",
+                "UTC",
+                names
+                    .iter()
+                    .map(|n| format!("{n:<16}"))
+                    .collect::<String>()
+                    .trim_end()
+            )?;
             for r in rows {
-                let v = r.values.first();
+                let values: String = r
+                    .values
+                    .iter()
+                    .map(|v| format!("{:<16}", format!("{} {}", v.value, v.unit.as_str())))
+                    .collect();
                 writeln!(
                     out,
-                    "{:<16}  {:<20}  {} {}",
+                    "{:<16}  {:<20}  {}",
                     meter_time(r),
                     utc(r.utc),
-                    v.map(|v| v.value.to_string()).unwrap_or_default(),
-                    v.map(|v| v.unit.as_str()).unwrap_or_default()
+                    values.trim_end()
                 )?;
             }
         }

@@ -8,12 +8,14 @@
 //! long window filled reads none of them again. A
 //! MULTICAL 66C's loggers are whole data sets (`/#7` ~11 min of IR at 1200 Bd, whatever the
 //! gap), read only when a run of missing hours is at least `backfill_min_gap` ([`plan_66c`]);
-//! their growths become counters in `kamstrup_meter::mc66c_logger`.
+//! their growths become counters in `kamstrup_meter::mc66c_logger`, and beyond `/#6` the
+//! month ends of `/#5` are records of the meter's month starts.
 //!
 //! Which hours: every UTC hour in the window (`backfill`, bounded by the logger's depth) that holds
 //! no reading of any source, and the record ending the last hour of each gap (`wanted`; when
 //! a KMP meter's clock is behind and that record is not logged yet, the hour logger is read
-//! once more when it is: [`gap_end_follow_up`]). A
+//! once more when it is: [`gap_end_follow_up`]; a 66C's whole `/#7` is read only once its
+//! clock has passed that hour). A
 //! logged record's moment is the meter's stamp (its zone, standard
 //! time) minus the meter clock's offset measured in the same session; its identity in the store
 //! is the uncorrected stamp, so reading it again in a later session is a reported no-op.

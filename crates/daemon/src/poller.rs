@@ -498,6 +498,9 @@ struct GapState {
     /// That gap's last hour (a unix hour): missing for the follow-up read, though its own
     /// record is stored, so the record that ends it is wanted. Asked once.
     gap_end: Option<i64>,
+    /// A 66C back-fill already waited for its clock to pass the start of this unix hour: not
+    /// again (a clock that still has not is read as it is).
+    waited_for: Option<i64>,
 }
 
 /// The meter's zone: configured, or the simulator's CET for `sim:` ports, or this host's.
@@ -625,8 +628,8 @@ async fn backfill_once(
     }
     let missing: std::collections::BTreeSet<i64> = missing.into_iter().collect();
     // The record that ends the gap's last hour may not be logged yet (a meter clock behind the
-    // host's): read it once when it is. A 66C's hour logger is not read again for it (its /#7
-    // takes ~11 min of IR): that hour's use then shows in the next hour.
+    // host's): read it once when it is. (A 66C's /#7, ~11 min of IR, is not read twice for
+    // it: `read_66c` waits for the meter's clock to pass the hour before reading it at all.)
     let follow_up = session.newest_hour_stamp.and_then(|newest| {
         crate::backfill::gap_end_follow_up(newest, session.clock_offset_s, &missing, now)
     });
@@ -998,8 +1001,28 @@ async fn read_66c(
     let names: Vec<&str> = logs.iter().map(|l| l.request()).collect();
     info!(meter = %meter.name, hours = missing.len(), since = %oldest_at.format("%Y-%m-%d %H:%M UTC"), loggers = %names.join(" "), "hours without a reading; reading them from the MULTICAL 66C's loggers (whole data sets: minutes of IR)");
     set_logger_state(ctx, &meter.name, "reading");
-    let read = match driver.read_counter_logs(&logs, zone).await {
-        Ok(r) => r,
+    // A gap up to the hour before this one ends with /#7's line for that hour, which a meter
+    // clock behind this host's has not written yet just after the hour: then the session stops
+    // after /#D and the loggers are read once it has (else that hour would stay without its
+    // end, its heat booked in this one).
+    let now_hour = now.timestamp().div_euclid(3600);
+    let hour_end = missing
+        .last()
+        .filter(|&&h| h == now_hour - 1 && gaps.waited_for != Some(now_hour))
+        .and_then(|_| DateTime::from_timestamp(now_hour * 3600, 0));
+    let read = match driver
+        .read_counter_logs_through(&logs, zone, hour_end)
+        .await
+    {
+        Ok(kamstrup_meter::Mc66cSession::Read(r)) => r,
+        Ok(kamstrup_meter::Mc66cSession::NotYet(wait)) => {
+            info!(meter = %meter.name, clock_offset_s = wait.clock_offset_s, requests = wait.requests, bytes = wait.bytes, at = %wait.due.format("%H:%M:%S UTC"), "the MULTICAL 66C's clock has not passed the hour yet: its hour logger lacks the line that ends the gap; reading the loggers then");
+            set_logger_state(ctx, &meter.name, "waiting");
+            gaps.waited_for = Some(now_hour);
+            gaps.follow_up = Some(wait.due);
+            gaps.due = false;
+            return Ok(None);
+        }
         Err(e) => {
             warn!(meter = %meter.name, error = %e, "back-fill from the 66C's loggers failed; trying again after the next good poll");
             set_logger_state(ctx, &meter.name, "failed");

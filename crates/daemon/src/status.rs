@@ -54,7 +54,9 @@ pub struct MeterStatus {
 pub struct LoggerStatus {
     /// `hour-logger`, `day-logger` (a 66C gap beyond its hour logger), `month-logger` (a 66C
     /// gap beyond its day logger: the month ends of `/#5`), `reading` (a 66C's
-    /// loggers are being read: minutes of IR), `failed` (the last 66C logger read failed),
+    /// loggers are being read: minutes of IR), `waiting` (a 66C's clock, behind this host's,
+    /// has not passed the hour a gap needs: read when it has), `failed` (the last 66C logger
+    /// read failed),
     /// `none` (the meter keeps no logger readable over KMP), `off` (`backfill = "0s"`).
     pub state: String,
     /// When the last back-fill read ended.

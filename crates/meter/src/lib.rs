@@ -36,7 +36,10 @@ pub use kmp_driver::{DriverStats, KmpMeter, KmpOptions};
 pub use kmp_logger::{LogError, LogQuery, LogRead, LogRow, Selection};
 pub use kmp_logger_module::{ModuleLogError, ModuleLogQuery, ModuleLogRead, ModuleProbe};
 pub use mc66c_driver::{Mc66cMeter, Mc66cOptions, ScalingInfo, ScalingSource};
-pub use mc66c_logger::{Mc66cLog, Mc66cLogError, Mc66cLogRead, Mc66cLogReadError, Mc66cLogRow};
+pub use mc66c_logger::{
+    Mc66cLog, Mc66cLogError, Mc66cLogRead, Mc66cLogReadError, Mc66cLogRow, Mc66cNotYet,
+    Mc66cSession,
+};
 pub use port::{PortSpec, PortTarget};
 pub use reading::{MeterIdentity, Protocol, Reading, RegisterValue};
 pub use sim::{sim_link, SimModel, SimOptions};

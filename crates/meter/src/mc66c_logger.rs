@@ -338,6 +338,35 @@ pub struct Mc66cLogRead {
     pub data_sets: Vec<&'static str>,
 }
 
+/// How long after the meter's clock passed an hour its `/#7` line for the hour before is taken
+/// to be written (and the clock's whole-second reading to be off at most).
+pub const HOUR_LINE_MARGIN: Duration = Duration::from_secs(10);
+
+/// A session that stopped after `/#D`: the meter's clock had not yet passed the hour whose
+/// `/#7` line was asked for (it runs behind this host's), so reading the whole logger now
+/// (~11 min of IR) would miss that line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mc66cNotYet {
+    /// Meter clock minus host clock, seconds.
+    pub clock_offset_s: i64,
+    /// When (host clock) the meter will have written that line, with [`HOUR_LINE_MARGIN`].
+    pub due: DateTime<Utc>,
+    /// Requests and bytes the session cost (`/#D`, and the program number if unknown).
+    pub requests: u64,
+    /// Bytes on the wire, both directions.
+    pub bytes: u64,
+}
+
+/// What a back-fill session with a 66C did: read the loggers, or found the hour logger not yet
+/// holding the hour asked for.
+#[derive(Clone, Debug)]
+pub enum Mc66cSession {
+    /// The loggers asked for, read.
+    Read(Mc66cLogRead),
+    /// Nothing read after `/#D`: try again at `due`.
+    NotYet(Mc66cNotYet),
+}
+
 /// Why a 66C logger read failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Mc66cLogReadError {
@@ -360,6 +389,27 @@ impl Mc66cMeter {
         logs: &[Mc66cLog],
         zone_standard_offset_min: i32,
     ) -> Result<Mc66cLogRead, Mc66cLogReadError> {
+        match self
+            .read_counter_logs_through(logs, zone_standard_offset_min, None)
+            .await?
+        {
+            Mc66cSession::Read(read) => Ok(read),
+            // Not asked for: nothing stops a session without an hour to wait for.
+            Mc66cSession::NotYet(_) => Ok(Mc66cLogRead::default()),
+        }
+    }
+
+    /// [`Self::read_counter_logs`], for a `/#7` that should hold the line ending at `hour_end`
+    /// (UTC, an hour boundary of the meter's clock by the zone): when `/#D` shows the meter's
+    /// clock has not passed it yet (by [`HOUR_LINE_MARGIN`]; a clock behind this host's), the
+    /// session stops there ([`Mc66cSession::NotYet`]) — one short data set instead of a
+    /// logger read that lacks the line a gap needs to end.
+    pub async fn read_counter_logs_through(
+        &mut self,
+        logs: &[Mc66cLog],
+        zone_standard_offset_min: i32,
+        hour_end: Option<DateTime<Utc>>,
+    ) -> Result<Mc66cSession, Mc66cLogReadError> {
         let started = Instant::now();
         let before = self.stats();
         let mut out = Mc66cLogRead::default();
@@ -399,6 +449,23 @@ impl Mc66cMeter {
             Err(e) => return Err(e.into()),
         };
         out.data_sets.push("/#D");
+        if let (Some(end), Some(offset), true) =
+            (hour_end, out.clock_offset_s, logs.contains(&Mc66cLog::Hour))
+        {
+            let margin = chrono::Duration::from_std(HOUR_LINE_MARGIN).unwrap_or_default();
+            // The meter's clock reaches `end` when this host's shows `end − offset`.
+            let due = end - chrono::Duration::seconds(offset) + margin;
+            if Utc::now() < due {
+                let after = self.stats();
+                return Ok(Mc66cSession::NotYet(Mc66cNotYet {
+                    clock_offset_s: offset,
+                    due,
+                    requests: after.requests.saturating_sub(before.requests),
+                    bytes: (after.link.bytes_sent + after.link.bytes_received)
+                        .saturating_sub(before.link.bytes_sent + before.link.bytes_received),
+                }));
+            }
+        }
         let saved = *self.options();
         let months = self.read_data_set(DataSet::Monthly).await;
         out.data_sets.push("/#5");
@@ -452,7 +519,7 @@ impl Mc66cMeter {
         out.bytes = (after.link.bytes_sent + after.link.bytes_received)
             .saturating_sub(before.link.bytes_sent + before.link.bytes_received);
         out.wall = started.elapsed();
-        Ok(out)
+        Ok(Mc66cSession::Read(out))
     }
 }
 

@@ -358,3 +358,56 @@ async fn readout_acknowledges_when_no_stx_follows() {
     assert_eq!(m.customer_no(), Some(40));
     let _peer = meter_side.await.unwrap();
 }
+
+/// A 66C whose clock is behind this host's, asked for `/#7` to end a gap at the hour just
+/// begun: its clock has not passed that hour, so the session stops after `/#D` with the time to
+/// come back (one short data set, not ~11 min of a logger that lacks the line). Asked to end
+/// the hour before, which its clock has passed, it reads `/#7`, whose newest line ends there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_behind_the_hour_defers_the_hour_logger_read() {
+    use chrono::{DateTime, Utc};
+    use kamstrup_meter::{Mc66cLog, Mc66cSession};
+    let now = Utc::now().timestamp();
+    let hour = DateTime::from_timestamp(now.div_euclid(3600) * 3600, 0).unwrap();
+    // The meter shows 40 s before the hour this host is in began.
+    let behind = chrono::Duration::seconds(now.rem_euclid(3600) + 40);
+    let sim = SimOptions {
+        mc66c_clock_offset: -behind,
+        ..quick("")
+    };
+    let options = Mc66cOptions {
+        program: Some("4-2-119".parse().unwrap()),
+        ..fast_options()
+    };
+    let mut m = meter("4-2-119", sim, options);
+    let session = m
+        .read_counter_logs_through(&[Mc66cLog::Hour], 0, Some(hour))
+        .await
+        .unwrap();
+    let Mc66cSession::NotYet(wait) = session else {
+        panic!("read although the meter's clock is before {hour}: {session:?}")
+    };
+    assert!(
+        (wait.clock_offset_s + behind.num_seconds()).abs() <= 2,
+        "{wait:?}, behind {behind}"
+    );
+    let due = hour + behind + chrono::Duration::seconds(10);
+    assert!(
+        (wait.due - due).num_seconds().abs() <= 2,
+        "{wait:?}: due {due}"
+    );
+    assert_eq!(wait.requests, 1, "/#D only: {wait:?}");
+    assert!(wait.bytes < 200, "{wait:?}");
+
+    let hour_before = hour - chrono::Duration::hours(1);
+    let session = m
+        .read_counter_logs_through(&[Mc66cLog::Hour], 0, Some(hour_before))
+        .await
+        .unwrap();
+    let Mc66cSession::Read(read) = session else {
+        panic!("not read although the meter's clock passed {hour_before}: {session:?}")
+    };
+    assert_eq!(read.data_sets, ["/#D", "/#5", "/#7"]);
+    let rows = &read.logs[0].1;
+    assert_eq!(rows.last().unwrap().utc, hour_before, "the newest line");
+}

@@ -557,6 +557,7 @@ function loggerText(status) {
   if (l.state === "off") return "back-fill off";
   if (l.state === "reading") return "reading the meter's loggers (66C: minutes of IR)";
   if (l.state === "failed") return "logger read failed; tried again after the next good poll";
+  if (l.state === "waiting") return "waiting for the meter's clock to pass the hour before reading its loggers";
   // hour-logger, day-logger, month-logger: the finest logger the last back-fill read.
   const name = /^(hour|day|month|year)-logger$/.test(l.state) ? l.state.replace("-", " ") : "hour logger";
   if (!l.last_backfill) return name;

@@ -103,6 +103,17 @@ pub(crate) struct SimulateArgs {
     /// Simulated seconds per real second, so that counters move visibly in a demo.
     #[arg(long, default_value_t = 1.0)]
     speed: f64,
+
+    /// MULTICAL 66C: its clock runs this many seconds off the real one (negative: behind), its
+    /// /#D and logger lines too — to see the bridge correct logged times and wait for a clock
+    /// behind to pass the hour. (KMP models drift on their own.)
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "SECONDS",
+        allow_hyphen_values = true
+    )]
+    clock_offset_s: i64,
 }
 
 /// Removes the `--link` symlink when the simulator ends, however it ends.
@@ -169,6 +180,14 @@ pub(crate) async fn run(args: SimulateArgs) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if args.clock_offset_s != 0 && !matches!(model, SimModel::Mc66c(_)) {
+        eprintln!("error: --clock-offset-s belongs to --model multical-66c (the KMP models' clocks drift on their own)");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    if args.clock_offset_s.unsigned_abs() > 366 * 86_400 {
+        eprintln!("error: --clock-offset-s is at most a year either way");
+        return ExitCode::from(EXIT_USAGE);
+    }
     if !(args.speed.is_finite() && args.speed > 0.0) {
         eprintln!("error: --speed must be a positive number");
         return ExitCode::from(EXIT_USAGE);
@@ -187,6 +206,7 @@ pub(crate) async fn run(args: SimulateArgs) -> ExitCode {
         speed: args.speed,
         // A TCP server cannot see the client's baud rate; a pty can (see serve_tcp).
         baud_visible: true,
+        mc66c_clock_offset: chrono::Duration::seconds(args.clock_offset_s),
     };
     let name = match model {
         SimModel::Mc66c(m) => format!("{} (program {})", model.name(), m.program),

@@ -1150,6 +1150,128 @@ fn a_66c_gap_older_than_its_day_logger_is_filled_at_its_month_starts_from_5() {
     );
 }
 
+/// A 66C whose clock is behind this host's, and a gap up to the hour before the one the bridge
+/// comes back in: the meter has not yet logged the line that ends the gap (its clock has not
+/// passed the hour). The daemon stops after `/#D`, comes back when the clock has passed it, and
+/// reads `/#7` once: every gap hour gets its record, and — for a clock less than half an hour
+/// behind, the case the gap-end rule is for — the record that ends the gap too.
+#[test]
+fn a_66c_behind_the_host_is_read_when_its_clock_has_passed_the_hour() {
+    let start = Utc::now();
+    let hour = start.timestamp_millis().div_euclid(HOUR_MS);
+    // The meter's clock passes the hour this host is in 10 s from now.
+    let behind_s = start.timestamp().rem_euclid(3600) + 10;
+    let meter = Sim::start(&[
+        "--model",
+        "multical-66c",
+        "--no-pace",
+        "--latency-ms",
+        "300",
+        "--clock-offset-s",
+        &(-behind_s).to_string(),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _out) = mc66c_config(dir.path(), &meter.port, "48h", "6h");
+    let db = dir.path().join("kamstrup.db");
+    let log = dir.path().join("daemon.log");
+    // Polled up to 11 hours ago (as the meter answered then: its values at its own time); the
+    // last 10 hours before this one missing.
+    let offset = chrono::Duration::seconds(-behind_s);
+    let mut polls = mc66c_history(
+        Mc66cModel::default(),
+        "sim:multical-66c",
+        &HistorySpec {
+            end: start - chrono::Duration::hours(11) + offset,
+            span: Duration::from_secs(24 * 3600),
+            step: Duration::from_secs(3600),
+        },
+    )
+    .unwrap();
+    for p in &mut polls {
+        p.taken_at -= offset;
+    }
+    polls.retain(|p| p.taken_at.timestamp_millis().div_euclid(HOUR_MS) < hour - 10);
+    seed_66c(&db, &polls);
+    let gap: Vec<i64> = (hour - 10..hour).collect();
+
+    let daemon = start_daemon(&config, &log);
+    let said = |what: &str| {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches(what)
+            .count()
+    };
+    wait_for("the wait for the meter's clock", &log, || {
+        said("has not passed the hour yet") > 0
+    });
+    wait_for("the second back-fill session", &log, || {
+        said("reading them from the MULTICAL 66C's loggers") > 1
+    });
+    wait_for("the 66C back-fill", &log, || {
+        said("back-fill from the 66C's loggers") > 0
+    });
+    daemon.terminate();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let waited = log_line(&log, "has not passed the hour yet");
+    assert_eq!(
+        field(&waited, "clock_offset_s").map(|o| (o + behind_s).abs() <= 2),
+        Some(true),
+        "{waited}"
+    );
+    // /#D twice (the first session stopped after it), /#5 and /#7 once, after the wait.
+    let asked = meter.requests();
+    let count = |set: &str| asked.iter().filter(|r| *r == set).count();
+    assert_eq!(
+        (count("/#D"), count("/#5"), count("/#7")),
+        (2, 1, 1),
+        "{asked:?}"
+    );
+    let at =
+        |line: &str| -> DateTime<Utc> { line.split_whitespace().next().unwrap().parse().unwrap() };
+    let read = log_line(&log, "back-fill from the 66C's loggers (/#D /#5 /#7)");
+    let crossed =
+        DateTime::from_timestamp(hour * 3600, 0).unwrap() + chrono::Duration::seconds(behind_s);
+    assert!(
+        at(&read) >= crossed + chrono::Duration::seconds(10),
+        "read at {} before the meter's clock passed the hour (+10 s) at {crossed}:\n{text}",
+        at(&read)
+    );
+
+    // Each gap hour once, from the hour logger; at most one logged record in any hour.
+    let logged = hour_logs(&db);
+    let hours: Vec<i64> = logged
+        .iter()
+        .map(|r| r.reading.taken_at.timestamp_millis().div_euclid(HOUR_MS))
+        .collect();
+    let unique: BTreeSet<i64> = hours.iter().copied().collect();
+    assert_eq!(unique.len(), hours.len(), "an hour filled twice: {hours:?}");
+    for h in &gap {
+        assert!(unique.contains(h), "gap hour {h} not filled: {hours:?}");
+    }
+    // The record that ends the gap: the meter's line for its hour, at its corrected time (the
+    // moment its clock passed the hour), equal to the meter's counter then. The gap-end rule
+    // takes it in the first half of the next hour (a clock up to 30 min behind).
+    let end: Vec<&StoredReading> = logged
+        .iter()
+        .filter(|r| r.reading.taken_at.timestamp_millis().div_euclid(HOUR_MS) == hour)
+        .collect();
+    if behind_s < 29 * 60 {
+        assert_eq!(end.len(), 1, "the gap's end: {hours:?}");
+        let r = end[0];
+        assert!(
+            (r.reading.taken_at - crossed).num_seconds().abs() <= 3,
+            "{} vs {crossed}",
+            r.reading.taken_at
+        );
+        assert_eq!(
+            r.reading.registers[0].value.to_string(),
+            mc66c_energy_at(DateTime::from_timestamp(hour * 3600, 0).unwrap())
+        );
+    } else {
+        eprintln!("the meter is {behind_s} s behind (started late in the hour): the gap-end record is beyond the rule's half hour, not checked");
+    }
+}
+
 #[test]
 fn a_66c_gap_shorter_than_backfill_min_gap_is_left_and_said_so() {
     let dir = tempfile::tempdir().unwrap();

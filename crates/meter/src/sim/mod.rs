@@ -131,6 +131,10 @@ pub struct SimOptions {
     /// reply sent while the client is not yet at 1200 Bd arrives garbled, as on a real wire.
     /// False on TCP, where the server cannot see the client's baud rate.
     pub baud_visible: bool,
+    /// A MULTICAL 66C's clock minus the real one (its clock set wrong, or drifted): it answers
+    /// as of that time, its `/#D` clock and its logger lines included. KMP models keep their
+    /// own drift.
+    pub mc66c_clock_offset: chrono::Duration,
 }
 
 impl Default for SimOptions {
@@ -143,6 +147,7 @@ impl Default for SimOptions {
             faults: FaultPlan::none(),
             speed: 1.0,
             baud_visible: true,
+            mc66c_clock_offset: chrono::Duration::zero(),
         }
     }
 }
@@ -383,7 +388,9 @@ async fn answer_mc66c(
     // At speed 1 this is the wall clock, so every process agrees on every register and
     // logger record; a faster simulation runs ahead from its start.
     let elapsed = started.elapsed().as_secs_f64() * options.speed;
-    let at = started_utc + chrono::Duration::milliseconds((elapsed * 1000.0) as i64);
+    let at = started_utc
+        + chrono::Duration::milliseconds((elapsed * 1000.0) as i64)
+        + options.mc66c_clock_offset;
     let mut reply = match model.respond_at(request, at) {
         Ok(bytes) => bytes,
         Err(e) => {

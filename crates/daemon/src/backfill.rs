@@ -357,6 +357,28 @@ pub fn period_starts(
     before_hour: i64,
     zone_standard_offset_min: i32,
 ) -> Vec<DateTime<Utc>> {
+    period_starts_for_clock(period, missing, before_hour, zone_standard_offset_min, None)
+}
+
+/// [`period_starts`] when the meter clock's offset is known (measured in this session, e.g.
+/// by its hour-logger read): a record then lands at its start minus the offset (stamped at it
+/// or up to three minutes after), so only the hours of that moment must be missing, not all
+/// those within ±30 min. A gap that begins at a midnight hour then gets that midnight's record
+/// when the meter's clock is not ahead (it lands in the missing hour); with ±30 min the covered
+/// hour before ruled it out. Should a record stamped exactly at its start land a fraction of a
+/// second early (the offset is measured in whole seconds) in a covered hour, it is not stored
+/// and is asked for again at a later back-fill: one short bounded read.
+pub fn period_starts_for_clock(
+    period: LogPeriod,
+    missing: &BTreeSet<i64>,
+    before_hour: i64,
+    zone_standard_offset_min: i32,
+    clock_offset_s: Option<i64>,
+) -> Vec<DateTime<Utc>> {
+    let (before_ms, after_ms, shift_ms) = match clock_offset_s {
+        Some(off) => (0, 180_000, off.saturating_mul(1000)),
+        None => (BOUNDARY_BAND_MS, BOUNDARY_BAND_MS, 0),
+    };
     let Some(&first) = missing.first() else {
         return Vec::new();
     };
@@ -371,8 +393,8 @@ pub fn period_starts(
     while let Some(local) = start {
         let at = local.and_utc() - zone;
         let ms = at.timestamp_millis();
-        let band = (ms - BOUNDARY_BAND_MS).div_euclid(HOUR_MS)
-            ..=(ms + BOUNDARY_BAND_MS).div_euclid(HOUR_MS);
+        let lands = ms - shift_ms;
+        let band = (lands - before_ms).div_euclid(HOUR_MS)..=(lands + after_ms).div_euclid(HOUR_MS);
         if *band.end() >= before_hour {
             break;
         }
@@ -810,6 +832,82 @@ mod tests {
             t("2026-05-01T23:00:00Z")
         );
         assert!(day_log_midnights(&BTreeSet::new(), floor, 60).is_empty());
+    }
+
+    /// With the session's clock offset known, a gap that begins at the meter's midnight hour
+    /// gets that midnight's record when it lands in the gap (a clock on time or behind), not
+    /// when it lands in the polled hour before (a clock ahead); and a restart over the stored
+    /// record finds nothing (its hour is no longer missing).
+    #[test]
+    fn a_measured_clock_offset_places_a_midnight_record_exactly() {
+        let h = |s: &str| t(s).timestamp() / 3600;
+        // UTC: the gap begins at 2026-05-02 00:00 (the hour before holds polls).
+        let floor = h("2026-05-04T12:00:00Z");
+        let gap: BTreeSet<i64> = (h("2026-05-02T00:00:00Z")..floor).collect();
+        let first = |v: Vec<DateTime<Utc>>| v.first().copied();
+        // Unknown offset: ±30 min, so the polled hour before rules the first midnight out.
+        assert_eq!(
+            first(period_starts_for_clock(
+                LogPeriod::Day,
+                &gap,
+                floor,
+                0,
+                None
+            )),
+            Some(t("2026-05-03T00:00:00Z"))
+        );
+        for behind in [Some(0), Some(-3), Some(-400)] {
+            assert_eq!(
+                first(period_starts_for_clock(
+                    LogPeriod::Day,
+                    &gap,
+                    floor,
+                    0,
+                    behind
+                )),
+                Some(t("2026-05-02T00:00:00Z")),
+                "{behind:?}"
+            );
+        }
+        // A clock 2 min ahead: the record lands at 23:58, in the polled hour.
+        assert_eq!(
+            first(period_starts_for_clock(
+                LogPeriod::Day,
+                &gap,
+                floor,
+                0,
+                Some(120)
+            )),
+            Some(t("2026-05-03T00:00:00Z"))
+        );
+        // Stored (at 00:06:40 by a clock 400 s behind): asked for no more.
+        let mut filled = gap.clone();
+        filled.remove(&h("2026-05-02T00:00:00Z"));
+        filled.remove(&h("2026-05-03T00:00:00Z"));
+        assert_eq!(
+            first(period_starts_for_clock(
+                LogPeriod::Day,
+                &filled,
+                floor,
+                0,
+                Some(-400)
+            )),
+            Some(t("2026-05-04T00:00:00Z"))
+        );
+        // A record late in its hour (00:59 by a clock 58 min behind) filled that hour: its band
+        // reaches into the next, but the hour it filled is no longer missing.
+        let mut late = gap.clone();
+        late.remove(&h("2026-05-02T00:00:00Z"));
+        assert_ne!(
+            first(period_starts_for_clock(
+                LogPeriod::Day,
+                &late,
+                floor,
+                0,
+                Some(-3540)
+            )),
+            Some(t("2026-05-02T00:00:00Z"))
+        );
     }
 
     #[test]

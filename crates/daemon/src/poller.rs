@@ -903,7 +903,14 @@ async fn read_period_loggers(
     for period in [LogPeriod::Day, LogPeriod::Month, LogPeriod::Year] {
         let name = period.name();
         // A month or year start is a midnight: none wanted here, none for the coarser ones.
-        let starts = crate::backfill::period_starts(period, &missing_set, hour_of(floor_at), zone);
+        // The offset this session measured: the hours its records land in, exactly.
+        let starts = crate::backfill::period_starts_for_clock(
+            period,
+            &missing_set,
+            hour_of(floor_at),
+            zone,
+            session.clock_offset_s,
+        );
         let (Some(&first), Some(&last)) = (starts.first(), starts.last()) else {
             break;
         };

@@ -84,25 +84,13 @@ fn wait_for(what: &str, log: &Path, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// `kamstrup log --logger hour --since …` as JSON: per record, its UTC stamp (by the zone,
-/// uncorrected) and its values; and the meter clock's offset.
 /// A logger record: its UTC stamp and its values by register name.
 type LoggedRow = (DateTime<Utc>, BTreeMap<String, String>);
 
-fn logger_records(since: DateTime<Utc>) -> (i64, Vec<LoggedRow>) {
-    let out = Command::new(BIN)
-        .args(["log", "--port", "sim:multical-403", "--logger", "hour"])
-        .args(["--since", &since.to_rfc3339(), "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let offset = doc["meter_clock_offset_s"].as_i64().unwrap();
-    let records = doc["records"]
+/// The records of a `kamstrup log --format json` document: per record, its UTC stamp (by the
+/// zone, uncorrected) and its values.
+fn records_of(doc: &Value) -> Vec<LoggedRow> {
+    doc["records"]
         .as_array()
         .unwrap()
         .iter()
@@ -121,8 +109,25 @@ fn logger_records(since: DateTime<Utc>) -> (i64, Vec<LoggedRow>) {
                 .collect();
             (utc, values)
         })
-        .collect();
-    (offset, records)
+        .collect()
+}
+
+/// `kamstrup log --logger hour --since …` as JSON: its records ([`records_of`]) and the meter
+/// clock's offset.
+fn logger_records(since: DateTime<Utc>) -> (i64, Vec<LoggedRow>) {
+    let out = Command::new(BIN)
+        .args(["log", "--port", "sim:multical-403", "--logger", "hour"])
+        .args(["--since", &since.to_rfc3339(), "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let offset = doc["meter_clock_offset_s"].as_i64().unwrap();
+    (offset, records_of(&doc))
 }
 
 /// Checks the store against the window: every UTC hour of it holds a reading, no hour holds two
@@ -1110,29 +1115,12 @@ fn a_66c_gap_older_than_its_day_logger_is_filled_at_its_month_starts_from_5() {
     );
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["data_sets"], serde_json::json!(["/#D", "/#5"]));
-    let printed: BTreeMap<DateTime<Utc>, Vec<(String, String)>> = doc["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let values = r["registers"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| {
-                    (
-                        v["name"].as_str().unwrap().to_owned(),
-                        v["value"].as_str().unwrap().to_owned(),
-                    )
-                })
-                .collect();
-            (r["utc"].as_str().unwrap().parse().unwrap(), values)
-        })
-        .collect();
+    let printed: BTreeMap<DateTime<Utc>, BTreeMap<String, String>> =
+        records_of(&doc).into_iter().collect();
     assert_eq!(printed.len(), kamstrup_meter::mc66c_logger::MONTH_END_DEPTH);
     for r in &logged {
         let at = DateTime::from_timestamp(nearest_hour(r.reading.taken_at) * 3600, 0).unwrap();
-        let stored: Vec<(String, String)> = r
+        let stored: BTreeMap<String, String> = r
             .reading
             .registers
             .iter()

@@ -391,7 +391,16 @@ struct Published {
     on_broker: BTreeSet<String>,
     /// The retained configs of this connection have all arrived (see [`HaHooks::sync_topic`]).
     synced: bool,
+    /// When the sync message or the latest config message arrived: see [`SYNC_QUIET`].
+    last_sync_traffic: Option<tokio::time::Instant>,
 }
+
+/// How long no config message must have arrived, after the sync message, before a new
+/// connection's retained configs count as known. A broker sends one client's messages in
+/// order per topic, and Mosquitto across topics too, but MQTT does not promise that across
+/// subscriptions: rumqttd was seen to deliver the sync message before some of the retained
+/// configs matching an earlier subscription (a layout switch then migrated none of them).
+const SYNC_QUIET: Duration = Duration::from_millis(200);
 
 impl Published {
     fn everything(&self) -> Vec<OutMsg> {
@@ -516,6 +525,7 @@ impl LinkHooks for HaHooks {
     fn on_connect(&mut self) -> Vec<OutMsg> {
         let mut p = lock(&self.shared);
         p.synced = false;
+        p.last_sync_traffic = None;
         let mut out = p.everything();
         out.push(OutMsg::new(self.sync_topic.clone(), "sync", false));
         out
@@ -523,7 +533,9 @@ impl LinkHooks for HaHooks {
 
     fn on_message(&mut self, topic: &str, payload: &[u8]) -> Option<Duration> {
         if topic == self.sync_topic {
-            lock(&self.shared).synced = true;
+            let mut p = lock(&self.shared);
+            p.synced = true;
+            p.last_sync_traffic = Some(tokio::time::Instant::now());
             return None;
         }
         if topic == self.status_topic {
@@ -532,6 +544,7 @@ impl LinkHooks for HaHooks {
         if self.is_config_topic(topic) {
             let ours = !payload.is_empty() && self.is_ours(payload);
             let mut p = lock(&self.shared);
+            p.last_sync_traffic = Some(tokio::time::Instant::now());
             if ours {
                 p.on_broker.insert(topic.to_owned());
             } else {
@@ -1040,7 +1053,12 @@ impl HomeAssistantSink {
         // Know our retained configs before deciding what to migrate or remove; a broker that
         // never echoes the sync message costs at most the link's timeout once per connection.
         let deadline = tokio::time::Instant::now() + self.sync_wait;
-        while !lock(&self.shared).synced && tokio::time::Instant::now() < deadline {
+        let known = |p: &Published| {
+            p.synced
+                && p.last_sync_traffic
+                    .is_some_and(|t| t.elapsed() >= SYNC_QUIET)
+        };
+        while !known(&lock(&self.shared)) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let mut msgs = Vec::new();

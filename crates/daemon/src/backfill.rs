@@ -332,6 +332,21 @@ impl LogPeriod {
         first.and_hms_opt(0, 0, 0)
     }
 
+    /// The meter's period starts (00:00 of its standard time, as UTC by
+    /// `zone_standard_offset_min`), oldest first, from the one at or before the start of the
+    /// unix hour `first_hour` on.
+    fn starts_from(
+        self,
+        first_hour: i64,
+        zone_standard_offset_min: i32,
+    ) -> impl Iterator<Item = DateTime<Utc>> {
+        let zone = chrono::Duration::minutes(i64::from(zone_standard_offset_min));
+        let first = DateTime::from_timestamp(first_hour * 3600, 0)
+            .and_then(|t| self.start_of((t + zone).naive_utc()));
+        std::iter::successors(first, move |&local| self.next(local))
+            .map(move |local| local.and_utc() - zone)
+    }
+
     /// The start of the next period after `start`, calendar-correct.
     fn next(self, start: chrono::NaiveDateTime) -> Option<chrono::NaiveDateTime> {
         match self {
@@ -382,16 +397,9 @@ pub fn period_starts_for_clock(
     let Some(&first) = missing.first() else {
         return Vec::new();
     };
-    let zone = chrono::Duration::minutes(i64::from(zone_standard_offset_min));
-    // From the meter's period start at or before the start of the oldest missing hour.
-    let Some(local) = DateTime::from_timestamp(first * 3600, 0).map(|t| (t + zone).naive_utc())
-    else {
-        return Vec::new();
-    };
-    let mut start = period.start_of(local);
     let mut out = Vec::new();
-    while let Some(local) = start {
-        let at = local.and_utc() - zone;
+    // From the meter's period start at or before the start of the oldest missing hour.
+    for at in period.starts_from(first, zone_standard_offset_min) {
         let ms = at.timestamp_millis();
         let lands = ms - shift_ms;
         let band = (lands - before_ms).div_euclid(HOUR_MS)..=(lands + after_ms).div_euclid(HOUR_MS);
@@ -401,7 +409,6 @@ pub fn period_starts_for_clock(
         if band.clone().all(|h| missing.contains(&h)) {
             out.push(at);
         }
-        start = period.next(local);
     }
     out
 }
@@ -554,28 +561,17 @@ fn holds_a_start(
     zone_standard_offset_min: i32,
     reach: std::ops::Range<i64>,
 ) -> bool {
-    let zone = chrono::Duration::minutes(i64::from(zone_standard_offset_min));
     let slack = i64::try_from(CLOCK_WARN.as_millis()).unwrap_or(0);
     // From the meter's period start at or before the run's first hour began.
-    let Some(local) = DateTime::from_timestamp(first * 3600, 0).map(|t| (t + zone).naive_utc())
-    else {
-        return false;
-    };
-    let mut start = period.start_of(local);
-    while let Some(local) = start {
-        let m = (local.and_utc() - zone).timestamp_millis();
-        if m >= (last + 1) * HOUR_MS {
-            break;
-        }
-        if reach.contains(&m)
-            && (m - slack).div_euclid(HOUR_MS) >= first
-            && (m + slack).div_euclid(HOUR_MS) <= last
-        {
-            return true;
-        }
-        start = period.next(local);
-    }
-    false
+    period
+        .starts_from(first, zone_standard_offset_min)
+        .map(|at| at.timestamp_millis())
+        .take_while(|&m| m < (last + 1) * HOUR_MS)
+        .any(|m| {
+            reach.contains(&m)
+                && (m - slack).div_euclid(HOUR_MS) >= first
+                && (m + slack).div_euclid(HOUR_MS) <= last
+        })
 }
 
 /// The oldest month start `/#5` holds a record for: its 32 lines are the ends of the months

@@ -112,12 +112,12 @@ fn records_of(doc: &Value) -> Vec<LoggedRow> {
         .collect()
 }
 
-/// `kamstrup log --logger hour --since …` as JSON: its records ([`records_of`]) and the meter
-/// clock's offset.
-fn logger_records(since: DateTime<Utc>) -> (i64, Vec<LoggedRow>) {
+/// `kamstrup log` with `args` (and `--format json`), which must succeed: its JSON document.
+fn log_json(args: &[&str]) -> Value {
     let out = Command::new(BIN)
-        .args(["log", "--port", "sim:multical-403", "--logger", "hour"])
-        .args(["--since", &since.to_rfc3339(), "--format", "json"])
+        .arg("log")
+        .args(args)
+        .args(["--format", "json"])
         .output()
         .unwrap();
     assert!(
@@ -125,7 +125,20 @@ fn logger_records(since: DateTime<Utc>) -> (i64, Vec<LoggedRow>) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `kamstrup log --logger hour --since …` as JSON: its records ([`records_of`]) and the meter
+/// clock's offset.
+fn logger_records(since: DateTime<Utc>) -> (i64, Vec<LoggedRow>) {
+    let doc = log_json(&[
+        "--port",
+        "sim:multical-403",
+        "--logger",
+        "hour",
+        "--since",
+        &since.to_rfc3339(),
+    ]);
     let offset = doc["meter_clock_offset_s"].as_i64().unwrap();
     (offset, records_of(&doc))
 }
@@ -653,27 +666,20 @@ fn a_66c_gap_longer_than_backfill_min_gap_is_filled_from_its_hour_logger_once() 
 
     // `kamstrup log` reads the same hour logger from the same meter: every stored record is
     // one of its records, value for value.
-    let out = Command::new(BIN)
-        .args([
-            "log",
-            "--port",
-            &port,
-            "--protocol",
-            "mc66c",
-            "--program",
-            "4-2-119",
-            "--logger",
-            "hour",
-        ])
-        .args(["--zone", "+00:00", "--last", "60", "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = log_json(&[
+        "--port",
+        &port,
+        "--protocol",
+        "mc66c",
+        "--program",
+        "4-2-119",
+        "--logger",
+        "hour",
+        "--zone",
+        "+00:00",
+        "--last",
+        "60",
+    ]);
     assert_eq!(doc["data_sets"], serde_json::json!(["/#D", "/#5", "/#7"]));
     let printed: BTreeMap<DateTime<Utc>, String> = doc["records"]
         .as_array()
@@ -1098,25 +1104,20 @@ fn a_66c_gap_older_than_its_day_logger_is_filled_at_its_month_starts_from_5() {
     assert_eq!(asked.iter().filter(|r| *r == "/#5").count(), 1, "{asked:?}");
     assert_eq!(hour_logs(&db).len(), logged.len(), "nothing stored twice");
     // `kamstrup log --logger month` prints the same /#5 records, value for value.
-    let out = Command::new(BIN)
-        .args(["log", "--port", &meter.port, "--protocol", "mc66c"])
-        .args([
-            "--program",
-            "4-2-119",
-            "--logger",
-            "month",
-            "--zone",
-            "+00:00",
-        ])
-        .args(["--since", "2000-01-01", "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = log_json(&[
+        "--port",
+        &meter.port,
+        "--protocol",
+        "mc66c",
+        "--program",
+        "4-2-119",
+        "--logger",
+        "month",
+        "--zone",
+        "+00:00",
+        "--since",
+        "2000-01-01",
+    ]);
     assert_eq!(doc["data_sets"], serde_json::json!(["/#D", "/#5"]));
     let printed: BTreeMap<DateTime<Utc>, BTreeMap<String, String>> =
         records_of(&doc).into_iter().collect();

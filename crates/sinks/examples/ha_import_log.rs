@@ -17,6 +17,10 @@ use serde::Deserialize;
 #[derive(Deserialize)]
 struct LogOutput {
     port: String,
+    /// The meter's clock against the host's: `kamstrup log` prints the meter's own times, the
+    /// daemon delivers them corrected by this, and so does this tool.
+    #[serde(default)]
+    meter_clock_offset_s: Option<i64>,
     records: Vec<Record>,
 }
 
@@ -66,6 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = |p: &std::path::Path| std::fs::read_to_string(p);
     let ctx = BuildContext::new(&env, &files);
     let mut sink = HomeAssistantSink::new(&cfg, &mqtt, &ctx)?;
+    let offset = chrono::TimeDelta::seconds(log.meter_clock_offset_s.unwrap_or(0));
     let readings: Vec<Reading> = log
         .records
         .into_iter()
@@ -76,7 +81,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 serial: Some(serial),
                 meter_type: None,
             },
-            taken_at: r.utc,
+            taken_at: r.utc - offset,
             source: ReadingSource::HourLog,
             registers: r.registers,
             missing: Vec::new(),

@@ -31,6 +31,14 @@
 //! hour itself is in a later back-fill: it replaces HA's row with the same basis. Re-importing
 //! a batch (a retry) writes the same rows again.
 //!
+//! Never an hour HA has not compiled yet. HA compiles each hour itself 10 s after it ends (with
+//! its 5-minute statistics) and inserts that row blindly: a row already there for that hour
+//! makes the insert fail, and HA 2024.3 then drops the whole compile, every entity's 5-minute
+//! and hourly rows included (seen on a real HA 2024.3.3 when a meter 9½ min ahead had logged
+//! the end of the host's running hour). So a record whose hour has not ended on this host's
+//! clock is not imported (the bridge is running then, so HA compiles that hour from its states),
+//! and an import with an hour that ended less than [`HA_COMPILE_LEAD`] ago waits until then.
+//!
 //! Values are exact: counters are the meter's decimals, the offset is HA's number as HA wrote
 //! it, both sent as JSON number text (never through `f64`). Rows go in the unit HA keeps the
 //! statistic in (converted exactly by a power of ten, e.g. kWh → MWh, or left out with a
@@ -85,6 +93,24 @@ pub(crate) struct Anchor {
     pub sum: Decimal,
 }
 
+/// How long after an hour ends HA has surely compiled it (HA runs its compile 10 s after each
+/// 5-minute period; the rest is for a busy recorder queue and a little clock skew).
+pub(crate) const HA_COMPILE_LEAD: TimeDelta = TimeDelta::seconds(30);
+
+/// How long to wait before importing `series` so that HA has compiled every hour in it first:
+/// zero unless the newest hour ended less than [`HA_COMPILE_LEAD`] before `now`.
+pub(crate) fn wait_for_ha_compile(series: &[Series], now: DateTime<Utc>) -> Duration {
+    series
+        .iter()
+        .filter_map(|s| s.points.keys().next_back())
+        .max()
+        .and_then(|newest| {
+            let compiled = *newest + TimeDelta::hours(1) + HA_COMPILE_LEAD;
+            (compiled - now).to_std().ok()
+        })
+        .unwrap_or_default()
+}
+
 /// The start of the hour a record at `t` closes: `t` rounded to the nearest hour, minus 1 h.
 pub(crate) fn hour_start(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let end = t.duration_round(TimeDelta::hours(1)).ok()?;
@@ -93,12 +119,14 @@ pub(crate) fn hour_start(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
 
 /// The series of every energy and volume entity in the hour-log records of `batch`.
 /// Registers not configured for the meter any more are left out, as in discovery; a counter
-/// that goes backwards inside a series is dropped (never imported as a reset).
+/// that goes backwards inside a series is dropped (never imported as a reset); an hour that has
+/// not ended at `now` is left to HA's own compile (see the module doc).
 pub(crate) fn series_of(
     batch: &[Delivered<'_>],
     compat: HaVersion,
     volume: VolumeClass,
     meters: &[MeterContext],
+    now: DateTime<Utc>,
 ) -> Vec<Series> {
     let mut out: BTreeMap<String, Series> = BTreeMap::new();
     for d in batch
@@ -111,6 +139,11 @@ pub(crate) fn series_of(
         let Some(start) = hour_start(d.reading.taken_at) else {
             continue;
         };
+        if start + TimeDelta::hours(1) > now {
+            tracing::debug!(meter = d.meter_name, %start,
+                "logged hour still running on this host's clock: Home Assistant compiles it from the states");
+            continue;
+        }
         for reg in &d.reading.registers {
             if reg.derived || configured.is_some_and(|m| !m.registers.contains(&reg.name)) {
                 continue;
@@ -671,7 +704,13 @@ mod tests {
             .chain([&polled])
             .map(crate::testutil::delivered_fixture)
             .collect();
-        let s = series_of(&batch, HaVersion::DEFAULT, VolumeClass::Water, &[]);
+        let s = series_of(
+            &batch,
+            HaVersion::DEFAULT,
+            VolumeClass::Water,
+            &[],
+            t("2026-12-01T00:00:00Z"),
+        );
         assert_eq!(s.len(), 2, "{s:?}");
         let e = &s[0];
         assert_eq!(e.statistic_id, "sensor.kamstrup_heat_heat_energy");
@@ -689,6 +728,62 @@ mod tests {
         );
         assert_eq!((s[1].unit.as_str(), s[1].unit_class), ("m³", "volume"));
         assert_eq!(s[1].points.len(), 3);
+    }
+
+    /// A meter ahead of the host logs the end of the host's running hour early (a 403 9½ min
+    /// ahead: its 12:00 record at 11:50:31). HA compiles that hour itself 10 s after it ends and
+    /// fails on a row already there, so the hour is left out until it has ended here.
+    #[test]
+    fn an_hour_still_running_on_this_host_is_not_imported() {
+        let logged: Vec<_> = ["10:00:00", "10:50:31", "11:50:31"]
+            .into_iter()
+            .zip(["1.00", "1.10", "1.20"])
+            .map(|(at, e)| {
+                let mut r = reading_with(vec![reg("heat_energy", "E1", e, "GJ")]);
+                r.source = ReadingSource::HourLog;
+                r.taken_at = t(&format!("2026-11-30T{at}Z"));
+                r
+            })
+            .collect();
+        let batch: Vec<Delivered<'_>> = logged
+            .iter()
+            .map(crate::testutil::delivered_fixture)
+            .collect();
+        let starts = |now: &str| -> Vec<String> {
+            let s = series_of(&batch, HaVersion::DEFAULT, VolumeClass::Water, &[], t(now));
+            s.iter()
+                .flat_map(|s| s.points.keys().map(|k| k.format("%H:%M").to_string()))
+                .collect()
+        };
+        assert_eq!(starts("2026-11-30T11:55:00Z"), ["09:00", "10:00"]);
+        assert_eq!(starts("2026-11-30T11:59:59Z"), ["09:00", "10:00"]);
+        assert_eq!(starts("2026-11-30T12:00:00Z"), ["09:00", "10:00", "11:00"]);
+        assert_eq!(starts("2026-11-30T10:59:59Z"), ["09:00"]);
+    }
+
+    /// An hour that ended moments ago is imported only once HA has compiled it.
+    #[test]
+    fn an_import_waits_until_ha_has_compiled_its_newest_hour() {
+        let series = |starts: &[&str]| Series {
+            unique_id: "kamstrup_1_heat_energy".into(),
+            statistic_id: "sensor.kamstrup_heat_heat_energy".into(),
+            unit: "GJ".into(),
+            unit_class: "energy",
+            points: starts.iter().map(|h| (t(h), d("1.00"))).collect(),
+        };
+        let two = [
+            series(&["2026-11-30T10:00:00Z", "2026-11-30T11:00:00Z"]),
+            series(&["2026-11-30T09:00:00Z"]),
+        ];
+        let wait = |now: &str| wait_for_ha_compile(&two, t(now)).as_secs();
+        assert_eq!(wait("2026-11-30T12:00:05Z"), 25);
+        assert_eq!(wait("2026-11-30T12:00:00Z"), 30);
+        assert_eq!(wait("2026-11-30T12:00:30Z"), 0);
+        assert_eq!(wait("2026-11-30T13:00:00Z"), 0);
+        assert_eq!(
+            wait_for_ha_compile(&[], t("2026-11-30T12:00:05Z")).as_secs(),
+            0
+        );
     }
 
     /// Day, month and year records are no hourly statistics rows: only the hour logger's are.
@@ -715,7 +810,14 @@ mod tests {
             .iter()
             .map(crate::testutil::delivered_fixture)
             .collect();
-        assert!(series_of(&batch, HaVersion::DEFAULT, VolumeClass::Water, &[]).is_empty());
+        assert!(series_of(
+            &batch,
+            HaVersion::DEFAULT,
+            VolumeClass::Water,
+            &[],
+            t("2026-12-01T00:00:00Z")
+        )
+        .is_empty());
     }
 
     fn series(points: &[(&str, &str)]) -> Series {

@@ -44,6 +44,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use chrono::Utc;
 use kamstrup_reading::{InfoStatus, ModelText};
 use rumqttc::{LastWill, QoS};
 use serde::{Deserialize, Serialize};
@@ -51,7 +52,7 @@ use serde::{Deserialize, Serialize};
 use crate::ha_map::{
     map_register, DeviceClass, HaEntity, HaValue, HaVersion, StateClass, VolumeClass,
 };
-use crate::ha_statistics::{series_of, StatisticsImporter, StatisticsTarget};
+use crate::ha_statistics::{series_of, wait_for_ha_compile, StatisticsImporter, StatisticsTarget};
 use crate::mqtt::{LinkHooks, MqttLink, MqttSettings, OutMsg};
 use crate::secret::SecretRef;
 use crate::validate::{self, topic_problem, ConfigProblem, Problems};
@@ -1262,7 +1263,14 @@ impl Sink for HomeAssistantSink {
             self.cfg.compat,
             self.cfg.volume_device_class,
             &self.meters,
+            Utc::now(),
         );
+        let wait = wait_for_ha_compile(&series, Utc::now());
+        if !wait.is_zero() {
+            tracing::debug!(wait_ms = wait.as_millis(),
+                "the newest logged hour has just ended: waiting for Home Assistant to compile it first");
+            tokio::time::sleep(wait).await;
+        }
         importer.import(&series).await?;
         Ok(())
     }
